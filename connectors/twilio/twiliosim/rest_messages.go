@@ -1,0 +1,278 @@
+package twiliosim
+
+import (
+	"net/http"
+	"net/url"
+	"time"
+	"unicode/utf8"
+)
+
+// Message limits Twilio enforces at creation.
+const (
+	maxBodyChars = 1600
+	maxMediaURLs = 10
+)
+
+// handleCreateMessage serves POST /Accounts/{AccountSid}/Messages.json. It
+// validates as Twilio does, stores the message as queued (accepted for a
+// Messaging Service) and leaves media fetching and delivery to a background
+// worker, so the 201 comes back before any status callback.
+func (s *Server) handleCreateMessage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	form, apiErr := readForm(r)
+	if apiErr != nil {
+		writeAPIError(w, apiErr)
+		return
+	}
+	to, from, serviceSID := form.Get("To"), form.Get("From"), form.Get("MessagingServiceSid")
+	body, mediaURLs, callback := form.Get("Body"), form["MediaUrl"], form.Get("StatusCallback")
+
+	if apiErr := validateCreate(to, from, serviceSID, body, mediaURLs, callback); apiErr != nil {
+		writeAPIError(w, apiErr)
+		return
+	}
+
+	s.mu.Lock()
+	acct := s.accounts[rc.accountSID]
+	if apiErr := s.checkSenderLocked(acct, from, serviceSID, len(mediaURLs) > 0); apiErr != nil {
+		s.mu.Unlock()
+		writeAPIError(w, apiErr)
+		return
+	}
+	if apiErr := checkRecipient(to, s.recipientLocked(to)); apiErr != nil {
+		s.mu.Unlock()
+		writeAPIError(w, apiErr)
+		return
+	}
+	now := s.nowLocked()
+	prefix := prefixSMS
+	if len(mediaURLs) > 0 {
+		prefix = prefixMMS
+	}
+	m := &message{
+		seq:            s.nextSeqLocked(),
+		sid:            newSID(prefix),
+		accountSID:     acct.sid,
+		direction:      DirectionOutboundAPI,
+		from:           from,
+		to:             to,
+		body:           body,
+		serviceSID:     serviceSID,
+		status:         StatusQueued,
+		numSegments:    SegmentCount(body),
+		numMedia:       len(mediaURLs),
+		created:        now,
+		updated:        now,
+		statusCallback: callback,
+		mediaURLs:      mediaURLs,
+	}
+	if serviceSID != "" {
+		// A Messaging Service message is accepted first; the sender, and so
+		// the segment count, are only known once it is queued.
+		m.status, m.from, m.numSegments = StatusAccepted, "", 0
+	} else {
+		m.serviceSID = acct.serviceOf(from)
+	}
+	acct.messages = append(acct.messages, m)
+	acct.messageBySID[m.sid] = m
+	resp := renderMessage(m)
+	s.notifyLocked()
+	s.mu.Unlock()
+
+	s.startOutbound(acct.sid, m.sid)
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+// validateCreate checks what can be checked without state, in Twilio's order.
+func validateCreate(to, from, serviceSID, body string, mediaURLs []string, callback string) *apiError {
+	switch {
+	case to == "":
+		return newAPIError(http.StatusBadRequest, CodeToRequired, "A 'To' phone number is required.")
+	case from == "" && serviceSID == "":
+		return newAPIError(http.StatusBadRequest, CodeFromRequired, "A 'From' phone number is required.")
+	case body == "" && len(mediaURLs) == 0:
+		return newAPIError(http.StatusBadRequest, CodeBodyRequired, "Message body is required.")
+	case utf8.RuneCountInString(body) > maxBodyChars:
+		return newAPIError(http.StatusBadRequest, CodeBodyTooLong, "The concatenated message body exceeds the %d character limit.", maxBodyChars)
+	case len(mediaURLs) > maxMediaURLs:
+		return newAPIError(http.StatusBadRequest, CodeTooManyMedia, "Too many media URLs: a message can have at most %d.", maxMediaURLs)
+	case callback != "" && !isHTTPURL(callback):
+		return newAPIError(http.StatusBadRequest, CodeInvalidStatusCallback, "The StatusCallback URL %s is not a valid URL.", callback)
+	case !e164Pattern.MatchString(to):
+		return newAPIError(http.StatusBadRequest, CodeInvalidToNumber, "The 'To' number %s is not a valid phone number.", to)
+	case to == from:
+		return newAPIError(http.StatusBadRequest, CodeSameToFrom, "'To' and 'From' number cannot be the same: %s", to)
+	}
+	for _, u := range mediaURLs {
+		if !isHTTPURL(u) {
+			return newAPIError(http.StatusBadRequest, CodeInvalidMediaURL, "Media urls: %s are invalid. Please use only valid http and https urls", u)
+		}
+	}
+	return nil
+}
+
+// checkSenderLocked checks the From number or Messaging Service against the
+// account.
+func (s *Server) checkSenderLocked(acct *account, from, serviceSID string, hasMedia bool) *apiError {
+	if serviceSID != "" {
+		svc, ok := acct.services[serviceSID]
+		if !ok {
+			return newAPIError(http.StatusBadRequest, CodeInvalidService, "The Messaging Service Sid %s is invalid.", serviceSID)
+		}
+		if len(svc.numbers) == 0 {
+			return newAPIError(http.StatusBadRequest, CodeServiceHasNoNumbers, "The Messaging Service contains no phone numbers.")
+		}
+		if from == "" {
+			return nil
+		}
+	}
+	if !e164Pattern.MatchString(from) {
+		return newAPIError(http.StatusBadRequest, CodeInvalidFromNumber, "The 'From' number %s is not a valid phone number, shortcode, or alphanumeric sender ID.", from)
+	}
+	n := acct.numberByE164(from)
+	if n == nil || !n.caps.SMS || (hasMedia && !n.caps.MMS) {
+		kind := "SMS"
+		if hasMedia {
+			kind = "MMS"
+		}
+		return newAPIError(http.StatusBadRequest, CodeFromNotOwned,
+			"The From phone number %s is not a valid, %s-capable inbound phone number or short code for your account.", from, kind)
+	}
+	return nil
+}
+
+// checkRecipient applies the recipient's configured behaviour at creation.
+func checkRecipient(to string, cfg RecipientConfig) *apiError {
+	switch cfg.Behavior {
+	case Unsubscribed:
+		return newAPIError(http.StatusBadRequest, CodeUnsubscribed, "Attempt to send to unsubscribed recipient")
+	case Landline:
+		return newAPIError(http.StatusBadRequest, CodeNotMobile, "'To' number %s is not a valid mobile number", to)
+	case InvalidNumber:
+		return newAPIError(http.StatusBadRequest, CodeInvalidToNumber, "The 'To' number %s is not a valid phone number.", to)
+	}
+	return nil
+}
+
+// handleListMessages serves GET /Accounts/{AccountSid}/Messages.json, newest
+// first, with Twilio's To, From and DateSent filters.
+func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	q := r.URL.Query()
+	p, apiErr := parsePageParams(q)
+	if apiErr != nil {
+		writeAPIError(w, apiErr)
+		return
+	}
+	var filters []queryParam
+	for _, name := range []string{"To", "From", "DateSent", "DateSent<", "DateSent>"} {
+		if q.Has(name) {
+			filters = append(filters, queryParam{name, q.Get(name)})
+		}
+	}
+	dates, apiErr := parseDayFilter(q, "DateSent")
+	if apiErr != nil {
+		writeAPIError(w, apiErr)
+		return
+	}
+	to, from := plusFix(q.Get("To")), plusFix(q.Get("From"))
+
+	s.mu.Lock()
+	var matched []messageJSON
+	for _, m := range s.accounts[rc.accountSID].sortedNewestFirst() {
+		if (to != "" && m.to != to) || (from != "" && m.from != from) || !dates.match(m.sent) {
+			continue
+		}
+		matched = append(matched, renderMessage(m))
+	}
+	s.mu.Unlock()
+
+	sidOf := func(m messageJSON) string { return m.SID }
+	pg, apiErr := paginate(matched, sidOf, p)
+	if apiErr != nil {
+		writeAPIError(w, apiErr)
+		return
+	}
+	writeJSON(w, http.StatusOK, pageEnvelope(messagesURI(rc.accountSID), "messages", filters, p, pg, sidOf,
+		func(m messageJSON) any { return m }))
+}
+
+// plusFix restores a '+' that arrived unescaped in a query (and so decoded
+// to a space), which Twilio tolerates in phone number filters.
+func plusFix(v string) string {
+	if len(v) > 0 && v[0] == ' ' {
+		return "+" + v[1:]
+	}
+	return v
+}
+
+// dayFilter is Twilio's date filtering by day: Name=D (that day),
+// Name<=D (on or before) and Name>=D (on or after), in UTC. The parameters
+// are spelled "Name", "Name<" and "Name>" because the '=' of "<=" is the
+// query's own.
+type dayFilter struct {
+	on, notAfter, notBefore string // YYYY-MM-DD, "" when unset
+}
+
+// parseDayFilter reads the three forms of a date filter. Values may be
+// YYYY-MM-DD or a full RFC 3339 timestamp (twilio-go sends those); only the
+// UTC day counts.
+func parseDayFilter(q url.Values, name string) (dayFilter, *apiError) {
+	var f dayFilter
+	for _, x := range []struct {
+		param string
+		dst   *string
+	}{{name, &f.on}, {name + "<", &f.notAfter}, {name + ">", &f.notBefore}} {
+		v := q.Get(x.param)
+		if v == "" {
+			continue
+		}
+		day, err := parseDay(v)
+		if err != nil {
+			return f, errBadParam("Invalid %s %q: expected YYYY-MM-DD", x.param, v)
+		}
+		*x.dst = day
+	}
+	return f, nil
+}
+
+// parseDay returns the UTC day of a YYYY-MM-DD or RFC 3339 value.
+func parseDay(v string) (string, error) {
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t.Format(time.DateOnly), nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return "", err
+	}
+	return t.UTC().Format(time.DateOnly), nil
+}
+
+// match reports whether t passes the filter. A null date (zero t) passes
+// only an empty filter.
+func (f dayFilter) match(t time.Time) bool {
+	if f == (dayFilter{}) {
+		return true
+	}
+	if t.IsZero() {
+		return false
+	}
+	day := t.UTC().Format(time.DateOnly)
+	return (f.on == "" || day == f.on) &&
+		(f.notAfter == "" || day <= f.notAfter) &&
+		(f.notBefore == "" || day >= f.notBefore)
+}
+
+// handleFetchMessage serves GET /Accounts/{AccountSid}/Messages/{Sid}.json.
+func (s *Server) handleFetchMessage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	s.mu.Lock()
+	m := s.accounts[rc.accountSID].messageBySID[rc.params["Sid"]]
+	var body messageJSON
+	if m != nil {
+		body = renderMessage(m)
+	}
+	s.mu.Unlock()
+	if m == nil {
+		writeAPIError(w, errNotFound(r.URL.Path))
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}

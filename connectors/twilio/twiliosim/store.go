@@ -1,0 +1,206 @@
+package twiliosim
+
+import (
+	"slices"
+	"time"
+)
+
+// Message directions and statuses as Twilio spells them.
+const (
+	DirectionInbound     = "inbound"
+	DirectionOutboundAPI = "outbound-api"
+
+	StatusAccepted    = "accepted"
+	StatusQueued      = "queued"
+	StatusSending     = "sending"
+	StatusSent        = "sent"
+	StatusDelivered   = "delivered"
+	StatusUndelivered = "undelivered"
+	StatusFailed      = "failed"
+	StatusReceived    = "received"
+)
+
+// apiVersion is the only REST version the simulator speaks.
+const apiVersion = "2010-04-01"
+
+// Capabilities says what a phone number can do, as in the
+// incoming_phone_number resource's capabilities object.
+type Capabilities struct {
+	SMS   bool
+	MMS   bool
+	Voice bool
+	Fax   bool
+}
+
+// MediaFile is one media attachment: its bytes, MIME type and, for inbound
+// media, an optional file name (Twilio does not expose names; the simulator
+// keeps it only for tests).
+type MediaFile struct {
+	ContentType string
+	Data        []byte
+	Filename    string
+}
+
+// APIKeyKind distinguishes Twilio's key types, which matters because Standard
+// keys may not read the Accounts resource.
+type APIKeyKind int
+
+const (
+	// APIKeyStandard keys can use every resource except /Accounts.
+	APIKeyStandard APIKeyKind = iota
+	// APIKeyMain keys can use every resource, /Accounts included.
+	APIKeyMain
+)
+
+// APIKey is an API key SID and its secret, usable as basic-auth credentials
+// for the account that owns it.
+type APIKey struct {
+	SID    string
+	Secret string
+	Kind   APIKeyKind
+}
+
+// account is the simulator's state for one Twilio account. All fields are
+// guarded by Server.mu.
+type account struct {
+	sid          string
+	authToken    string
+	friendlyName string
+	created      time.Time
+	numbers      []*phoneNumber // in creation order, as Twilio lists them
+	services     map[string]*messagingService
+	messages     []*message // in creation order
+	messageBySID map[string]*message
+}
+
+// phoneNumber is an IncomingPhoneNumber resource.
+type phoneNumber struct {
+	sid                  string
+	accountSID           string
+	e164                 string
+	friendlyName         string
+	caps                 Capabilities
+	smsURL               string
+	smsMethod            string
+	smsFallbackURL       string
+	smsFallbackMethod    string
+	statusCallback       string
+	statusCallbackMethod string
+	voiceURL             string
+	voiceMethod          string
+	voiceFallbackURL     string
+	voiceFallbackMethod  string
+	voiceCallerIDLookup  bool
+	created              time.Time
+	updated              time.Time
+}
+
+// messagingService is the little of a Messaging Service the simulator needs:
+// its sender pool.
+type messagingService struct {
+	sid     string
+	numbers []string
+}
+
+// message is one entry of an account's message log, inbound or outbound.
+type message struct {
+	seq            int64 // creation order, to break timestamp ties
+	sid            string
+	accountSID     string
+	direction      string
+	from           string
+	to             string
+	body           string
+	serviceSID     string
+	status         string
+	numSegments    int
+	numMedia       int
+	errorCode      int
+	errorMessage   string
+	created        time.Time
+	updated        time.Time
+	sent           time.Time // zero means null
+	media          []*media
+	statusCallback string
+
+	// Outbound processing, for observers.
+	mediaURLs []string
+	fetches   []MediaFetch
+	callbacks []CallbackAttempt
+	done      bool
+	seeded    bool // added with AddHistory, not through the API
+}
+
+// media is one stored media file. cdnKey names its unauthenticated copy under
+// /cdn/, the way Twilio's media URLs redirect to a CDN.
+type media struct {
+	sid         string
+	parentSID   string
+	accountSID  string
+	contentType string
+	filename    string
+	data        []byte
+	created     time.Time
+	cdnKey      string
+}
+
+// sortedNewestFirst returns the account's messages newest first, by creation
+// time then creation order, which is what Twilio's list returns. Creation
+// time never changes, so paging stays stable while statuses move.
+func (a *account) sortedNewestFirst() []*message {
+	out := slices.Clone(a.messages)
+	slices.SortStableFunc(out, func(x, y *message) int {
+		if c := y.created.Compare(x.created); c != 0 {
+			return c
+		}
+		switch {
+		case y.seq > x.seq:
+			return 1
+		case y.seq < x.seq:
+			return -1
+		}
+		return 0
+	})
+	return out
+}
+
+// numberByE164 returns the account's number with that E.164 value, or nil.
+func (a *account) numberByE164(e164 string) *phoneNumber {
+	for _, n := range a.numbers {
+		if n.e164 == e164 {
+			return n
+		}
+	}
+	return nil
+}
+
+// numberBySID returns the account's number with that SID, or nil.
+func (a *account) numberBySID(sid string) *phoneNumber {
+	for _, n := range a.numbers {
+		if n.sid == sid {
+			return n
+		}
+	}
+	return nil
+}
+
+// serviceOf returns the SID of the messaging service the number belongs to,
+// or "" when it belongs to none.
+func (a *account) serviceOf(e164 string) string {
+	for _, svc := range a.services {
+		if slices.Contains(svc.numbers, e164) {
+			return svc.sid
+		}
+	}
+	return ""
+}
+
+// mediaBySID returns the message's media with that SID, or nil.
+func (m *message) mediaBySID(sid string) *media {
+	for _, md := range m.media {
+		if md.sid == sid {
+			return md
+		}
+	}
+	return nil
+}
