@@ -1,6 +1,8 @@
 package twiliosim
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"path"
 	"strconv"
@@ -89,6 +91,24 @@ func (h *FaultHandle) Hits() int {
 	h.s.mu.Lock()
 	defer h.s.mu.Unlock()
 	return h.rule.hits
+}
+
+// WaitHits waits until the fault has affected at least n requests, e.g. to
+// know that a hung request is being held or that a client retried.
+func (h *FaultHandle) WaitHits(ctx context.Context, n int) error {
+	for {
+		h.s.mu.Lock()
+		hits, changed := h.rule.hits, h.s.changed
+		h.s.mu.Unlock()
+		if hits >= n {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("twiliosim: waiting for %d fault hits, got %d: %w", n, hits, ctx.Err())
+		}
+	}
 }
 
 // ClearFaults removes every fault rule.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,7 +130,7 @@ type bridge struct {
 	got     []received
 	changed chan struct{}
 	status  int               // answer status, 200 by default
-	files   map[string][]byte // path -> content served as image/png
+	files   map[string][]byte // /media/ path -> content served as image/png
 }
 
 func newBridge(t *testing.T) *bridge {
@@ -149,7 +150,7 @@ func (b *bridge) serve(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	data, isFile := b.files[r.URL.Path]
 	status := b.status
-	if !isFile {
+	if !strings.HasPrefix(r.URL.Path, "/media/") {
 		b.got = append(b.got, received{
 			Method: r.Method, URL: "http://" + r.Host + r.URL.RequestURI(),
 			Header: r.Header.Clone(), Body: body, Form: form,
@@ -158,6 +159,10 @@ func (b *bridge) serve(w http.ResponseWriter, r *http.Request) {
 		b.changed = make(chan struct{})
 	}
 	b.mu.Unlock()
+	if strings.HasPrefix(r.URL.Path, "/media/") && !isFile {
+		http.NotFound(w, r)
+		return
+	}
 	if isFile {
 		w.Header().Set("Content-Type", "image/png")
 		_, _ = w.Write(data)
