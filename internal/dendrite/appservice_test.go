@@ -32,6 +32,9 @@ type fakeAppService struct {
 	txnIDs  []string
 	events  []*event.Event
 	badAuth int
+	// otherKeys are transaction fields besides "events", such as
+	// ephemeral events or to-device messages.
+	otherKeys []string
 }
 
 func newFakeAppService(hsToken string) *fakeAppService {
@@ -56,19 +59,27 @@ func (f *fakeAppService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"errcode":"M_NOT_FOUND"}`, http.StatusNotFound)
 		return
 	}
-	var txn struct {
-		Events []*event.Event `json:"events"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&txn); err != nil {
+	var body map[string]json.RawMessage
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 		http.Error(w, `{"errcode":"M_NOT_JSON"}`, http.StatusBadRequest)
 		return
 	}
-	for _, evt := range txn.Events {
+	var events []*event.Event
+	if err := json.Unmarshal(body["events"], &events); err != nil {
+		http.Error(w, `{"errcode":"M_BAD_JSON"}`, http.StatusBadRequest)
+		return
+	}
+	for _, evt := range events {
 		_ = evt.Content.ParseRaw(evt.Type)
 	}
 	f.mu.Lock()
 	f.txnIDs = append(f.txnIDs, txnID)
-	f.events = append(f.events, txn.Events...)
+	f.events = append(f.events, events...)
+	for key := range body {
+		if key != "events" {
+			f.otherKeys = append(f.otherKeys, key)
+		}
+	}
 	close(f.changed)
 	f.changed = make(chan struct{})
 	f.mu.Unlock()
@@ -208,7 +219,17 @@ func TestAppServiceAgainstDendrite(t *testing.T) {
 	}
 
 	bot := asClient(t, srv.URL, srv.UserID("smsbot"), reg.AppToken)
-	bot.SetAppServiceUserID = false // the bot is the as_token's own user
+	// The bridge asks whoami both ways at startup; both must name the bot.
+	for _, masquerade := range []bool{true, false} {
+		bot.SetAppServiceUserID = masquerade
+		who, err := bot.Whoami(ctx)
+		if err != nil {
+			t.Fatalf("whoami as the bot (user_id given: %v): %v", masquerade, err)
+		}
+		if who.UserID != bot.UserID {
+			t.Errorf("whoami as the bot (user_id given: %v) says %s, want %s", masquerade, who.UserID, bot.UserID)
+		}
+	}
 
 	t.Run("alice's messages reach the appservice", func(t *testing.T) {
 		room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{
@@ -231,6 +252,14 @@ func TestAppServiceAgainstDendrite(t *testing.T) {
 		if _, err := bot.JoinRoomByID(ctx, room.RoomID); err != nil {
 			t.Fatalf("bot joining alice's DM: %v", err)
 		}
+		// A read receipt and typing from alice, which a homeserver that
+		// pushes ephemeral events (MSC2409) would send to the bridge.
+		if err := alice.SendReceipt(ctx, room.RoomID, invite.ID, event.ReceiptTypeRead, nil); err != nil {
+			t.Errorf("alice sending a read receipt: %v", err)
+		}
+		if _, err := alice.UserTyping(ctx, room.RoomID, true, 10*time.Second); err != nil {
+			t.Errorf("alice typing: %v", err)
+		}
 		sent, err := alice.SendText(ctx, room.RoomID, "hello bridge")
 		if err != nil {
 			t.Fatal(err)
@@ -244,6 +273,10 @@ func TestAppServiceAgainstDendrite(t *testing.T) {
 		}
 		as.mu.Lock()
 		t.Logf("appservice transaction IDs so far: %v (requests with a bad token: %d)", as.txnIDs, as.badAuth)
+		t.Logf("transaction fields besides events (ephemeral pushes would show here): %v", as.otherKeys)
+		if as.badAuth > 0 {
+			t.Errorf("Dendrite sent %d transactions without the hs_token", as.badAuth)
+		}
 		as.mu.Unlock()
 	})
 

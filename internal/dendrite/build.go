@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -207,10 +208,20 @@ func build(ctx context.Context, dir string) error {
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
+	// A cancelled or killed test must not leave the toolchain running:
+	// cancelling kills the whole process group (go and its compilers),
+	// and Pdeathsig takes go down with us.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 
 	log.Info().Str("cache", dir).Msg("Building Dendrite " + Version + "; this takes a few minutes the first time")
 	started := time.Now()
-	if err := cmd.Run(); err != nil {
+	// Pdeathsig follows the forking thread, not the process; keep this
+	// goroutine on its thread until the build is over (see launch).
+	runtime.LockOSThread()
+	err = cmd.Run()
+	runtime.UnlockOSThread()
+	if err != nil {
 		return fmt.Errorf("building Dendrite %s with `go %s` failed: %w\n%s", Version, strings.Join(args, " "), err, tail(out.Bytes(), 40))
 	}
 	if err := os.WriteFile(filepath.Join(tmp, "build.log"), out.Bytes(), 0o644); err != nil {

@@ -76,7 +76,7 @@ type room struct {
 	index     map[id.EventID]int // position of each timeline event
 	ephemeral []*event.Event
 	state     map[event.Type]map[string]*event.Event
-	limited   int // how many /sync responses had a gap in this room
+	limited   int // how many /sync gaps could not be backfilled
 }
 
 // Start does an initial /sync with cli, then keeps syncing in the background
@@ -112,6 +112,7 @@ func Start(ctx context.Context, cli *mautrix.Client, opts Options) (*Client, err
 	if err != nil {
 		return nil, fmt.Errorf("initial /sync for %s: %w", c.UserID, err)
 	}
+	c.fillGaps(ctx, resp)
 	c.process(resp)
 	c.autoJoin(ctx, resp)
 
@@ -164,6 +165,7 @@ func (c *Client) loop(ctx context.Context, since string) {
 			continue
 		}
 		backoff = minBackoff
+		c.fillGaps(ctx, resp)
 		c.process(resp)
 		c.autoJoin(ctx, resp)
 		since = resp.NextBatch

@@ -3,6 +3,7 @@ package matrixtest
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,45 @@ func TestWaitForMessageAfterIgnoresEarlierMatches(t *testing.T) {
 	}
 	if evt := <-got; evt.ID != "$new" {
 		t.Errorf("got %s, want $new (the pong after $ping)", evt.ID)
+	}
+}
+
+func TestGapsInTheTimelineAreBackfilled(t *testing.T) {
+	f := newFakeHS(t)
+	create := map[string]any{"type": "m.room.create", "event_id": "$create", "sender": bot, "state_key": "", "content": map[string]any{}}
+	history := []map[string]any{create, member("$join", bot, "join"),
+		message("$m1", bot, "one"), message("$m2", bot, "two"), message("$m3", bot, "three"), message("$m4", bot, "four")}
+	f.history = map[id.RoomID][]map[string]any{testRoom: history}
+	// The client first sees the room up to $m1, then a gap, then $m4.
+	f.push(joined(testRoom, history[:3]...))
+	c := start(t, f, Options{})
+	f.push(joinedLimited(testRoom, "h5", history[5]))
+
+	if _, err := c.WaitForMessage(shortCtx(t, 5*time.Second), testRoom, bot, "four"); err != nil {
+		t.Fatal(err)
+	}
+	var ids []id.EventID
+	for _, evt := range c.Events(testRoom) {
+		ids = append(ids, evt.ID)
+	}
+	want := []id.EventID{"$create", "$join", "$m1", "$m2", "$m3", "$m4"}
+	if !slices.Equal(ids, want) {
+		t.Errorf("timeline %v, want %v", ids, want)
+	}
+
+	// A newly joined room whose timeline starts at m.room.create is whole,
+	// even if the server calls it limited as Dendrite does.
+	f.mu.Lock()
+	before := f.messages
+	f.mu.Unlock()
+	f.push(joinedLimited("!new:fake", "h0", create, member("$j2", bot, "join")))
+	if _, err := c.WaitForMembership(shortCtx(t, 5*time.Second), "!new:fake", bot, event.MembershipJoin); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.messages != before {
+		t.Errorf("backfilled a timeline that starts at m.room.create")
 	}
 }
 

@@ -28,6 +28,10 @@ type fakeHS struct {
 	activeSyncs  int
 	joins        []id.RoomID
 	sent         []sentEvent
+	// history is what /messages pages through, oldest first; a token
+	// "h<N>" stands for the position before history[N].
+	history  map[id.RoomID][]map[string]any
+	messages int // /messages requests served
 }
 
 // sentEvent is a PUT /send the fake received.
@@ -90,6 +94,8 @@ func (f *fakeHS) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == "sync":
 		f.serveSync(w, r)
+	case strings.HasPrefix(path, "rooms/") && strings.HasSuffix(path, "/messages"):
+		f.serveMessages(w, r, id.RoomID(strings.TrimSuffix(strings.TrimPrefix(path, "rooms/"), "/messages")))
 	case strings.HasPrefix(path, "rooms/") && strings.HasSuffix(path, "/join"):
 		roomID := id.RoomID(strings.TrimSuffix(strings.TrimPrefix(path, "rooms/"), "/join"))
 		f.mu.Lock()
@@ -167,6 +173,28 @@ func (f *fakeHS) serveSync(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// serveMessages pages backwards through f.history.
+func (f *fakeHS) serveMessages(w http.ResponseWriter, r *http.Request, roomID id.RoomID) {
+	q := r.URL.Query()
+	pos, _ := strconv.Atoi(strings.TrimPrefix(q.Get("from"), "h"))
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	limit = min(limit, 2) // small pages exercise the paging
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.messages++
+	hist := f.history[roomID]
+	chunk := []map[string]any{}
+	for pos > 0 && len(chunk) < limit {
+		pos--
+		chunk = append(chunk, hist[pos])
+	}
+	resp := map[string]any{"start": q.Get("from"), "chunk": chunk}
+	if pos > 0 {
+		resp["end"] = "h" + strconv.Itoa(pos)
+	}
+	writeJSON(w, resp)
+}
+
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
@@ -176,6 +204,14 @@ func writeJSON(w http.ResponseWriter, v any) {
 func joined(roomID id.RoomID, events ...map[string]any) map[string]any {
 	return map[string]any{"rooms": map[string]any{"join": map[string]any{
 		roomID.String(): map[string]any{"timeline": map[string]any{"events": events}},
+	}}}
+}
+
+// joinedLimited is a /sync batch whose timeline has a gap before events,
+// resumable with prevBatch.
+func joinedLimited(roomID id.RoomID, prevBatch string, events ...map[string]any) map[string]any {
+	return map[string]any{"rooms": map[string]any{"join": map[string]any{
+		roomID.String(): map[string]any{"timeline": map[string]any{"events": events, "limited": true, "prev_batch": prevBatch}},
 	}}}
 }
 
