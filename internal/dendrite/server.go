@@ -326,9 +326,10 @@ func (s *Server) Kill() {
 	s.haltLocked(false)
 }
 
-// StartAgain starts a Dendrite that was killed (or stopped by Restart's
-// caller) on the same port with the same data, and waits until it answers.
-// Together with Kill it simulates a homeserver outage of any length.
+// StartAgain brings a killed Dendrite back on the same port with the same
+// data and waits until it answers. Together with Kill it simulates a
+// homeserver outage of any length. It fails if Dendrite is running or Stop
+// was called.
 func (s *Server) StartAgain(ctx context.Context) error {
 	return s.launch(ctx)
 }
