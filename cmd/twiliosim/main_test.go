@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunServesAndPrintsCredentials(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-number", "+15005550006", "-api-key"}, strings.NewReader(""), pw)
+		pw.Close()
+	}()
+
+	sc := bufio.NewScanner(pr)
+	var url, sid, token string
+	for sc.Scan() && (url == "" || sid == "" || token == "") {
+		f := strings.Fields(sc.Text())
+		switch {
+		case strings.HasPrefix(sc.Text(), "twiliosim"):
+			url = f[len(f)-1]
+		case strings.HasPrefix(sc.Text(), "account SID"):
+			sid = f[2]
+		case strings.HasPrefix(sc.Text(), "auth token"):
+			token = f[2]
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if !strings.HasPrefix(url, "http://127.0.0.1:") || sid == "" || token == "" {
+		t.Fatalf("printed url %q sid %q token %q", url, sid, token)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/2010-04-01/Accounts/"+sid+".json", nil)
+	req.SetBasicAuth(sid, token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("fetch account: %d", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+func TestRunRefusesNonLoopback(t *testing.T) {
+	err := run(context.Background(), []string{"-listen", "0.0.0.0:0"}, strings.NewReader(""), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("run on 0.0.0.0: %v", err)
+	}
+}
