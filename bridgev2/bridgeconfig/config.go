@@ -1,0 +1,132 @@
+// Package bridgeconfig holds the bridge's YAML configuration: its shape,
+// defaults and validation. The network connector's own section stays a raw
+// YAML node here and is decoded by the connector.
+package bridgeconfig
+
+import (
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole config file.
+type Config struct {
+	Homeserver   Homeserver   `yaml:"homeserver"`
+	AppService   AppService   `yaml:"appservice"`
+	Database     Database     `yaml:"database"`
+	Bridge       Bridge       `yaml:"bridge"`
+	Provisioning Provisioning `yaml:"provisioning"`
+	Metrics      Metrics      `yaml:"metrics"`
+	Logging      Logging      `yaml:"logging"`
+	// Network is the connector's section, decoded by the connector.
+	Network yaml.Node `yaml:"network"`
+}
+
+// Homeserver says where the homeserver is.
+type Homeserver struct {
+	// Address is the client-server API base URL the bridge calls.
+	Address string `yaml:"address"`
+	// Domain is the server name in Matrix IDs.
+	Domain string `yaml:"domain"`
+	// StatusEndpoint, if set, receives com.beeper.bridge_state pushes.
+	StatusEndpoint string `yaml:"status_endpoint"`
+}
+
+// AppService configures the bridge's side of the appservice API.
+type AppService struct {
+	// Address is how the homeserver reaches the bridge.
+	Address string `yaml:"address"`
+	// Hostname and Port are where the bridge listens.
+	Hostname string `yaml:"hostname"`
+	Port     int    `yaml:"port"`
+	// PublicAddress is how remote services (Twilio's webhooks, MMS media
+	// fetches) reach the bridge from the internet. Webhook signatures are
+	// checked against URLs built from it, never from request headers.
+	PublicAddress string `yaml:"public_address"`
+	ID            string `yaml:"id"`
+	Bot           Bot    `yaml:"bot"`
+	// UsernameTemplate makes ghost localparts; {{.}} is the remote user ID.
+	UsernameTemplate string `yaml:"username_template"`
+	ASToken          string `yaml:"as_token"`
+	HSToken          string `yaml:"hs_token"`
+}
+
+// Bot is the bridge bot's profile.
+type Bot struct {
+	Username    string `yaml:"username"`
+	Displayname string `yaml:"displayname"`
+	Avatar      string `yaml:"avatar"`
+}
+
+// Database selects the store.
+type Database struct {
+	// Type is "sqlite" or "postgres".
+	Type string `yaml:"type"`
+	// URI is a file path for SQLite, a connection URL for PostgreSQL.
+	URI          string `yaml:"uri"`
+	MaxOpenConns int    `yaml:"max_open_conns"`
+}
+
+// Bridge holds the core's behaviour settings.
+type Bridge struct {
+	// CommandPrefix starts commands outside the management room.
+	CommandPrefix string `yaml:"command_prefix"`
+	// Permissions maps "*", a domain or a user ID to a level: relay, user
+	// (or its alias commands), admin.
+	Permissions map[string]string `yaml:"permissions"`
+	Relay       Relay             `yaml:"relay"`
+	// MessageStatusEvents sends com.beeper.message_send_status events.
+	MessageStatusEvents bool `yaml:"message_status_events"`
+	// FailureNotices also posts a short notice in the room when a message
+	// could not be bridged.
+	FailureNotices bool `yaml:"failure_notices"`
+	// BridgeStatusNotices says which login state changes are announced in
+	// the management room: "none", "errors" or "all".
+	BridgeStatusNotices string `yaml:"bridge_status_notices"`
+	// DeliveryRetryFor bounds how long an event keeps being retried while
+	// its destination (the homeserver, the remote network) is unavailable
+	// before it is reported as failed.
+	DeliveryRetryFor time.Duration `yaml:"delivery_retry_for"`
+	// MaxMediaSize is the largest media file bridged in either direction.
+	MaxMediaSize int64 `yaml:"max_media_size"`
+	// MediaURLLifetime is how long public media URLs handed to the remote
+	// network stay valid.
+	MediaURLLifetime time.Duration `yaml:"media_url_lifetime"`
+	// JournalRetention is how long finished journal rows are kept for
+	// deduplication.
+	JournalRetention time.Duration `yaml:"journal_retention"`
+	// ShutdownTimeout bounds how long a SIGTERM waits for in-flight work.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// PortalIdleTimeout is how long an idle portal stays in memory.
+	PortalIdleTimeout time.Duration `yaml:"portal_idle_timeout"`
+}
+
+// Relay configures relay mode.
+type Relay struct {
+	Enabled   bool `yaml:"enabled"`
+	AdminOnly bool `yaml:"admin_only"`
+	// MessageFormat is a Go template for relayed text; fields .DisplayName,
+	// .UserID and .Message.
+	MessageFormat string `yaml:"message_format"`
+}
+
+// Provisioning configures the provisioning HTTP API.
+type Provisioning struct {
+	Enabled bool `yaml:"enabled"`
+	// SharedSecret authorises integration managers; "generate" creates one.
+	SharedSecret string `yaml:"shared_secret"`
+}
+
+// Metrics configures the Prometheus listener.
+type Metrics struct {
+	Enabled bool   `yaml:"enabled"`
+	Listen  string `yaml:"listen"`
+}
+
+// Logging configures zerolog.
+type Logging struct {
+	// Level is trace, debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is "pretty" (console) or "json".
+	Format string `yaml:"format"`
+}

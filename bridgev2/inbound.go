@@ -1,0 +1,530 @@
+package bridgev2
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/trestle-bridge/trestle/bridgev2/database"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+)
+
+// deliverInbound applies one journalled remote event to Matrix, retrying
+// while the failure is retriable (the homeserver is down, say) and the
+// event is younger than bridge.delivery_retry_for. It blocks the portal's
+// inbound lane meanwhile: order within a chat matters more than latency.
+func (p *Portal) deliverInbound(row *database.InboundEvent, evt *RemoteEvent) {
+	b := p.Bridge
+	log := p.Log.With().Int64("journal_seq", row.Seq).Str("remote_event", string(evt.Kind)).
+		Str("remote_id", string(evt.ID)).Logger()
+	ctx := log.WithContext(b.ctx)
+	login := b.GetLogin(row.LoginID)
+	if login == nil {
+		b.finishInbound(ctx, row, database.StateFailed, "the login that received this event is gone")
+		return
+	}
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		err := p.applyRemote(ctx, login, row, evt, attempt)
+		if err == nil {
+			b.metrics.Bridged("inbound", "success", time.Since(row.ReceivedAt))
+			return
+		}
+		if ctx.Err() != nil {
+			return // shutting down: the event stays pending for the next start
+		}
+		if !isRetriable(err) || time.Since(row.ReceivedAt) > b.Config.Bridge.DeliveryRetryFor {
+			log.Err(err).Dur("tried_for", time.Since(start)).Msg("Could not deliver remote event to Matrix; giving up")
+			b.finishInbound(ctx, row, database.StateFailed, err.Error())
+			b.metrics.Bridged("inbound", "failed", time.Since(row.ReceivedAt))
+			return
+		}
+		delay := backoff(attempt)
+		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("Delivery to Matrix failed; will retry")
+		if attempt == 1 {
+			b.recordInboundAttempt(ctx, row, err)
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// backoff grows exponentially from one second to a minute, with jitter so
+// that many portals retrying after an outage do not stampede together.
+func backoff(attempt int) time.Duration {
+	d := time.Second << min(attempt-1, 6)
+	d = min(d, time.Minute)
+	return d/2 + rand.N(d/2+1)
+}
+
+func (b *Bridge) recordInboundAttempt(ctx context.Context, row *database.InboundEvent, cause error) {
+	_ = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		return b.DB.Inbound.RecordAttempt(ctx, tx, row.Seq, cause.Error())
+	})
+}
+
+func (p *Portal) applyRemote(ctx context.Context, login *UserLogin, row *database.InboundEvent, evt *RemoteEvent, attempt int) error {
+	switch evt.Kind {
+	case RemoteMessage:
+		return p.applyMessage(ctx, login, row, evt, attempt)
+	case RemoteEdit:
+		return p.applyEdit(ctx, login, row, evt)
+	case RemoteReaction:
+		return p.applyReaction(ctx, login, row, evt)
+	case RemoteReactionRemove:
+		return p.applyReactionRemove(ctx, login, row, evt)
+	case RemoteDelete:
+		return p.applyDelete(ctx, login, row, evt)
+	case RemoteReadReceipt:
+		return p.applyReadReceipt(ctx, login, row, evt)
+	case RemoteDeliveryStatus:
+		return p.applyDeliveryStatus(ctx, row, evt)
+	case RemoteChatInfo:
+		return p.applyChatInfo(ctx, login, row, evt)
+	default:
+		return p.finish(ctx, row, database.StateFailed, "unknown event kind")
+	}
+}
+
+// finish marks the journal row done (or failed) when an event needs no
+// mapping write of its own. row is nil for backfilled events.
+func (p *Portal) finish(ctx context.Context, row *database.InboundEvent, state database.JournalState, note string) error {
+	if row == nil {
+		return nil
+	}
+	return p.Bridge.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		return p.Bridge.DB.Inbound.Finish(ctx, tx, row.Seq, state, note)
+	})
+}
+
+// skip finishes an event that cannot apply (its target is unknown, say),
+// logging why; it is not an error worth retrying.
+func (p *Portal) skip(ctx context.Context, row *database.InboundEvent, why string) error {
+	p.Log.Debug().Str("reason", why).Msg("Skipped remote event")
+	return p.finish(ctx, row, database.StateDone, why)
+}
+
+// txnID derives the Matrix transaction ID of a bridged event from its
+// remote identity, so a replay after a crash reuses it and the homeserver
+// returns the event it already has instead of creating a second one.
+func txnID(parts ...string) string {
+	h := sha256.New()
+	for _, part := range parts {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return "trestle_" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
+}
+
+func (p *Portal) applyMessage(ctx context.Context, login *UserLogin, row *database.InboundEvent, evt *RemoteEvent, attempt int) error {
+	b := p.Bridge
+	if len(evt.Parts) == 0 {
+		return p.skip(ctx, row, "message without content")
+	}
+	existing, err := b.DB.Messages.GetAllParts(ctx, p.Receiver, evt.ID)
+	if err != nil {
+		return RetriableError("Could not read the message mapping.", err)
+	}
+	done := make(map[networkid.PartID]bool, len(existing))
+	for _, m := range existing {
+		done[m.PartID] = true
+	}
+	if len(done) >= len(evt.Parts) {
+		return p.skip(ctx, row, "already bridged")
+	}
+	if p.RoomID() == "" && evt.NoRoomCreation {
+		return p.skip(ctx, row, "portal has no room and the event may not create one")
+	}
+	if _, err := p.ensureRoom(ctx, login, evt.ChatInfo); err != nil {
+		return err
+	}
+	sender, err := p.senderFor(ctx, login, evt.Sender)
+	if err != nil {
+		return err
+	}
+	var replyTo *database.Message
+	if evt.ReplyTo != "" {
+		replyTo, err = b.DB.Messages.GetFirstPart(ctx, p.Receiver, evt.ReplyTo)
+		if err != nil && !errors.Is(err, database.ErrNotFound) {
+			return RetriableError("Could not read the reply target.", err)
+		}
+	}
+	for i := range evt.Parts {
+		part := &evt.Parts[i]
+		if done[part.ID] {
+			continue
+		}
+		content, err := p.convertRemotePart(ctx, login, sender, part, attempt)
+		if err != nil {
+			return err
+		}
+		if replyTo != nil {
+			content.RelatesTo = (&event.RelatesTo{}).SetReplyTo(replyTo.MXID)
+		}
+		eventID, err := p.sendAs(ctx, sender, event.EventMessage, content,
+			txnID(string(login.ID), string(p.ID), "msg", string(evt.ID), string(part.ID)), evt.Timestamp)
+		if err != nil {
+			return err
+		}
+		msg := &database.Message{
+			Portal: p.PortalKey, ID: evt.ID, PartID: part.ID, MXID: eventID,
+			SenderID: evt.Sender.Sender, SenderMXID: sender, Timestamp: evt.Timestamp,
+		}
+		if len(part.Metadata) > 0 {
+			msg.Metadata = part.Metadata
+		}
+		last := i == len(evt.Parts)-1
+		err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+			if err := b.DB.Messages.Insert(ctx, tx, msg); err != nil {
+				return err
+			}
+			if last && row != nil {
+				return b.DB.Inbound.Finish(ctx, tx, row.Seq, database.StateDone, "")
+			}
+			return nil
+		})
+		if err != nil {
+			return RetriableError("Could not record the bridged message.", err)
+		}
+		p.Log.Debug().Stringer("event_id", eventID).Str("remote_id", string(evt.ID)).Str("part_id", string(part.ID)).Msg("Bridged remote message")
+	}
+	return nil
+}
+
+func (p *Portal) applyEdit(ctx context.Context, login *UserLogin, row *database.InboundEvent, evt *RemoteEvent) error {
+	b := p.Bridge
+	targets, err := b.DB.Messages.GetAllParts(ctx, p.Receiver, evt.Target)
+	if err != nil {
+		return RetriableError("Could not read the message mapping.", err)
+	}
+	if len(targets) == 0 || p.RoomID() == "" {
+		return p.skip(ctx, row, "edit of a message that was never bridged")
+	}
+	sender, err := p.senderFor(ctx, login, evt.Sender)
+	if err != nil {
+		return err
+	}
+	for i := range evt.Parts {
+		part := &evt.Parts[i]
+		target := targets[0]
+		for _, t := range targets {
+			if t.PartID == part.ID {
+				target = t
+			}
+		}
+		content, err := p.convertRemotePart(ctx, login, sender, part, 1)
+		if err != nil {
+			return err
+		}
+		edit := &event.MessageEventContent{
+			MsgType:       content.MsgType,
+			Body:          "* " + content.Body,
+			NewContent:    content,
+			RelatesTo:     (&event.RelatesTo{}).SetReplace(target.MXID),
+			Format:        content.Format,
+			FormattedBody: content.FormattedBody,
+		}
+		if edit.FormattedBody != "" {
+			edit.FormattedBody = "* " + edit.FormattedBody
+		}
+		editID := string(evt.ID)
+		if editID == "" {
+			editID = evt.Timestamp.String()
+		}
+		if _, err := p.sendAs(ctx, sender, event.EventMessage, edit,
+			txnID(string(login.ID), string(p.ID), "edit", string(evt.Target), string(part.ID), editID), evt.Timestamp); err != nil {
+			return err
+		}
+		target.EditCount++
+	}
+	return b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		for _, t := range targets {
+			if err := b.DB.Messages.UpdateEdit(ctx, tx, t); err != nil {
+				return err
+			}
+		}
+		return p.finishTx(ctx, tx, row)
+	})
+}
+
+func (p *Portal) finishTx(ctx context.Context, tx database.Execer, row *database.InboundEvent) error {
+	if row == nil {
+		return nil
+	}
+	return p.Bridge.DB.Inbound.Finish(ctx, tx, row.Seq, database.StateDone, "")
+}
+
+// reactionTarget finds the message part a reaction or receipt refers to.
+func (p *Portal) reactionTarget(ctx context.Context, evt *RemoteEvent) (*database.Message, error) {
+	var msg *database.Message
+	var err error
+	if evt.TargetPart != nil {
+		msg, err = p.Bridge.DB.Messages.GetPart(ctx, p.Receiver, evt.Target, *evt.TargetPart)
+	} else {
+		msg, err = p.Bridge.DB.Messages.GetFirstPart(ctx, p.Receiver, evt.Target)
+	}
+	if errors.Is(err, database.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, RetriableError("Could not read the message mapping.", err)
+	}
+	return msg, nil
+}
+
+func emojiID(evt *RemoteEvent) networkid.EmojiID {
+	if evt.EmojiID != "" {
+		return evt.EmojiID
+	}
+	return networkid.EmojiID(evt.Emoji)
+}
+
+func (p *Portal) applyReaction(ctx context.Context, login *UserLogin, row *database.InboundEvent, evt *RemoteEvent) error {
+	b := p.Bridge
+	target, err := p.reactionTarget(ctx, evt)
+	if err != nil {
+		return err
+	}
+	if target == nil || p.RoomID() == "" {
+		return p.skip(ctx, row, "reaction to a message that was never bridged")
+	}
+	sender, err := p.senderFor(ctx, login, evt.Sender)
+	if err != nil {
+		return err
+	}
+	eid := emojiID(evt)
+	existing, err := b.DB.Reactions.Get(ctx, p.Receiver, target.ID, target.PartID, evt.Sender.Sender, eid)
+	if err != nil && !errors.Is(err, database.ErrNotFound) {
+		return RetriableError("Could not read reactions.", err)
+	}
+	if existing != nil && existing.Emoji == evt.Emoji {
+		return p.skip(ctx, row, "reaction already bridged")
+	}
+	content := &event.ReactionEventContent{RelatesTo: event.RelatesTo{
+		Type: event.RelAnnotation, EventID: target.MXID, Key: evt.Emoji,
+	}}
+	eventID, err := p.sendAs(ctx, sender, event.EventReaction, content,
+		txnID(string(login.ID), string(p.ID), "react", string(target.ID), string(target.PartID), string(evt.Sender.Sender), evt.Emoji), evt.Timestamp)
+	if err != nil {
+		return err
+	}
+	if existing != nil {
+		// Networks with one reaction per user replace it: take the old one away.
+		if _, err := b.Matrix.Redact(ctx, sender, p.RoomID(), existing.MXID, "", txnID("redact", string(existing.MXID))); err != nil {
+			p.Log.Warn().Err(err).Msg("Could not remove replaced reaction")
+		}
+	}
+	reaction := &database.Reaction{
+		Portal: p.PortalKey, MessageID: target.ID, MessagePartID: target.PartID, SenderID: evt.Sender.Sender,
+		EmojiID: eid, Emoji: evt.Emoji, MXID: eventID, Timestamp: evt.Timestamp,
+	}
+	return b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		if err := b.DB.Reactions.Upsert(ctx, tx, reaction); err != nil {
+			return err
+		}
+		return p.finishTx(ctx, tx, row)
+	})
+}
+
+func (p *Portal) applyReactionRemove(ctx context.Context, login *UserLogin, row *database.InboundEvent, evt *RemoteEvent) error {
+	b := p.Bridge
+	target, err := p.reactionTarget(ctx, evt)
+	if err != nil {
+		return err
+	}
+	if target == nil {
+		return p.skip(ctx, row, "reaction removal on a message that was never bridged")
+	}
+	existing, err := b.DB.Reactions.Get(ctx, p.Receiver, target.ID, target.PartID, evt.Sender.Sender, emojiID(evt))
+	if errors.Is(err, database.ErrNotFound) {
+		return p.skip(ctx, row, "removal of a reaction that was never bridged")
+	} else if err != nil {
+		return RetriableError("Could not read reactions.", err)
+	}
+	sender, err := p.senderFor(ctx, login, evt.Sender)
+	if err != nil {
+		return err
+	}
+	if _, err := b.Matrix.Redact(ctx, sender, p.RoomID(), existing.MXID, "", txnID("redact", string(existing.MXID))); err != nil {
+		return err
+	}
+	return b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		if err := b.DB.Reactions.Delete(ctx, tx, existing); err != nil {
+			return err
+		}
+		return p.finishTx(ctx, tx, row)
+	})
+}
+
+func (p *Portal) applyDelete(ctx context.Context, login *UserLogin, row *database.InboundEvent, evt *RemoteEvent) error {
+	b := p.Bridge
+	parts, err := b.DB.Messages.GetAllParts(ctx, p.Receiver, evt.Target)
+	if err != nil {
+		return RetriableError("Could not read the message mapping.", err)
+	}
+	if len(parts) == 0 || p.RoomID() == "" {
+		return p.skip(ctx, row, "deletion of a message that was never bridged")
+	}
+	sender, err := p.senderFor(ctx, login, evt.Sender)
+	if err != nil {
+		return err
+	}
+	for _, part := range parts {
+		_, err := b.Matrix.Redact(ctx, sender, p.RoomID(), part.MXID, "", txnID("redact", string(part.MXID)))
+		if errors.Is(err, ErrForbidden) {
+			// The ghost may not redact a Matrix user's own message; the bot may.
+			_, err = b.Matrix.Redact(ctx, b.Matrix.BotUserID(), p.RoomID(), part.MXID, "", txnID("redact-bot", string(part.MXID)))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		for _, part := range parts {
+			if err := b.DB.Messages.Delete(ctx, tx, part.Seq); err != nil {
+				return err
+			}
+		}
+		return p.finishTx(ctx, tx, row)
+	})
+}
+
+func (p *Portal) applyReadReceipt(ctx context.Context, login *UserLogin, row *database.InboundEvent, evt *RemoteEvent) error {
+	target, err := p.reactionTarget(ctx, evt)
+	if err != nil {
+		return err
+	}
+	if target == nil || p.RoomID() == "" {
+		return p.skip(ctx, row, "read receipt for a message that was never bridged")
+	}
+	sender, err := p.senderFor(ctx, login, evt.Sender)
+	if err != nil {
+		return err
+	}
+	if err := p.Bridge.Matrix.MarkRead(ctx, sender, p.RoomID(), target.MXID); err != nil {
+		return err
+	}
+	return p.finish(ctx, row, database.StateDone, "")
+}
+
+func (p *Portal) applyTyping(ctx context.Context, login *UserLogin, evt *RemoteEvent) {
+	if p.RoomID() == "" {
+		return
+	}
+	sender, err := p.senderFor(ctx, login, evt.Sender)
+	if err == nil {
+		err = p.Bridge.Matrix.SetTyping(ctx, sender, p.RoomID(), evt.Typing)
+	}
+	if err != nil {
+		p.Log.Debug().Err(err).Msg("Could not bridge typing notification")
+	}
+}
+
+func (p *Portal) applyChatInfo(ctx context.Context, login *UserLogin, row *database.InboundEvent, evt *RemoteEvent) error {
+	info := evt.ChatInfo
+	room := p.RoomID()
+	if info == nil || room == "" {
+		return p.skip(ctx, row, "chat info for a portal without a room")
+	}
+	b := p.Bridge
+	bot := b.Matrix.BotUserID()
+	if info.Name != nil && *info.Name != p.Name {
+		if _, err := b.Matrix.SendState(ctx, bot, room, event.StateRoomName, "", &event.RoomNameEventContent{Name: *info.Name}); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		p.Name, p.NameSet = *info.Name, true
+		p.mu.Unlock()
+	}
+	if info.Topic != nil && *info.Topic != p.Topic {
+		if _, err := b.Matrix.SendState(ctx, bot, room, event.StateTopic, "", &event.TopicEventContent{Topic: *info.Topic}); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		p.Topic = *info.Topic
+		p.mu.Unlock()
+	}
+	if info.Avatar != nil && info.Avatar.ID != p.AvatarID {
+		mxc, err := b.uploadAvatar(ctx, login, bot, info.Avatar)
+		if err != nil {
+			return err
+		}
+		if _, err := b.Matrix.SendState(ctx, bot, room, event.StateRoomAvatar, "", &event.RoomAvatarEventContent{URL: mxc}); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		p.AvatarID, p.AvatarMXC = info.Avatar.ID, mxc
+		p.mu.Unlock()
+	}
+	if err := p.save(ctx); err != nil {
+		return RetriableError("Could not save the chat info.", err)
+	}
+	return p.finish(ctx, row, database.StateDone, "")
+}
+
+// applyDeliveryStatus turns the network's delivery report for a message a
+// Matrix user sent into a message status event the sender sees. Reports
+// only move the state forward: a late "sent" never hides "delivered".
+func (p *Portal) applyDeliveryStatus(ctx context.Context, row *database.InboundEvent, evt *RemoteEvent) error {
+	b := p.Bridge
+	msg, err := b.DB.Messages.GetFirstPart(ctx, p.Receiver, evt.Target)
+	if errors.Is(err, database.ErrNotFound) {
+		if evt.Status.SendToken != "" {
+			if out, err := b.DB.Outbound.GetByToken(ctx, evt.Status.SendToken); err == nil &&
+				(out.State == database.StatePending || out.State == database.StateSending) {
+				// The report overtook the send's own response: wait for it.
+				return RetriableError("The message's send is not recorded yet.", errors.New("delivery report before send result"))
+			}
+		}
+		return p.skip(ctx, row, "delivery report for a message the bridge did not send")
+	} else if err != nil {
+		return RetriableError("Could not read the message mapping.", err)
+	}
+	var changed bool
+	err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		var err error
+		if changed, err = b.DB.Messages.AdvanceDelivery(ctx, tx, msg.Seq, evt.Status.State); err != nil {
+			return err
+		}
+		return p.finishTx(ctx, tx, row)
+	})
+	if err != nil {
+		return RetriableError("Could not record the delivery report.", err)
+	}
+	if !changed || p.RoomID() == "" {
+		return nil
+	}
+	switch evt.Status.State {
+	case database.DeliveryDelivered, database.DeliveryRead:
+		delivered := []id.UserID{}
+		if p.OtherUserID != "" {
+			delivered = append(delivered, b.Matrix.GhostUserID(p.OtherUserID))
+		}
+		p.sendStatus(ctx, msg.MXID, &event.BeeperMessageStatusEventContent{
+			Status: event.MessageStatusSuccess, DeliveredToUsers: &delivered,
+		})
+	case database.DeliveryFailed:
+		message := evt.Status.Message
+		if message == "" {
+			message = "The message could not be delivered."
+		}
+		internal := ""
+		if evt.Status.Code != "" {
+			internal = "error " + evt.Status.Code
+		}
+		p.sendStatus(ctx, msg.MXID, &event.BeeperMessageStatusEventContent{
+			Status: event.MessageStatusFail, Reason: event.MessageStatusNetworkError,
+			Message: message, InternalError: internal,
+		})
+		p.failureNotice(ctx, msg.MXID, message)
+	}
+	return nil
+}

@@ -1,0 +1,162 @@
+package bridgev2
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/trestle-bridge/trestle/bridgev2/database"
+)
+
+// IngestResult says what Ingest did with an event.
+type IngestResult int
+
+// Ingest results.
+const (
+	// Journalled: the event is committed and will be delivered.
+	Journalled IngestResult = iota
+	// Duplicate: an event with the same kind and ID was journalled before;
+	// nothing new happens, and the connector may acknowledge again.
+	Duplicate
+)
+
+// Ingest hands the core a remote event seen by this login. It returns once
+// the event is committed to the inbound journal (or recognised as a
+// duplicate); only then may the connector acknowledge it to the remote
+// network. Delivery to Matrix happens afterwards, in order per portal, with
+// retries, and survives restarts.
+//
+// Typing notifications are the exception: they are ephemeral and skip the
+// journal.
+func (l *UserLogin) Ingest(ctx context.Context, evt *RemoteEvent) (IngestResult, error) {
+	b := l.Bridge
+	if b.stopping.Load() {
+		return 0, ErrShuttingDown
+	}
+	if err := l.validate(evt); err != nil {
+		return 0, err
+	}
+	if evt.Timestamp.IsZero() {
+		evt.Timestamp = time.Now()
+	}
+	if evt.Kind == RemoteTyping {
+		portal, err := b.GetPortal(ctx, evt.Portal)
+		if err != nil {
+			return 0, err
+		}
+		portal.inbound.push(func() { portal.applyTyping(b.ctx, l, evt) })
+		return Journalled, nil
+	}
+	payload, err := json.Marshal(evt)
+	if err != nil {
+		return 0, fmt.Errorf("encode remote event: %w", err)
+	}
+	key := evt.dedupKey()
+	if key == "" {
+		key = "nokey:" + randomHex(16)
+	}
+	row := &database.InboundEvent{LoginID: l.ID, Portal: evt.Portal, DedupKey: key, Payload: payload}
+	var inserted bool
+	err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		inserted, err = b.DB.Inbound.Insert(ctx, tx, row)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("journal remote event: %w", err)
+	}
+	if !inserted {
+		l.Log.Debug().Str("dedup_key", key).Msg("Dropped duplicate remote event")
+		return Duplicate, nil
+	}
+	b.metrics.Received("inbound")
+	b.dispatchInbound(ctx, row, evt)
+	return Journalled, nil
+}
+
+func (l *UserLogin) validate(evt *RemoteEvent) error {
+	switch evt.Kind {
+	case RemoteMessage, RemoteEdit, RemoteReaction, RemoteReactionRemove, RemoteDelete,
+		RemoteReadReceipt, RemoteDeliveryStatus, RemoteTyping, RemoteChatInfo:
+	default:
+		return fmt.Errorf("unknown remote event kind %q", evt.Kind)
+	}
+	if evt.Portal.ID == "" {
+		return errors.New("remote event has no portal ID")
+	}
+	if evt.Portal.Receiver != "" && evt.Portal.Receiver != l.ID {
+		return fmt.Errorf("remote event for portal %s arrived through login %s", evt.Portal, l.ID)
+	}
+	if evt.Kind == RemoteMessage && evt.ID == "" {
+		return errors.New("remote message has no ID")
+	}
+	if evt.Kind == RemoteDeliveryStatus && evt.Status == nil {
+		return errors.New("delivery status event has no status")
+	}
+	return nil
+}
+
+// dispatchInbound queues a journalled event on its portal's inbound lane.
+// If the portal cannot even be loaded (the database is down), the event
+// stays pending and is picked up by the next replay.
+func (b *Bridge) dispatchInbound(ctx context.Context, row *database.InboundEvent, evt *RemoteEvent) {
+	portal, err := b.GetPortal(ctx, evt.Portal)
+	if err != nil {
+		b.Log.Err(err).Int64("journal_seq", row.Seq).Msg("Could not load portal for a journalled event; it will be retried at the next start")
+		return
+	}
+	b.metrics.QueueDepth("inbound", 1)
+	portal.inbound.push(func() {
+		b.metrics.QueueDepth("inbound", -1)
+		portal.deliverInbound(row, evt)
+	})
+}
+
+// replayInbound queues every undelivered journal entry, oldest first.
+func (b *Bridge) replayInbound(ctx context.Context) error {
+	var after int64
+	total := 0
+	for {
+		rows, err := b.DB.Inbound.Pending(ctx, after, 1000)
+		if err != nil {
+			return fmt.Errorf("read inbound journal: %w", err)
+		}
+		for _, row := range rows {
+			after = row.Seq
+			var evt RemoteEvent
+			if err := json.Unmarshal(row.Payload, &evt); err != nil {
+				b.Log.Err(err).Int64("journal_seq", row.Seq).Msg("Unreadable inbound journal entry")
+				b.finishInbound(ctx, row, database.StateFailed, "unreadable journal entry: "+err.Error())
+				continue
+			}
+			b.dispatchInbound(ctx, row, &evt)
+			total++
+		}
+		if len(rows) < 1000 {
+			break
+		}
+	}
+	if total > 0 {
+		b.Log.Info().Int("count", total).Msg("Replaying undelivered remote events")
+	}
+	return nil
+}
+
+// finishInbound marks a journal entry done or failed.
+func (b *Bridge) finishInbound(ctx context.Context, row *database.InboundEvent, state database.JournalState, lastError string) {
+	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		return b.DB.Inbound.Finish(ctx, tx, row.Seq, state, lastError)
+	})
+	if err != nil {
+		b.Log.Err(err).Int64("journal_seq", row.Seq).Msg("Could not finish inbound journal entry")
+	}
+}
+
+func randomHex(n int) string {
+	buf := make([]byte, n)
+	_, _ = rand.Read(buf)
+	return hex.EncodeToString(buf)
+}

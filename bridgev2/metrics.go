@@ -1,0 +1,30 @@
+package bridgev2
+
+import "time"
+
+// Metrics receives the core's measurements; package bridgev2/metrics
+// exports them to Prometheus. Methods must be cheap and non-blocking.
+type Metrics interface {
+	// Received counts an event journalled in a direction ("inbound" is
+	// remote -> Matrix, "outbound" is Matrix -> remote).
+	Received(direction string)
+	// Bridged records an event's outcome ("success", "failed") and the time
+	// from receipt to outcome.
+	Bridged(direction, outcome string, latency time.Duration)
+	// QueueDepth adjusts the number of events waiting in a stage.
+	QueueDepth(stage string, delta int)
+	// ActivePortals and ActiveLogins report how many are loaded.
+	ActivePortals(n int)
+	ActiveLogins(n int)
+	// PortalCreated counts a new portal room.
+	PortalCreated()
+}
+
+type noopMetrics struct{}
+
+func (noopMetrics) Received(string)                       {}
+func (noopMetrics) Bridged(string, string, time.Duration) {}
+func (noopMetrics) QueueDepth(string, int)                {}
+func (noopMetrics) ActivePortals(int)                     {}
+func (noopMetrics) ActiveLogins(int)                      {}
+func (noopMetrics) PortalCreated()                        {}

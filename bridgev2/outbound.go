@@ -1,0 +1,437 @@
+package bridgev2
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/trestle-bridge/trestle/bridgev2/database"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+)
+
+// deliverOutbound hands one journalled Matrix event to the connector and
+// reports the outcome to the sender.
+func (p *Portal) deliverOutbound(row *database.OutboundEvent, evt *event.Event, user *User) {
+	b := p.Bridge
+	log := p.Log.With().Int64("journal_seq", row.Seq).Stringer("event_id", evt.ID).Stringer("sender", evt.Sender).Logger()
+	ctx := log.WithContext(b.ctx)
+	login, relay, err := p.loginFor(ctx, user)
+	if err != nil {
+		p.fail(ctx, row, evt, err)
+		return
+	}
+	switch evt.Type {
+	case event.EventMessage, event.EventSticker:
+		content := evt.Content.AsMessage()
+		if target := content.RelatesTo.GetReplaceID(); target != "" {
+			p.outboundEdit(ctx, row, evt, login, content, target)
+		} else {
+			p.outboundMessage(ctx, row, evt, login, relay, content)
+		}
+	case event.EventReaction:
+		p.outboundReaction(ctx, row, evt, login)
+	case event.EventRedaction:
+		p.outboundRedaction(ctx, row, evt, login)
+	case event.EventEncrypted:
+		p.fail(ctx, row, evt, UnsupportedError("This bridge does not support encrypted rooms; turn encryption off for bridged chats."))
+	default:
+		b.finishOutbound(ctx, row, database.StateDone, "ignored event type")
+	}
+}
+
+// loginFor picks the login that sends for a Matrix user in this portal: the
+// portal's own login if the user owns it, else the portal's relay login if
+// relay mode allows it.
+func (p *Portal) loginFor(ctx context.Context, user *User) (*UserLogin, *RelaySender, error) {
+	b := p.Bridge
+	if login := b.GetLogin(p.Receiver); login != nil && login.UserMXID == user.MXID {
+		return login, nil, nil
+	}
+	if b.Config.Bridge.Relay.Enabled && p.RelayLogin != "" {
+		if relay := b.GetLogin(p.RelayLogin); relay != nil {
+			return relay, &RelaySender{UserID: string(user.MXID), DisplayName: user.displayName()}, nil
+		}
+	}
+	return nil, nil, NewError("You are not logged in to the account this chat belongs to, and the chat has no relay.", ErrNotLoggedIn)
+}
+
+// fail reports a permanent failure to the sender and closes the journal row.
+func (p *Portal) fail(ctx context.Context, row *database.OutboundEvent, evt *event.Event, err error) {
+	b := p.Bridge
+	zerolog.Ctx(ctx).Warn().Err(err).Msg("Matrix event was not bridged")
+	b.finishOutbound(ctx, row, database.StateFailed, err.Error())
+	b.metrics.Bridged("outbound", "failed", time.Since(row.ReceivedAt))
+	p.sendStatus(ctx, evt.ID, statusForError(err, false))
+	p.failureNotice(ctx, evt.ID, HumanMessage(err))
+}
+
+// succeed reports success to the sender and closes the journal row, unless
+// the caller already closed it in its own write.
+func (p *Portal) succeed(ctx context.Context, row *database.OutboundEvent, evt *event.Event, deliveryReported bool) {
+	b := p.Bridge
+	b.metrics.Bridged("outbound", "success", time.Since(row.ReceivedAt))
+	status := &event.BeeperMessageStatusEventContent{Status: event.MessageStatusSuccess}
+	if deliveryReported {
+		// An empty, non-nil list tells clients a delivery receipt will follow.
+		status.DeliveredToUsers = &[]id.UserID{}
+	}
+	p.sendStatus(ctx, evt.ID, status)
+}
+
+// withRetries calls send until it succeeds, fails permanently, or the event
+// is older than bridge.delivery_retry_for. The sender is told once that the
+// message is being retried. Before every retry, reconcile (if not nil) asks
+// the network whether the previous attempt got through after all, so a
+// timeout after the remote side accepted the message does not send it twice.
+func (p *Portal) withRetries(ctx context.Context, row *database.OutboundEvent, evt *event.Event, send func(ctx context.Context) error, reconcile func(ctx context.Context) (bool, error)) error {
+	b := p.Bridge
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 && reconcile != nil {
+			if found, err := reconcile(ctx); err == nil && found {
+				return nil
+			}
+		}
+		err := send(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if !isRetriable(err) || time.Since(row.ReceivedAt) > b.Config.Bridge.DeliveryRetryFor {
+			return err
+		}
+		delay := backoff(attempt)
+		zerolog.Ctx(ctx).Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("Sending to the remote network failed; will retry")
+		if attempt == 1 {
+			p.sendStatus(ctx, evt.ID, statusForError(&Error{
+				Message: HumanMessage(err) + " Retrying.", Err: err, Retriable: true, Reason: statusReason(err),
+			}, true))
+			_ = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+				return b.DB.Outbound.RecordAttempt(ctx, tx, row.Seq, err.Error())
+			})
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (p *Portal) outboundMessage(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, relay *RelaySender, content *event.MessageEventContent) {
+	b := p.Bridge
+	if err := login.CanSend(); err != nil {
+		p.fail(ctx, row, evt, err)
+		return
+	}
+	msg := &MatrixMessage{Event: evt, Content: content, Portal: p, Login: login, SendToken: row.SendToken}
+	if replyTo := content.RelatesTo.GetReplyTo(); replyTo != "" {
+		target, err := b.DB.Messages.GetByMXID(ctx, replyTo)
+		if err != nil && !errors.Is(err, database.ErrNotFound) {
+			p.fail(ctx, row, evt, RetriableError("Could not read the reply target.", err))
+			return
+		}
+		msg.ReplyTo = target
+	}
+	if relay != nil {
+		formatted, err := b.formatRelay(relay, content)
+		if err != nil {
+			p.fail(ctx, row, evt, err)
+			return
+		}
+		relay.Formatted = formatted
+		msg.Relay = relay
+		relayed := *content
+		relayed.Body, relayed.Format, relayed.FormattedBody = formatted, "", ""
+		msg.Content = &relayed
+	}
+
+	var resp *MatrixMessageResponse
+	reconciler, canReconcile := login.Client.(SendReconciler)
+	find := func(ctx context.Context) (bool, error) {
+		found, err := reconciler.FindSent(ctx, msg, row.ReceivedAt.Add(-time.Minute))
+		if err != nil || found == nil {
+			return false, err
+		}
+		zerolog.Ctx(ctx).Info().Msg("Found an interrupted send on the remote network; not sending it again")
+		resp = found
+		return true, nil
+	}
+	var reconcile func(ctx context.Context) (bool, error)
+	if canReconcile {
+		reconcile = find
+		if row.State == database.StateSending {
+			// A previous run crashed mid-send: look before sending again.
+			if ok, err := find(ctx); err != nil {
+				zerolog.Ctx(ctx).Warn().Err(err).Msg("Could not check whether an interrupted send got through; sending again")
+			} else if ok {
+				p.recordSent(ctx, row, evt, login, resp)
+				return
+			}
+		}
+	}
+	if err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSending, "")
+	}); err != nil {
+		p.fail(ctx, row, evt, RetriableError("Could not record the send.", err))
+		return
+	}
+	err := p.withRetries(ctx, row, evt, func(ctx context.Context) error {
+		var err error
+		resp, err = login.Client.HandleMatrixMessage(ctx, msg)
+		return err
+	}, reconcile)
+	if ctx.Err() != nil {
+		return // shutting down; the row stays "sending" and is reconciled at the next start
+	}
+	if err != nil {
+		p.fail(ctx, row, evt, err)
+		return
+	}
+	p.recordSent(ctx, row, evt, login, resp)
+}
+
+// recordSent stores the remote IDs a Matrix message became and closes its
+// journal row, in one transaction.
+func (p *Portal) recordSent(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, resp *MatrixMessageResponse) {
+	b := p.Bridge
+	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		for _, sent := range resp.Messages {
+			ts := sent.Timestamp
+			if ts.IsZero() {
+				ts = time.UnixMilli(evt.Timestamp)
+			}
+			m := &database.Message{
+				Portal: p.PortalKey, ID: sent.ID, PartID: sent.PartID, MXID: evt.ID,
+				SenderID: networkid.UserID(login.ID), SenderMXID: evt.Sender, Timestamp: ts,
+				Delivery: database.DeliverySent, Metadata: sent.Metadata,
+			}
+			if err := b.DB.Messages.Insert(ctx, tx, m); err != nil {
+				return err
+			}
+		}
+		return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, "")
+	})
+	if err != nil {
+		// The message went out; losing its mapping only costs replies to it.
+		zerolog.Ctx(ctx).Err(err).Msg("Sent, but could not record the message mapping")
+	}
+	p.succeed(ctx, row, evt, resp.DeliveryReported)
+}
+
+func (p *Portal) outboundEdit(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, content *event.MessageEventContent, targetID id.EventID) {
+	b := p.Bridge
+	handler, ok := login.Client.(EditHandler)
+	if !ok {
+		p.fail(ctx, row, evt, UnsupportedError("Editing messages is not supported on "+b.Network.Info().DisplayName+"."))
+		return
+	}
+	target, err := b.DB.Messages.GetByMXID(ctx, targetID)
+	if errors.Is(err, database.ErrNotFound) {
+		p.fail(ctx, row, evt, NewError("The edited message was never bridged, so the edit cannot be either.", err))
+		return
+	} else if err != nil {
+		p.fail(ctx, row, evt, RetriableError("Could not read the message mapping.", err))
+		return
+	}
+	newContent := content
+	if content.NewContent != nil {
+		newContent = content.NewContent
+	}
+	edit := &MatrixEdit{Event: evt, NewContent: newContent, Target: target, Portal: p, Login: login}
+	if err := p.withRetries(ctx, row, evt, func(ctx context.Context) error { return handler.HandleMatrixEdit(ctx, edit) }, nil); err != nil {
+		if ctx.Err() == nil {
+			p.fail(ctx, row, evt, err)
+		}
+		return
+	}
+	err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		target.EditCount++
+		if err := b.DB.Messages.UpdateEdit(ctx, tx, target); err != nil {
+			return err
+		}
+		return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, "")
+	})
+	if err != nil {
+		zerolog.Ctx(ctx).Err(err).Msg("Could not record the edit")
+	}
+	p.succeed(ctx, row, evt, false)
+}
+
+func (p *Portal) outboundReaction(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin) {
+	b := p.Bridge
+	content := evt.Content.AsReaction()
+	handler, ok := login.Client.(ReactionHandler)
+	if !ok {
+		p.fail(ctx, row, evt, UnsupportedError("Reactions are not supported on "+b.Network.Info().DisplayName+"."))
+		return
+	}
+	target, err := b.DB.Messages.GetByMXID(ctx, content.RelatesTo.EventID)
+	if errors.Is(err, database.ErrNotFound) {
+		p.fail(ctx, row, evt, NewError("The message you reacted to was never bridged.", err))
+		return
+	} else if err != nil {
+		p.fail(ctx, row, evt, RetriableError("Could not read the message mapping.", err))
+		return
+	}
+	reaction := &MatrixReaction{Event: evt, Emoji: content.RelatesTo.Key, Target: target, Portal: p, Login: login}
+	var resp *MatrixReactionResponse
+	if err := p.withRetries(ctx, row, evt, func(ctx context.Context) error {
+		var err error
+		resp, err = handler.HandleMatrixReaction(ctx, reaction)
+		return err
+	}, nil); err != nil {
+		if ctx.Err() == nil {
+			p.fail(ctx, row, evt, err)
+		}
+		return
+	}
+	emojiID := networkid.EmojiID(reaction.Emoji)
+	if resp != nil && resp.EmojiID != "" {
+		emojiID = resp.EmojiID
+	}
+	err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		err := b.DB.Reactions.Upsert(ctx, tx, &database.Reaction{
+			Portal: p.PortalKey, MessageID: target.ID, MessagePartID: target.PartID,
+			SenderID: networkid.UserID(login.ID), EmojiID: emojiID, Emoji: reaction.Emoji,
+			MXID: evt.ID, Timestamp: time.UnixMilli(evt.Timestamp),
+		})
+		if err != nil {
+			return err
+		}
+		return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, "")
+	})
+	if err != nil {
+		zerolog.Ctx(ctx).Err(err).Msg("Could not record the reaction")
+	}
+	p.succeed(ctx, row, evt, false)
+}
+
+func (p *Portal) outboundRedaction(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin) {
+	b := p.Bridge
+	targetID := evt.Redacts
+	if targetID == "" {
+		targetID = evt.Content.AsRedaction().Redacts
+	}
+	if reaction, err := b.DB.Reactions.GetByMXID(ctx, targetID); err == nil {
+		handler, ok := login.Client.(ReactionHandler)
+		if !ok {
+			p.fail(ctx, row, evt, UnsupportedError("Removing reactions is not supported on "+b.Network.Info().DisplayName+"."))
+			return
+		}
+		removal := &MatrixReactionRemove{Event: evt, Target: reaction, Portal: p, Login: login}
+		if err := p.withRetries(ctx, row, evt, func(ctx context.Context) error { return handler.HandleMatrixReactionRemove(ctx, removal) }, nil); err != nil {
+			if ctx.Err() == nil {
+				p.fail(ctx, row, evt, err)
+			}
+			return
+		}
+		err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+			if err := b.DB.Reactions.Delete(ctx, tx, reaction); err != nil {
+				return err
+			}
+			return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, "")
+		})
+		if err != nil {
+			zerolog.Ctx(ctx).Err(err).Msg("Could not record the reaction removal")
+		}
+		p.succeed(ctx, row, evt, false)
+		return
+	}
+	target, err := b.DB.Messages.GetByMXID(ctx, targetID)
+	if errors.Is(err, database.ErrNotFound) {
+		// Redacting something that was never bridged (a failed message, a
+		// notice) needs nothing on the remote side.
+		b.finishOutbound(ctx, row, database.StateDone, "redaction of an unbridged event")
+		return
+	} else if err != nil {
+		p.fail(ctx, row, evt, RetriableError("Could not read the message mapping.", err))
+		return
+	}
+	handler, ok := login.Client.(RedactionHandler)
+	if !ok {
+		p.fail(ctx, row, evt, UnsupportedError("Deleting messages is not supported on "+b.Network.Info().DisplayName+"."))
+		return
+	}
+	redaction := &MatrixRedaction{Event: evt, Target: target, Portal: p, Login: login}
+	if err := p.withRetries(ctx, row, evt, func(ctx context.Context) error { return handler.HandleMatrixRedaction(ctx, redaction) }, nil); err != nil {
+		if ctx.Err() == nil {
+			p.fail(ctx, row, evt, err)
+		}
+		return
+	}
+	err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		if err := b.DB.Messages.Delete(ctx, tx, target.Seq); err != nil {
+			return err
+		}
+		return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, "")
+	})
+	if err != nil {
+		zerolog.Ctx(ctx).Err(err).Msg("Could not record the deletion")
+	}
+	p.succeed(ctx, row, evt, false)
+}
+
+func (p *Portal) handleMatrixReceipt(userID id.UserID, eventID id.EventID) {
+	b := p.Bridge
+	ctx := p.Log.WithContext(b.ctx)
+	login := p.ReceiverLogin()
+	if login == nil || login.UserMXID != userID {
+		return
+	}
+	handler, ok := login.Client.(ReadReceiptHandler)
+	if !ok {
+		return
+	}
+	target, err := b.DB.Messages.GetByMXID(ctx, eventID)
+	if err != nil && !errors.Is(err, database.ErrNotFound) {
+		return
+	}
+	if err := handler.HandleMatrixReadReceipt(ctx, &MatrixReadReceipt{EventID: string(eventID), Target: target, Portal: p, Login: login}); err != nil {
+		p.Log.Debug().Err(err).Msg("Could not bridge read receipt")
+	}
+}
+
+func (p *Portal) handleMatrixTyping(login *UserLogin, isTyping bool) {
+	handler, ok := login.Client.(TypingHandler)
+	if !ok {
+		return
+	}
+	ctx := p.Log.WithContext(p.Bridge.ctx)
+	if err := handler.HandleMatrixTyping(ctx, &MatrixTyping{IsTyping: isTyping, Portal: p, Login: login}); err != nil {
+		p.Log.Debug().Err(err).Msg("Could not bridge typing notification")
+	}
+}
+
+// formatRelay renders a relayed message with bridge.relay.message_format.
+func (b *Bridge) formatRelay(relay *RelaySender, content *event.MessageEventContent) (string, error) {
+	tmpl, err := template.New("relay").Parse(b.Config.Bridge.Relay.MessageFormat)
+	if err != nil {
+		return "", NewError("The relay message format is invalid.", err)
+	}
+	body := content.Body
+	if content.MsgType == event.MsgEmote {
+		body = "* " + body
+	}
+	var buf bytes.Buffer
+	err = tmpl.Execute(&buf, map[string]string{"DisplayName": relay.DisplayName, "UserID": relay.UserID, "Message": body})
+	if err != nil {
+		return "", NewError("The relay message format could not be applied.", err)
+	}
+	return strings.TrimSpace(buf.String()), nil
+}
+
+// displayName is the name relayed messages are attributed to: the user's
+// localpart, which needs no homeserver round trip.
+func (u *User) displayName() string {
+	localpart, _, err := u.MXID.Parse()
+	if err != nil || localpart == "" {
+		return string(u.MXID)
+	}
+	return localpart
+}

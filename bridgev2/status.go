@@ -1,0 +1,55 @@
+package bridgev2
+
+import (
+	"context"
+	"time"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+// sendStatus reports the outcome of a Matrix event back to its sender as a
+// com.beeper.message_send_status event, if enabled.
+func (p *Portal) sendStatus(ctx context.Context, target id.EventID, content *event.BeeperMessageStatusEventContent) {
+	b := p.Bridge
+	if !b.Config.Bridge.MessageStatusEvents || p.RoomID() == "" {
+		return
+	}
+	content.Network = b.Network.Info().ID
+	content.RelatesTo = event.RelatesTo{Type: event.RelReference, EventID: target}
+	_, err := b.Matrix.SendMessage(ctx, b.Matrix.BotUserID(), p.RoomID(), event.BeeperMessageStatus, content, "", time.Time{})
+	if err != nil {
+		p.Log.Warn().Err(err).Stringer("event_id", target).Msg("Could not send message status")
+	}
+}
+
+// statusForError builds the failure status for err.
+func statusForError(err error, retrying bool) *event.BeeperMessageStatusEventContent {
+	status := event.MessageStatusFail
+	if retrying {
+		status = event.MessageStatusRetriable
+	}
+	return &event.BeeperMessageStatusEventContent{
+		Status:        status,
+		Reason:        statusReason(err),
+		Message:       HumanMessage(err),
+		InternalError: err.Error(),
+	}
+}
+
+// failureNotice tells the room in plain words that a message was not
+// bridged, if bridge.failure_notices is on: not every client shows message
+// status events.
+func (p *Portal) failureNotice(ctx context.Context, target id.EventID, message string) {
+	b := p.Bridge
+	if !b.Config.Bridge.FailureNotices || p.RoomID() == "" {
+		return
+	}
+	content := &event.MessageEventContent{MsgType: event.MsgNotice, Body: "⚠️ Your message was not bridged: " + message}
+	if target != "" {
+		content.RelatesTo = (&event.RelatesTo{}).SetReplyTo(target)
+	}
+	if _, err := b.Matrix.SendMessage(ctx, b.Matrix.BotUserID(), p.RoomID(), event.EventMessage, content, "", time.Time{}); err != nil {
+		p.Log.Warn().Err(err).Msg("Could not send failure notice")
+	}
+}

@@ -1,0 +1,301 @@
+package bridgev2
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
+	"github.com/trestle-bridge/trestle/bridgev2/database"
+)
+
+// HandleTransaction takes a transaction the homeserver pushed and returns
+// once every event in it that the bridge will act on is committed to the
+// outbound journal, together with the transaction ID. Only then may the
+// Matrix side answer 200; an error makes the homeserver retry, and a retried
+// transaction that was recorded before is acknowledged without being
+// processed again.
+//
+// Malformed events are logged and skipped rather than failing the whole
+// transaction, which the homeserver would otherwise resend forever.
+func (b *Bridge) HandleTransaction(ctx context.Context, txnID string, events, ephemeral []json.RawMessage) error {
+	if b.stopping.Load() {
+		return ErrShuttingDown
+	}
+	if seen, err := b.DB.Txns.Seen(ctx, txnID); err != nil {
+		return fmt.Errorf("check transaction: %w", err)
+	} else if seen {
+		return nil
+	}
+	type journalled struct {
+		row *database.OutboundEvent
+		evt *event.Event
+	}
+	var keep []journalled
+	for _, raw := range events {
+		evt, ok := b.parseEvent(raw)
+		if !ok || !b.wantsEvent(evt) {
+			continue
+		}
+		keep = append(keep, journalled{
+			row: &database.OutboundEvent{
+				EventID: evt.ID, RoomID: evt.RoomID, Sender: evt.Sender,
+				Payload: raw, SendToken: randomHex(12),
+			},
+			evt: evt,
+		})
+	}
+	var isNew bool
+	inserted := make([]bool, len(keep))
+	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		var err error
+		if isNew, err = b.DB.Txns.Insert(ctx, tx, txnID); err != nil || !isNew {
+			return err
+		}
+		for i, j := range keep {
+			if inserted[i], err = b.DB.Outbound.Insert(ctx, tx, j.row); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("journal transaction: %w", err)
+	}
+	if !isNew {
+		return nil
+	}
+	for i, j := range keep {
+		if inserted[i] {
+			b.metrics.Received("outbound")
+			b.dispatchOutbound(ctx, j.row, j.evt)
+		}
+	}
+	for _, raw := range ephemeral {
+		if evt, ok := b.parseEvent(raw); ok {
+			b.handleEphemeral(ctx, evt)
+		}
+	}
+	return nil
+}
+
+func (b *Bridge) parseEvent(raw json.RawMessage) (*event.Event, bool) {
+	var evt event.Event
+	if err := json.Unmarshal(raw, &evt); err != nil {
+		b.Log.Warn().Err(err).Msg("Skipped malformed event in transaction")
+		return nil, false
+	}
+	if err := evt.Content.ParseRaw(evt.Type); err != nil && evt.Type.Class != event.UnknownEventType {
+		b.Log.Warn().Err(err).Stringer("event_id", evt.ID).Str("type", evt.Type.Type).Msg("Skipped event with malformed content")
+		return nil, false
+	}
+	return &evt, true
+}
+
+// isBridgeUser reports whether a Matrix user is the bot or a ghost: their
+// events are the bridge's own echoes.
+func (b *Bridge) isBridgeUser(userID id.UserID) bool {
+	if userID == b.Matrix.BotUserID() {
+		return true
+	}
+	_, ok := b.Matrix.ParseGhostUserID(userID)
+	return ok
+}
+
+// wantsEvent filters a transaction down to what the bridge acts on, before
+// anything is written: echoes of its own events, events from users without
+// permission and event types it ignores cost nothing.
+func (b *Bridge) wantsEvent(evt *event.Event) bool {
+	if evt.ID == "" || evt.RoomID == "" || b.isBridgeUser(evt.Sender) {
+		return false
+	}
+	if b.Config.Bridge.PermissionLevel(evt.Sender) < bridgeconfig.LevelRelay {
+		return false
+	}
+	switch evt.Type {
+	case event.EventMessage, event.EventSticker, event.EventReaction, event.EventRedaction, event.EventEncrypted:
+		return true
+	case event.StateMember:
+		// Only invites of the bot matter: they open management rooms.
+		return evt.StateKey != nil && id.UserID(*evt.StateKey) == b.Matrix.BotUserID()
+	default:
+		return false
+	}
+}
+
+// dispatchOutbound queues a journalled Matrix event on the right lane: the
+// portal's outbound lane for portal rooms, the sender's command lane for
+// everything addressed to the bot.
+func (b *Bridge) dispatchOutbound(ctx context.Context, row *database.OutboundEvent, evt *event.Event) {
+	user, err := b.GetUser(ctx, evt.Sender)
+	if err != nil {
+		b.Log.Err(err).Stringer("event_id", evt.ID).Msg("Could not load sender of a journalled event; it will be retried at the next start")
+		return
+	}
+	portal, err := b.GetPortalByRoom(ctx, evt.RoomID)
+	if err != nil {
+		b.Log.Err(err).Stringer("event_id", evt.ID).Msg("Could not look up room of a journalled event; it will be retried at the next start")
+		return
+	}
+	if cmd, ok := b.asCommand(user, portal, evt); ok {
+		user.commands.push(func() { b.runCommand(row, cmd) })
+		return
+	}
+	if portal == nil {
+		if evt.Type == event.StateMember {
+			user.commands.push(func() { b.handleBotInvite(row, user, evt) })
+		} else {
+			b.finishOutbound(ctx, row, database.StateDone, "not a portal room")
+		}
+		return
+	}
+	b.metrics.QueueDepth("outbound", 1)
+	portal.outbound.push(func() {
+		b.metrics.QueueDepth("outbound", -1)
+		portal.deliverOutbound(row, evt, user)
+	})
+}
+
+// asCommand decides whether a message is for the bot: anything in the
+// user's management room, and messages starting with the command prefix
+// elsewhere.
+func (b *Bridge) asCommand(user *User, portal *Portal, evt *event.Event) (*CommandEvent, bool) {
+	if evt.Type != event.EventMessage || b.Commands == nil {
+		return nil, false
+	}
+	content := evt.Content.AsMessage()
+	if content.MsgType != event.MsgText && content.MsgType != event.MsgNotice {
+		return nil, false
+	}
+	if content.RelatesTo.GetReplaceID() != "" {
+		return nil, false
+	}
+	text := strings.TrimSpace(content.Body)
+	prefix := b.Config.Bridge.CommandPrefix
+	hasPrefix := strings.HasPrefix(text, prefix+" ") || text == prefix
+	if hasPrefix {
+		text = strings.TrimSpace(strings.TrimPrefix(text, prefix))
+	}
+	inManagement := portal == nil && user.ManagementRoom() == evt.RoomID
+	if !hasPrefix && !inManagement {
+		return nil, false
+	}
+	return &CommandEvent{User: user, RoomID: evt.RoomID, EventID: evt.ID, Portal: portal, Text: text, HasPrefix: hasPrefix}, true
+}
+
+func (b *Bridge) runCommand(row *database.OutboundEvent, cmd *CommandEvent) {
+	ctx := cmd.User.Log.With().Stringer("event_id", cmd.EventID).Logger().WithContext(b.ctx)
+	b.Commands.Handle(ctx, cmd)
+	b.finishOutbound(ctx, row, database.StateDone, "")
+}
+
+// handleBotInvite joins rooms the bot is invited to by users allowed to use
+// commands; a DM with the bot becomes the user's management room.
+func (b *Bridge) handleBotInvite(row *database.OutboundEvent, user *User, evt *event.Event) {
+	ctx := user.Log.WithContext(b.ctx)
+	defer b.finishOutbound(ctx, row, database.StateDone, "")
+	member := evt.Content.AsMember()
+	if member.Membership != event.MembershipInvite {
+		return
+	}
+	bot := b.Matrix.BotUserID()
+	if user.Level < bridgeconfig.LevelUser {
+		user.Log.Info().Stringer("room_id", evt.RoomID).Msg("Refusing invite from a user without permission to use the bridge")
+		if err := b.Matrix.LeaveRoom(ctx, bot, evt.RoomID); err != nil {
+			user.Log.Warn().Err(err).Msg("Could not reject invite")
+		}
+		return
+	}
+	if err := b.Matrix.JoinRoom(ctx, bot, evt.RoomID); err != nil {
+		user.Log.Err(err).Stringer("room_id", evt.RoomID).Msg("Could not accept invite")
+		return
+	}
+	welcome := "Hello, I'm the " + b.Network.Info().DisplayName + " bridge bot."
+	if member.IsDirect || user.ManagementRoom() == "" {
+		if err := user.SetManagementRoom(ctx, evt.RoomID); err != nil {
+			user.Log.Err(err).Msg("Could not store management room")
+		}
+		welcome += " This room is now your management room: send `help` for the list of commands."
+	} else {
+		welcome += " Start commands here with `" + b.Config.Bridge.CommandPrefix + "`, e.g. `" + b.Config.Bridge.CommandPrefix + " help`."
+	}
+	if err := b.sendBotNotice(ctx, evt.RoomID, welcome); err != nil {
+		user.Log.Warn().Err(err).Msg("Could not send welcome message")
+	}
+}
+
+// handleEphemeral passes read receipts and typing in portal rooms to the
+// connector, best effort: they are not journalled.
+func (b *Bridge) handleEphemeral(ctx context.Context, evt *event.Event) {
+	portal, err := b.GetPortalByRoom(ctx, evt.RoomID)
+	if err != nil || portal == nil {
+		return
+	}
+	switch evt.Type {
+	case event.EphemeralEventReceipt:
+		receipts := *evt.Content.AsReceipt()
+		for eventID, byType := range receipts {
+			for userID := range byType[event.ReceiptTypeRead] {
+				if !b.isBridgeUser(userID) {
+					portal.outbound.push(func() { portal.handleMatrixReceipt(userID, eventID) })
+				}
+			}
+		}
+	case event.EphemeralEventTyping:
+		typing := evt.Content.AsTyping()
+		login := portal.ReceiverLogin()
+		if login == nil {
+			return
+		}
+		isTyping := false
+		for _, userID := range typing.UserIDs {
+			if userID == login.UserMXID {
+				isTyping = true
+			}
+		}
+		portal.outbound.push(func() { portal.handleMatrixTyping(login, isTyping) })
+	}
+}
+
+// replayOutbound queues every journalled Matrix event not yet handled.
+func (b *Bridge) replayOutbound(ctx context.Context) error {
+	var after int64
+	total := 0
+	for {
+		rows, err := b.DB.Outbound.Open(ctx, after, 1000)
+		if err != nil {
+			return fmt.Errorf("read outbound journal: %w", err)
+		}
+		for _, row := range rows {
+			after = row.Seq
+			evt, ok := b.parseEvent(row.Payload)
+			if !ok {
+				b.finishOutbound(ctx, row, database.StateFailed, "unreadable journal entry")
+				continue
+			}
+			b.dispatchOutbound(ctx, row, evt)
+			total++
+		}
+		if len(rows) < 1000 {
+			break
+		}
+	}
+	if total > 0 {
+		b.Log.Info().Int("count", total).Msg("Replaying unsent Matrix events")
+	}
+	return nil
+}
+
+// finishOutbound moves an outbound journal row to a final state.
+func (b *Bridge) finishOutbound(ctx context.Context, row *database.OutboundEvent, state database.JournalState, note string) {
+	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		return b.DB.Outbound.SetState(ctx, tx, row.Seq, state, note)
+	})
+	if err != nil {
+		b.Log.Err(err).Int64("journal_seq", row.Seq).Msg("Could not finish outbound journal entry")
+	}
+}
