@@ -337,8 +337,44 @@ func (s *Server) StartAgain(ctx context.Context) error {
 // Pause freezes Dendrite with SIGSTOP. Connections are still accepted by the
 // kernel but never answered, which is how a hung homeserver looks to the
 // bridge, unlike Kill where connections are refused. Resume undoes it.
+//
+// It returns once every thread of Dendrite has stopped: the signal alone is
+// asynchronous, and a request sent right after it could still be served.
 func (s *Server) Pause() error {
-	return s.signal(syscall.SIGSTOP)
+	if err := s.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	pid := s.PID()
+	deadline := time.Now().Add(5 * time.Second)
+	for wait := time.Millisecond; !allThreadsStopped(pid); wait = min(2*wait, 50*time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pausing Dendrite: process %d did not stop within 5s of SIGSTOP", pid)
+		}
+		time.Sleep(wait)
+	}
+	return nil
+}
+
+// allThreadsStopped reports whether every thread of pid is in the stopped
+// state, according to /proc.
+func allThreadsStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		// The state follows the command name, which is in parentheses
+		// and may itself contain spaces or parentheses.
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 || i+2 >= len(stat) || (stat[i+2] != 'T' && stat[i+2] != 't') {
+			return false
+		}
+	}
+	return true
 }
 
 // Resume lets a paused Dendrite run again.
