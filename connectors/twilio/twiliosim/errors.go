@@ -80,6 +80,7 @@ func newAPIError(status, code int, format string, args ...any) *apiError {
 	}
 }
 
+// Error makes an apiError usable as an error value.
 func (e *apiError) Error() string {
 	return fmt.Sprintf("twilio error %d (HTTP %d): %s", e.Code, e.Status, e.Message)
 }

@@ -34,6 +34,7 @@ const (
 // Fault is a rule for answering matching requests abnormally. Method,
 // Path and Account narrow which requests match; empty means any.
 type Fault struct {
+	// Kind is what the fault does.
 	Kind FaultKind
 	// Method matches the HTTP method exactly.
 	Method string

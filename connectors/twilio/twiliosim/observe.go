@@ -10,16 +10,16 @@ import (
 // OutboundMessage is a snapshot of a message created through the REST API
 // and of what the simulator did with it.
 type OutboundMessage struct {
-	SID                 string
-	AccountSID          string
-	From                string // assigned when queued for a Messaging Service
-	To                  string
-	Body                string
-	MessagingServiceSID string
-	StatusCallback      string
-	MediaURLs           []string
-	Status              string
-	ErrorCode           int
+	SID                 string   // SM... or MM...
+	AccountSID          string   // the account that created it
+	From                string   // assigned when queued for a Messaging Service
+	To                  string   // the recipient
+	Body                string   // the text, possibly empty for MMS
+	MessagingServiceSID string   // MG... when sent through a service
+	StatusCallback      string   // the StatusCallback URL given, or ""
+	MediaURLs           []string // the MediaUrl values given, in order
+	Status              string   // current status: queued ... delivered
+	ErrorCode           int      // 0, or the failure's error code
 	// Media has one entry per MediaUrl fetched, in order.
 	Media []MediaFetch
 	// Callbacks has one entry per status callback posted, in order.
@@ -41,18 +41,18 @@ func (m OutboundMessage) CallbackStatuses() []string {
 
 // Message is a snapshot of one entry of an account's message log.
 type Message struct {
-	SID                 string
-	AccountSID          string
-	Direction           string // DirectionInbound or DirectionOutboundAPI
-	From                string
-	To                  string
-	Body                string
-	MessagingServiceSID string
-	Status              string
-	ErrorCode           int
-	DateCreated         time.Time
-	DateSent            time.Time // zero when not sent
-	Media               []MediaFile
+	SID                 string      // SM... or MM...
+	AccountSID          string      // the account whose log holds it
+	Direction           string      // DirectionInbound or DirectionOutboundAPI
+	From                string      // sender
+	To                  string      // recipient
+	Body                string      // text
+	MessagingServiceSID string      // MG... or ""
+	Status              string      // e.g. received, delivered, failed
+	ErrorCode           int         // 0, or the failure's error code
+	DateCreated         time.Time   // when it entered the log
+	DateSent            time.Time   // zero when not sent
+	Media               []MediaFile // attachments, in order
 }
 
 // snapshotOutbound copies an outbound message for observers.

@@ -16,19 +16,19 @@ const maxMediaBytes = 16 << 20
 
 // MediaFetch records one fetch of a MediaUrl of an outbound message.
 type MediaFetch struct {
-	URL         string
-	StatusCode  int // 0 when no answer came
-	ContentType string
-	Data        []byte
+	URL         string // the MediaUrl fetched
+	StatusCode  int    // 0 when no answer came
+	ContentType string // the answer's Content-Type
+	Data        []byte // the answer's body
 	Err         string // why the fetch failed, "" on success
 }
 
 // CallbackAttempt records one status callback the simulator posted.
 type CallbackAttempt struct {
-	Status   string // MessageStatus sent: sent, delivered, undelivered, failed
-	Request  *WebhookRequest
-	Response WebhookResponse
-	Err      string // transport error, "" when the bridge answered
+	Status   string          // MessageStatus sent: sent, delivered, undelivered, failed
+	Request  *WebhookRequest // the signed request posted
+	Response WebhookResponse // the bridge's answer
+	Err      string          // transport error, "" when the bridge answered
 }
 
 // transition is one status change of an outbound message.

@@ -39,6 +39,7 @@ const (
 
 // RecipientConfig configures how the simulated network treats one recipient.
 type RecipientConfig struct {
+	// Behavior is what happens to messages to the recipient.
 	Behavior RecipientBehavior
 	// ErrorCode is the 300xx code for Undeliverable and FailToSend.
 	ErrorCode int

@@ -18,7 +18,7 @@ const (
 // Messaging Service) and leaves media fetching and delivery to a background
 // worker, so the 201 comes back before any status callback.
 func (s *Server) handleCreateMessage(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	form, apiErr := readForm(r)
+	form, apiErr := readForm(w, r)
 	if apiErr != nil {
 		writeAPIError(w, apiErr)
 		return

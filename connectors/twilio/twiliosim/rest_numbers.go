@@ -100,7 +100,7 @@ func (s *Server) handleFetchNumber(w http.ResponseWriter, r *http.Request, rc *r
 
 // handleUpdateNumber serves POST /Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json.
 func (s *Server) handleUpdateNumber(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	form, apiErr := readForm(r)
+	form, apiErr := readForm(w, r)
 	if apiErr != nil {
 		writeAPIError(w, apiErr)
 		return
@@ -161,8 +161,8 @@ const maxFormBytes = 1 << 20
 
 // readForm parses a POST body as Twilio does: form-encoded parameters only
 // (query parameters of a POST are not parameters).
-func readForm(r *http.Request) (url.Values, *apiError) {
-	r.Body = http.MaxBytesReader(nil, r.Body, maxFormBytes)
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, *apiError) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		return nil, errBadParam("Unable to parse request body: %v", err)
 	}

@@ -203,6 +203,7 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	s.client.CloseIdleConnections()
 }
 
 // loopbackAddr checks that addr is host:port with a loopback host and returns
@@ -268,7 +269,9 @@ func (s *Server) SetOutage(o Outage) error {
 }
 
 // ServeHTTP serves the simulated Twilio API, the media CDN and the faults
-// and outages that tests configured.
+// and outages that tests configured. To drop a connection (OutageRefuse, a
+// hang or delay the client gave up on) it panics with http.ErrAbortHandler,
+// as net/http handlers do; call it through an http.Server, not directly.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	outage := s.outage

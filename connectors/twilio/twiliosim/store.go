@@ -12,7 +12,6 @@ const (
 
 	StatusAccepted    = "accepted"
 	StatusQueued      = "queued"
-	StatusSending     = "sending"
 	StatusSent        = "sent"
 	StatusDelivered   = "delivered"
 	StatusUndelivered = "undelivered"
@@ -26,19 +25,19 @@ const apiVersion = "2010-04-01"
 // Capabilities says what a phone number can do, as in the
 // incoming_phone_number resource's capabilities object.
 type Capabilities struct {
-	SMS   bool
-	MMS   bool
-	Voice bool
-	Fax   bool
+	SMS   bool // can send and receive texts
+	MMS   bool // can send and receive media
+	Voice bool // can take calls (not simulated)
+	Fax   bool // can take faxes (not simulated)
 }
 
 // MediaFile is one media attachment: its bytes, MIME type and, for inbound
 // media, an optional file name (Twilio does not expose names; the simulator
 // keeps it only for tests).
 type MediaFile struct {
-	ContentType string
-	Data        []byte
-	Filename    string
+	ContentType string // MIME type, e.g. image/jpeg; required
+	Data        []byte // the file's bytes
+	Filename    string // kept for tests only; Twilio has no media names
 }
 
 // APIKeyKind distinguishes Twilio's key types, which matters because Standard
@@ -55,9 +54,9 @@ const (
 // APIKey is an API key SID and its secret, usable as basic-auth credentials
 // for the account that owns it.
 type APIKey struct {
-	SID    string
-	Secret string
-	Kind   APIKeyKind
+	SID    string     // SK...: the basic-auth user name
+	Secret string     // the basic-auth password
+	Kind   APIKeyKind // Standard or Main
 }
 
 // account is the simulator's state for one Twilio account. All fields are

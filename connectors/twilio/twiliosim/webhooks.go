@@ -48,10 +48,10 @@ func Signature(authToken, fullURL string, params url.Values) string {
 type WebhookRequest struct {
 	// URL is the full URL requested, query included for GET webhooks.
 	URL    string
-	Method string
+	Method string // POST, or GET when the number's sms_method says so
 	// Form holds the parameters, in the body for POST, in the query for GET.
 	Form   url.Values
-	Header http.Header
+	Header http.Header // including X-Twilio-Signature
 }
 
 // newWebhook builds a signed request as Twilio would send it to target.
@@ -85,9 +85,9 @@ func idempotencyToken() string {
 
 // WebhookResponse is what the bridge answered to a webhook or callback.
 type WebhookResponse struct {
-	StatusCode int
-	Header     http.Header
-	Body       []byte
+	StatusCode int         // HTTP status of the answer
+	Header     http.Header // its headers
+	Body       []byte      // its body (at most 1 MiB kept)
 }
 
 // send performs the request with the simulator's loopback-only client.
@@ -117,10 +117,10 @@ func (s *Server) send(ctx context.Context, req *WebhookRequest) (WebhookResponse
 // InboundMessage is a text or MMS that a phone sends to one of the
 // simulator's numbers.
 type InboundMessage struct {
-	From  string
-	To    string // a number added with AddNumber
-	Body  string
-	Media []MediaFile
+	From  string      // the sender's number
+	To    string      // a number added with AddNumber
+	Body  string      // the text
+	Media []MediaFile // up to 10 attachments, making it an MMS
 	// LogOnly records the message in the account's log without sending the
 	// webhook: a text that arrived while the bridge was down and survives
 	// only in the log.
@@ -129,7 +129,7 @@ type InboundMessage struct {
 
 // InboundResult tells what became of an inbound message.
 type InboundResult struct {
-	MessageSID string
+	MessageSID string // the logged message's SID
 	// Webhook is the request sent, nil when none was (LogOnly, no sms_url).
 	Webhook *WebhookRequest
 	// Response is the bridge's answer; zero when no webhook was sent or the
