@@ -40,6 +40,7 @@
 //   - Malformed query or form values (PageSize, Page, PageToken, dates,
 //     SmsMethod, URLs on a number) get 400 with code 20001; Twilio's
 //     specific codes for these are not modelled.
+//   - Body length (1600 at most) is counted in Unicode code points.
 //   - Lists are ordered by date_created, newest first; PageSize above 1000
 //     is clamped to 1000.
 //   - Messages go through their statuses as fast as the bridge answers: no
@@ -59,7 +60,8 @@
 //	acct, _ := sim.AddAccount("", "")
 //	acct.AddNumber("+15005550006", twiliosim.Capabilities{SMS: true, MMS: true})
 //	acct.SetSMSURL("+15005550006", bridgeWebhookURL)
-//	// point twilio-go at sim.URL() instead of https://api.twilio.com, then:
+//	// point twilio-go at the simulator, e.g. with an http.Client whose
+//	// Transport is sim.Transport(nil), then:
 //	res, err := sim.SendInbound(ctx, twiliosim.InboundMessage{From: "+15551230001", To: "+15005550006", Body: "hi"})
 //	msgs, err := sim.WaitOutbound(ctx, func(m []twiliosim.OutboundMessage) bool { return len(m) == 1 && m[0].Done })
 package twiliosim

@@ -51,37 +51,17 @@ func startSim(t *testing.T, opts Options) (*Server, *Account) {
 	return sim, acct
 }
 
-// rewriteTransport sends requests for https://api.twilio.com to the
-// simulator, which is how the connector will point twilio-go at it.
-type rewriteTransport struct {
-	target *url.URL
-	base   http.RoundTripper
-}
-
-func (rt rewriteTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Host == "api.twilio.com" {
-		r = r.Clone(r.Context())
-		r.URL.Scheme = rt.target.Scheme
-		r.URL.Host = rt.target.Host
-		r.Host = rt.target.Host
-	}
-	return rt.base.RoundTrip(r)
-}
-
 // twilioAPI returns a twilio-go API service authenticated as user:pass for
-// accountSID, talking to the simulator.
+// accountSID, talking to the simulator: its transport rewrites the scheme and
+// host of https://api.twilio.com to the simulator's.
 func twilioAPI(t *testing.T, sim *Server, user, pass, accountSID string) *openapi.ApiService {
 	t.Helper()
-	target, err := url.Parse(sim.URL())
-	if err != nil {
-		t.Fatalf("parsing simulator URL: %v", err)
-	}
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	c := &client.Client{
 		Credentials: client.NewCredentials(user, pass),
 		HTTPClient: &http.Client{
-			Transport: rewriteTransport{target: target, base: tr},
+			Transport: sim.Transport(tr),
 			// twilio-go's own default: hand 3xx back to the caller.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			Timeout:       10 * time.Second,

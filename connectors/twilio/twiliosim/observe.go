@@ -69,7 +69,7 @@ func snapshotOutbound(m *message) OutboundMessage {
 		Status:              m.status,
 		ErrorCode:           m.errorCode,
 		Media:               slices.Clone(m.fetches),
-		Callbacks:           slices.Clone(m.callbacks),
+		Callbacks:           cloneCallbacks(m.callbacks),
 		Done:                m.done,
 	}
 }
@@ -172,6 +172,16 @@ func (a *Account) Messages() []Message {
 	var out []Message
 	for _, m := range a.s.accounts[a.sid].sortedNewestFirst() {
 		out = append(out, snapshotMessage(m))
+	}
+	return out
+}
+
+// cloneCallbacks deep-copies callback records for a snapshot.
+func cloneCallbacks(in []CallbackAttempt) []CallbackAttempt {
+	out := slices.Clone(in)
+	for i := range out {
+		out[i].Request = out[i].Request.clone()
+		out[i].Response.Header = out[i].Response.Header.Clone()
 	}
 	return out
 }

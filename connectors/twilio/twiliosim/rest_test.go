@@ -317,3 +317,17 @@ func TestErrorBodyIsTwilios(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, raw)
 	}
 }
+
+func TestTransportNeverReachesTwilio(t *testing.T) {
+	sim := New(Options{}) // not started: no URL yet
+	defer sim.Close()
+	c := &http.Client{Transport: sim.Transport(nil)}
+	resp, err := c.Get("https://api.twilio.com/2010-04-01/Accounts.json")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("request to api.twilio.com went somewhere")
+	}
+	if !strings.Contains(err.Error(), "no URL") {
+		t.Fatalf("error = %v", err)
+	}
+}

@@ -54,6 +54,21 @@ type WebhookRequest struct {
 	Header http.Header // including X-Twilio-Signature
 }
 
+// clone returns a deep copy, so callers can keep or change what they were
+// handed without touching what the simulator recorded.
+func (w *WebhookRequest) clone() *WebhookRequest {
+	if w == nil {
+		return nil
+	}
+	c := *w
+	c.Form = url.Values{}
+	for k, v := range w.Form {
+		c.Form[k] = slices.Clone(v)
+	}
+	c.Header = w.Header.Clone()
+	return &c
+}
+
 // newWebhook builds a signed request as Twilio would send it to target.
 func newWebhook(authToken, target, method string, form url.Values) *WebhookRequest {
 	h := http.Header{}
@@ -180,7 +195,7 @@ func (s *Server) SendInbound(ctx context.Context, in InboundMessage) (InboundRes
 	s.webhooks[m.sid] = req
 	s.mu.Unlock()
 
-	res.Webhook = req
+	res.Webhook = req.clone()
 	resp, err := s.send(ctx, req)
 	res.Response = resp
 	return res, err
@@ -196,7 +211,7 @@ func (s *Server) RedeliverInbound(ctx context.Context, messageSID string) (Inbou
 	if req == nil {
 		return InboundResult{}, fmt.Errorf("twiliosim: no webhook was sent for %s: %w", messageSID, ErrNotFound)
 	}
-	res := InboundResult{MessageSID: messageSID, Webhook: req}
+	res := InboundResult{MessageSID: messageSID, Webhook: req.clone()}
 	resp, err := s.send(ctx, req)
 	res.Response = resp
 	return res, err
