@@ -65,11 +65,12 @@ func (s *Server) handleCreateMessage(w http.ResponseWriter, r *http.Request, rc 
 		statusCallback: callback,
 		mediaURLs:      mediaURLs,
 	}
-	if serviceSID != "" {
+	switch {
+	case serviceSID != "" && from == "":
 		// A Messaging Service message is accepted first; the sender, and so
 		// the segment count, are only known once it is queued.
-		m.status, m.from, m.numSegments = StatusAccepted, "", 0
-	} else {
+		m.status, m.numSegments = StatusAccepted, 0
+	case serviceSID == "":
 		m.serviceSID = acct.serviceOf(from)
 	}
 	acct.messages = append(acct.messages, m)

@@ -235,6 +235,11 @@ func TestCreateMessageThroughTwilioGo(t *testing.T) {
 		if *sm.Status != StatusAccepted || sm.From != nil || *sm.MessagingServiceSid != svc || *sm.NumSegments != "0" {
 			t.Fatalf("service message = %+v", sm)
 		}
+		both, err := api.CreateMessage((&openapi.CreateMessageParams{}).SetTo(theirNumber).SetMessagingServiceSid(svc).
+			SetFrom(ourNumber).SetBody("hi"))
+		if err != nil || *both.Status != StatusQueued || *both.From != ourNumber || *both.MessagingServiceSid != svc {
+			t.Fatalf("service message with From = %+v, %v", both, err)
+		}
 		sim.ResumeOutbound()
 		done, err := sim.WaitMessage(testCtx(t), *sm.Sid, nil)
 		if err != nil || done.From != ourNumber || done.Status != StatusDelivered {
