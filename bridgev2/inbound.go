@@ -50,11 +50,25 @@ func (p *Portal) deliverInbound(row *database.InboundEvent, evt *RemoteEvent) {
 		if attempt == 1 {
 			b.recordInboundAttempt(ctx, row, err)
 		}
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return
+		if !b.sleep(ctx, delay) {
+			return // shutting down: the event stays pending for the next start
 		}
+	}
+}
+
+// sleep waits for d and reports true, or returns false early when the
+// bridge starts shutting down: a retry loop then leaves its event in the
+// journal rather than holding up shutdown.
+func (b *Bridge) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-b.stopBg:
+		return false
 	}
 }
 

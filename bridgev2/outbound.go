@@ -85,6 +85,10 @@ func (p *Portal) succeed(ctx context.Context, row *database.OutboundEvent, evt *
 	p.sendStatus(ctx, evt.ID, status)
 }
 
+// errShutdownRetry ends a retry loop when the bridge stops; the event stays
+// in the journal.
+var errShutdownRetry = errors.New("retry abandoned for shutdown")
+
 // withRetries calls send until it succeeds, fails permanently, or the event
 // is older than bridge.delivery_retry_for. The sender is told once that the
 // message is being retried. Before every retry, reconcile (if not nil) asks
@@ -115,10 +119,8 @@ func (p *Portal) withRetries(ctx context.Context, row *database.OutboundEvent, e
 				return b.DB.Outbound.RecordAttempt(ctx, tx, row.Seq, err.Error())
 			})
 		}
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return ctx.Err()
+		if !b.sleep(ctx, delay) {
+			return errShutdownRetry
 		}
 	}
 }
@@ -186,7 +188,7 @@ func (p *Portal) outboundMessage(ctx context.Context, row *database.OutboundEven
 		resp, err = login.Client.HandleMatrixMessage(ctx, msg)
 		return err
 	}, reconcile)
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || errors.Is(err, errShutdownRetry) {
 		return // shutting down; the row stays "sending" and is reconciled at the next start
 	}
 	if err != nil {
@@ -245,7 +247,7 @@ func (p *Portal) outboundEdit(ctx context.Context, row *database.OutboundEvent, 
 	}
 	edit := &MatrixEdit{Event: evt, NewContent: newContent, Target: target, Portal: p, Login: login}
 	if err := p.withRetries(ctx, row, evt, func(ctx context.Context) error { return handler.HandleMatrixEdit(ctx, edit) }, nil); err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !errors.Is(err, errShutdownRetry) {
 			p.fail(ctx, row, evt, err)
 		}
 		return
@@ -286,7 +288,7 @@ func (p *Portal) outboundReaction(ctx context.Context, row *database.OutboundEve
 		resp, err = handler.HandleMatrixReaction(ctx, reaction)
 		return err
 	}, nil); err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !errors.Is(err, errShutdownRetry) {
 			p.fail(ctx, row, evt, err)
 		}
 		return
@@ -326,7 +328,7 @@ func (p *Portal) outboundRedaction(ctx context.Context, row *database.OutboundEv
 		}
 		removal := &MatrixReactionRemove{Event: evt, Target: reaction, Portal: p, Login: login}
 		if err := p.withRetries(ctx, row, evt, func(ctx context.Context) error { return handler.HandleMatrixReactionRemove(ctx, removal) }, nil); err != nil {
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !errors.Is(err, errShutdownRetry) {
 				p.fail(ctx, row, evt, err)
 			}
 			return
@@ -360,7 +362,7 @@ func (p *Portal) outboundRedaction(ctx context.Context, row *database.OutboundEv
 	}
 	redaction := &MatrixRedaction{Event: evt, Target: target, Portal: p, Login: login}
 	if err := p.withRetries(ctx, row, evt, func(ctx context.Context) error { return handler.HandleMatrixRedaction(ctx, redaction) }, nil); err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !errors.Is(err, errShutdownRetry) {
 			p.fail(ctx, row, evt, err)
 		}
 		return

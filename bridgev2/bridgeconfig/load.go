@@ -44,7 +44,7 @@ func Parse(data []byte) (*Config, error) {
 	if err := dec.Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	cfg.applyDefaults()
+	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -75,7 +75,8 @@ func lookup(node *yaml.Node, path string) *yaml.Node {
 	return node
 }
 
-func (c *Config) applyDefaults() {
+// ApplyDefaults fills in defaults for keys left out; Parse calls it.
+func (c *Config) ApplyDefaults() {
 	b := &c.Bridge
 	if b.DeliveryRetryFor == 0 {
 		b.DeliveryRetryFor = 24 * time.Hour

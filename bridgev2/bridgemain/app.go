@@ -1,0 +1,137 @@
+// Package bridgemain turns a network connector into a runnable bridge
+// binary: flags, config and registration files, logging, the HTTP listener
+// and signal handling. A connector's main package is a few lines:
+//
+//	func main() { bridgemain.Main(twilio.New(), trestle.ExampleConfig) }
+package bridgemain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
+	"github.com/trestle-bridge/trestle/bridgev2/commands"
+	"github.com/trestle-bridge/trestle/bridgev2/database"
+	"github.com/trestle-bridge/trestle/bridgev2/matrix"
+)
+
+// App is an assembled bridge: core, Matrix side, store and HTTP handler.
+type App struct {
+	Bridge  *bridgev2.Bridge
+	Config  *bridgeconfig.Config
+	DB      *database.Database
+	Handler http.Handler
+	Log     zerolog.Logger
+
+	server   *http.Server
+	listener net.Listener
+}
+
+// Assemble opens the database, builds the core with the connector and the
+// Matrix side, and prepares (but does not start) the HTTP handler.
+func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.NetworkConnector, log zerolog.Logger, version string) (*App, error) {
+	if err := cfg.CheckTokens(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Network.Decode(connector.Config()); err != nil {
+		return nil, fmt.Errorf("config section network: %w", err)
+	}
+	if v, ok := connector.(bridgev2.ConfigValidator); ok {
+		if err := v.ValidateConfig(); err != nil {
+			return nil, err
+		}
+	}
+	db, err := database.Open(ctx, database.Dialect(cfg.Database.Type), cfg.Database.URI, database.Options{
+		MaxOpenConns: cfg.Database.MaxOpenConns,
+		Meta:         connector.DBMetaTypes(),
+		Log:          log.With().Str("component", "database").Logger(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	hs, err := matrix.NewHomeserver(cfg, log.With().Str("component", "matrix").Logger())
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	br, err := bridgev2.New(bridgev2.Options{
+		Config: cfg, DB: db, Matrix: hs, Network: connector, Version: version,
+		Log: log.With().Str("component", "bridge").Logger(),
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	br.Commands = commands.New(br)
+
+	mux := http.NewServeMux()
+	matrix.NewAppService(cfg.AppService.HSToken, hs, br, log.With().Str("component", "appservice").Logger()).Register(mux)
+	mux.Handle("/", br.HTTPHandler())
+	return &App{Bridge: br, Config: cfg, DB: db, Handler: bridgev2.RecoverHandler(br, mux), Log: log}, nil
+}
+
+// Listen binds the appservice listener (appservice.hostname:port). It is
+// separate from Start so callers can learn the port before starting.
+func (a *App) Listen() error {
+	addr := net.JoinHostPort(a.Config.AppService.Hostname, strconv.Itoa(a.Config.AppService.Port))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (appservice.hostname/port): %w", addr, err)
+	}
+	a.listener = l
+	return nil
+}
+
+// Start starts the core (replaying the journals) and then serves HTTP, so
+// that replayed events are queued before new ones arrive.
+func (a *App) Start(ctx context.Context) error {
+	if a.listener == nil {
+		if err := a.Listen(); err != nil {
+			return err
+		}
+	}
+	if err := a.Bridge.Start(ctx); err != nil {
+		return err
+	}
+	a.server = &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+	}
+	go func() {
+		if err := a.server.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.Log.Err(err).Msg("HTTP server failed")
+		}
+	}()
+	a.Log.Info().Str("address", a.listener.Addr().String()).Msg("Listening for the homeserver and webhooks")
+	return nil
+}
+
+// Addr is the bound listener address.
+func (a *App) Addr() net.Addr { return a.listener.Addr() }
+
+// Stop shuts down in order: stop taking requests (in-flight ones finish and
+// their events are journalled), let portal workers finish or leave work in
+// the journal, then close the database.
+func (a *App) Stop(ctx context.Context) {
+	if a.server != nil {
+		shutdownCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := a.server.Shutdown(shutdownCtx); err != nil {
+			a.Log.Warn().Err(err).Msg("HTTP server did not shut down cleanly")
+		}
+		cancel()
+	}
+	a.Bridge.Stop(ctx)
+	if err := a.DB.Close(); err != nil {
+		a.Log.Warn().Err(err).Msg("Could not close the database")
+	}
+}

@@ -1,0 +1,563 @@
+package bridgetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+)
+
+// FakeMatrix is an in-memory homeserver implementing bridgev2.Matrix. It
+// enforces what matters to a bridge (registration before use, membership
+// before sending, idempotent transaction IDs) and records everything the
+// bridge does, so tests can wait for it.
+type FakeMatrix struct {
+	serverName string
+	bot        id.UserID
+	as         *bridgeconfig.AppService
+
+	mu      sync.Mutex
+	changed *sync.Cond
+	rooms   map[id.RoomID]*FakeRoom
+	users   map[id.UserID]*FakeProfile
+	txns    map[string]id.EventID
+	media   map[id.ContentURIString]fakeMedia
+	counter int
+	// fail, if set, is consulted before every call; a non-nil error is
+	// returned instead of doing the call (fault injection).
+	fail func(method string) error
+}
+
+// FakeRoom is a room on the fake homeserver.
+type FakeRoom struct {
+	ID      id.RoomID
+	Creator id.UserID
+	Request *mautrix.ReqCreateRoom
+	// Members maps users to "invite", "join" or "leave".
+	Members map[id.UserID]string
+	Events  []*event.Event
+	State   map[string]*event.Event
+}
+
+// FakeProfile is a registered user's profile.
+type FakeProfile struct {
+	DisplayName string
+	AvatarURL   id.ContentURIString
+}
+
+type fakeMedia struct {
+	data     []byte
+	mimeType string
+}
+
+var _ bridgev2.Matrix = (*FakeMatrix)(nil)
+
+// NewFakeMatrix returns an empty fake homeserver for the given config.
+func NewFakeMatrix(cfg *bridgeconfig.Config) *FakeMatrix {
+	m := &FakeMatrix{
+		serverName: cfg.Homeserver.Domain,
+		bot:        id.NewUserID(cfg.AppService.Bot.Username, cfg.Homeserver.Domain),
+		as:         &cfg.AppService,
+		rooms:      make(map[id.RoomID]*FakeRoom),
+		users:      make(map[id.UserID]*FakeProfile),
+		txns:       make(map[string]id.EventID),
+		media:      make(map[id.ContentURIString]fakeMedia),
+	}
+	m.changed = sync.NewCond(&m.mu)
+	return m
+}
+
+// SetFailure installs a fault injector: fn is called with the method name
+// ("SendMessage", "CreateRoom", ...) before every call; returning an error
+// fails the call. nil removes it.
+func (m *FakeMatrix) SetFailure(fn func(method string) error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fail = fn
+}
+
+// Unavailable is a retriable error like the one the real Matrix side
+// returns when the homeserver is down.
+var Unavailable = bridgev2.RetriableError("The homeserver is unavailable; retrying.", fmt.Errorf("fake homeserver is down"))
+
+func (m *FakeMatrix) check(method string) error {
+	if m.fail != nil {
+		return m.fail(method)
+	}
+	return nil
+}
+
+func (m *FakeMatrix) nextID(prefix string) string {
+	m.counter++
+	return fmt.Sprintf("%s%d", prefix, m.counter)
+}
+
+// BotUserID implements bridgev2.Matrix.
+func (m *FakeMatrix) BotUserID() id.UserID { return m.bot }
+
+// ServerName implements bridgev2.Matrix.
+func (m *FakeMatrix) ServerName() string { return m.serverName }
+
+// GhostUserID implements bridgev2.Matrix.
+func (m *FakeMatrix) GhostUserID(user networkid.UserID) id.UserID {
+	return id.NewUserID(m.as.GhostLocalpart(string(user)), m.serverName)
+}
+
+// ParseGhostUserID implements bridgev2.Matrix.
+func (m *FakeMatrix) ParseGhostUserID(userID id.UserID) (networkid.UserID, bool) {
+	localpart, server, err := userID.Parse()
+	if err != nil || server != m.serverName || userID == m.bot {
+		return "", false
+	}
+	remote, ok := m.as.ParseGhostLocalpart(localpart)
+	return networkid.UserID(remote), ok
+}
+
+// EnsureRegistered implements bridgev2.Matrix.
+func (m *FakeMatrix) EnsureRegistered(_ context.Context, userID id.UserID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("EnsureRegistered"); err != nil {
+		return err
+	}
+	if m.users[userID] == nil {
+		m.users[userID] = &FakeProfile{}
+	}
+	return nil
+}
+
+// registered refuses bridge users (bot, ghosts) that were never
+// registered, as a real homeserver does; other users are the test's own.
+func (m *FakeMatrix) registered(userID id.UserID) error {
+	_, isGhost := m.ParseGhostUserID(userID)
+	if (isGhost || userID == m.bot) && m.users[userID] == nil {
+		return fmt.Errorf("%s is not registered: %w", userID, bridgev2.ErrForbidden)
+	}
+	return nil
+}
+
+// SetProfile implements bridgev2.Matrix.
+func (m *FakeMatrix) SetProfile(_ context.Context, userID id.UserID, displayName string, avatar id.ContentURIString) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("SetProfile"); err != nil {
+		return err
+	}
+	if err := m.registered(userID); err != nil {
+		return err
+	}
+	p := m.users[userID]
+	if p == nil {
+		p = &FakeProfile{}
+		m.users[userID] = p
+	}
+	if displayName != "" {
+		p.DisplayName = displayName
+	}
+	if avatar != "" {
+		p.AvatarURL = avatar
+	}
+	m.changed.Broadcast()
+	return nil
+}
+
+// Profile returns a user's profile, or nil if unregistered.
+func (m *FakeMatrix) Profile(userID id.UserID) *FakeProfile {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := m.users[userID]; p != nil {
+		cp := *p
+		return &cp
+	}
+	return nil
+}
+
+// CreateRoom implements bridgev2.Matrix.
+func (m *FakeMatrix) CreateRoom(_ context.Context, as id.UserID, req *mautrix.ReqCreateRoom) (id.RoomID, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("CreateRoom"); err != nil {
+		return "", err
+	}
+	if err := m.registered(as); err != nil {
+		return "", err
+	}
+	room := &FakeRoom{
+		ID: id.RoomID("!" + m.nextID("room") + ":" + m.serverName), Creator: as, Request: req,
+		Members: map[id.UserID]string{as: "join"}, State: make(map[string]*event.Event),
+	}
+	for _, invitee := range req.Invite {
+		room.Members[invitee] = "invite"
+	}
+	for _, st := range req.InitialState {
+		key := ""
+		if st.StateKey != nil {
+			key = *st.StateKey
+		}
+		room.State[st.Type.Type+"|"+key] = st
+	}
+	m.rooms[room.ID] = room
+	m.changed.Broadcast()
+	return room.ID, nil
+}
+
+func (m *FakeMatrix) room(roomID id.RoomID) (*FakeRoom, error) {
+	room := m.rooms[roomID]
+	if room == nil {
+		return nil, bridgev2.NewError("The homeserver refused the request.", fmt.Errorf("room %s not found", roomID))
+	}
+	return room, nil
+}
+
+// JoinRoom implements bridgev2.Matrix.
+func (m *FakeMatrix) JoinRoom(_ context.Context, as id.UserID, roomID id.RoomID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("JoinRoom"); err != nil {
+		return err
+	}
+	room, err := m.room(roomID)
+	if err != nil {
+		return err
+	}
+	if st := room.Members[as]; st != "invite" && st != "join" {
+		return fmt.Errorf("%s is not invited to %s: %w", as, roomID, bridgev2.ErrForbidden)
+	}
+	room.Members[as] = "join"
+	m.changed.Broadcast()
+	return nil
+}
+
+// InviteUser implements bridgev2.Matrix.
+func (m *FakeMatrix) InviteUser(_ context.Context, as id.UserID, roomID id.RoomID, target id.UserID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("InviteUser"); err != nil {
+		return err
+	}
+	room, err := m.room(roomID)
+	if err != nil {
+		return err
+	}
+	if room.Members[as] != "join" {
+		return fmt.Errorf("%s is not in %s: %w", as, roomID, bridgev2.ErrForbidden)
+	}
+	if room.Members[target] != "join" {
+		room.Members[target] = "invite"
+	}
+	m.changed.Broadcast()
+	return nil
+}
+
+// LeaveRoom implements bridgev2.Matrix.
+func (m *FakeMatrix) LeaveRoom(_ context.Context, as id.UserID, roomID id.RoomID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("LeaveRoom"); err != nil {
+		return err
+	}
+	room, err := m.room(roomID)
+	if err != nil {
+		return err
+	}
+	room.Members[as] = "leave"
+	m.changed.Broadcast()
+	return nil
+}
+
+// JoinAsUser makes a (real) user accept their invite, as a client would.
+func (m *FakeMatrix) JoinAsUser(roomID id.RoomID, user id.UserID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if room := m.rooms[roomID]; room != nil {
+		room.Members[user] = "join"
+		m.changed.Broadcast()
+	}
+}
+
+func (m *FakeMatrix) appendEvent(as id.UserID, roomID id.RoomID, evtType event.Type, content any, txnID string, ts time.Time) (id.EventID, error) {
+	room, err := m.room(roomID)
+	if err != nil {
+		return "", err
+	}
+	if err := m.registered(as); err != nil {
+		return "", err
+	}
+	if room.Members[as] != "join" {
+		return "", fmt.Errorf("%s is not in %s: %w", as, roomID, bridgev2.ErrForbidden)
+	}
+	// Like Dendrite, transaction IDs are scoped to the access token (shared
+	// by all appservice users) plus room and event type.
+	key := txnID + "|" + string(roomID) + "|" + evtType.Type
+	if txnID != "" {
+		if existing, ok := m.txns[key]; ok {
+			return existing, nil
+		}
+	}
+	raw, err := json.Marshal(content)
+	if err != nil {
+		return "", err
+	}
+	evt := &event.Event{
+		ID: id.EventID("$" + m.nextID("event")), RoomID: roomID, Sender: as, Type: evtType,
+		Timestamp: time.Now().UnixMilli(), Content: event.Content{VeryRaw: raw},
+	}
+	if !ts.IsZero() {
+		evt.Timestamp = ts.UnixMilli()
+	}
+	evtType.Class = event.MessageEventType
+	if err := evt.Content.ParseRaw(evtType); err != nil && !strings.Contains(err.Error(), "unsupported") {
+		return "", err
+	}
+	room.Events = append(room.Events, evt)
+	if txnID != "" {
+		m.txns[key] = evt.ID
+	}
+	m.changed.Broadcast()
+	return evt.ID, nil
+}
+
+// SendMessage implements bridgev2.Matrix.
+func (m *FakeMatrix) SendMessage(_ context.Context, as id.UserID, roomID id.RoomID, evtType event.Type, content any, txnID string, ts time.Time) (id.EventID, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("SendMessage"); err != nil {
+		return "", err
+	}
+	return m.appendEvent(as, roomID, evtType, content, txnID, ts)
+}
+
+// SendState implements bridgev2.Matrix.
+func (m *FakeMatrix) SendState(_ context.Context, as id.UserID, roomID id.RoomID, evtType event.Type, stateKey string, content any) (id.EventID, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("SendState"); err != nil {
+		return "", err
+	}
+	eventID, err := m.appendEvent(as, roomID, evtType, content, "", time.Time{})
+	if err != nil {
+		return "", err
+	}
+	room := m.rooms[roomID]
+	evt := room.Events[len(room.Events)-1]
+	evt.StateKey = &stateKey
+	room.State[evtType.Type+"|"+stateKey] = evt
+	return eventID, nil
+}
+
+// Redact implements bridgev2.Matrix.
+func (m *FakeMatrix) Redact(_ context.Context, as id.UserID, roomID id.RoomID, target id.EventID, reason, txnID string) (id.EventID, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("Redact"); err != nil {
+		return "", err
+	}
+	return m.appendEvent(as, roomID, event.EventRedaction, &event.RedactionEventContent{Redacts: target, Reason: reason}, txnID, time.Time{})
+}
+
+// MarkRead implements bridgev2.Matrix.
+func (m *FakeMatrix) MarkRead(_ context.Context, as id.UserID, roomID id.RoomID, eventID id.EventID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("MarkRead"); err != nil {
+		return err
+	}
+	room, err := m.room(roomID)
+	if err != nil {
+		return err
+	}
+	room.Events = append(room.Events, &event.Event{
+		Type: event.EphemeralEventReceipt, RoomID: roomID, Sender: as,
+		Content: event.Content{Parsed: &event.ReceiptEventContent{eventID: {event.ReceiptTypeRead: {as: {}}}}},
+	})
+	m.changed.Broadcast()
+	return nil
+}
+
+// SetTyping implements bridgev2.Matrix.
+func (m *FakeMatrix) SetTyping(_ context.Context, as id.UserID, roomID id.RoomID, _ time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.check("SetTyping")
+}
+
+// Upload implements bridgev2.Matrix.
+func (m *FakeMatrix) Upload(_ context.Context, _ id.UserID, data io.Reader, _ int64, mimeType, _ string) (id.ContentURIString, error) {
+	buf, err := io.ReadAll(data)
+	if err != nil {
+		return "", err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("Upload"); err != nil {
+		return "", err
+	}
+	uri := id.ContentURIString("mxc://" + m.serverName + "/" + m.nextID("media"))
+	m.media[uri] = fakeMedia{data: buf, mimeType: mimeType}
+	return uri, nil
+}
+
+// PutMedia stores a file as if a Matrix client had uploaded it.
+func (m *FakeMatrix) PutMedia(data []byte, mimeType string) id.ContentURIString {
+	uri, _ := m.Upload(context.Background(), "", bytes.NewReader(data), int64(len(data)), mimeType, "")
+	return uri
+}
+
+// Media returns an uploaded file.
+func (m *FakeMatrix) Media(uri id.ContentURIString) ([]byte, string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.media[uri]
+	return f.data, f.mimeType, ok
+}
+
+// Download implements bridgev2.Matrix.
+func (m *FakeMatrix) Download(_ context.Context, uri id.ContentURIString) (io.ReadCloser, *bridgev2.MediaInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("Download"); err != nil {
+		return nil, nil, err
+	}
+	f, ok := m.media[uri]
+	if !ok {
+		return nil, nil, bridgev2.NewError("The homeserver refused the request.", fmt.Errorf("media %s not found", uri))
+	}
+	return io.NopCloser(bytes.NewReader(f.data)), &bridgev2.MediaInfo{MimeType: f.mimeType, Size: int64(len(f.data))}, nil
+}
+
+// Ping implements bridgev2.Matrix.
+func (m *FakeMatrix) Ping(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.check("Ping")
+}
+
+// Rooms returns the IDs of every room, oldest first.
+func (m *FakeMatrix) Rooms() []*FakeRoom {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*FakeRoom, 0, len(m.rooms))
+	for _, r := range m.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+// Events returns a copy of a room's timeline.
+func (m *FakeMatrix) Events(roomID id.RoomID) []*event.Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if room := m.rooms[roomID]; room != nil {
+		return append([]*event.Event(nil), room.Events...)
+	}
+	return nil
+}
+
+// Membership returns a user's membership in a room ("" if none).
+func (m *FakeMatrix) Membership(roomID id.RoomID, user id.UserID) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if room := m.rooms[roomID]; room != nil {
+		return room.Members[user]
+	}
+	return ""
+}
+
+// WaitFor blocks until cond (called with the fake's lock held, so it must
+// only read) returns true or ctx ends.
+func (m *FakeMatrix) WaitFor(ctx context.Context, what string, cond func() bool) error {
+	stop := context.AfterFunc(ctx, func() {
+		m.mu.Lock()
+		m.changed.Broadcast()
+		m.mu.Unlock()
+	})
+	defer stop()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for !cond() {
+		if ctx.Err() != nil {
+			return fmt.Errorf("timed out waiting for %s: %w", what, ctx.Err())
+		}
+		m.changed.Wait()
+	}
+	return nil
+}
+
+// WaitForEvent waits for an event in a room matching pred and returns it.
+func (m *FakeMatrix) WaitForEvent(ctx context.Context, roomID id.RoomID, what string, pred func(*event.Event) bool) (*event.Event, error) {
+	var found *event.Event
+	err := m.WaitFor(ctx, what, func() bool {
+		if room := m.rooms[roomID]; room != nil {
+			for _, evt := range room.Events {
+				if pred(evt) {
+					found = evt
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return found, err
+}
+
+// WaitForRoom waits for a room matching pred (e.g. one the user is invited to).
+func (m *FakeMatrix) WaitForRoom(ctx context.Context, what string, pred func(*FakeRoom) bool) (*FakeRoom, error) {
+	var found *FakeRoom
+	err := m.WaitFor(ctx, what, func() bool {
+		for _, r := range m.rooms {
+			if pred(r) {
+				found = r
+				return true
+			}
+		}
+		return false
+	})
+	return found, err
+}
+
+// AddUserEvent records an event a real Matrix user sent, and returns it in
+// the shape a homeserver pushes to appservices (with raw content).
+func (m *FakeMatrix) AddUserEvent(roomID id.RoomID, sender id.UserID, evtType event.Type, content any) (*event.Event, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	evtID, err := m.appendEvent(sender, roomID, evtType, content, "", time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	room := m.rooms[roomID]
+	for _, evt := range room.Events {
+		if evt.ID == evtID {
+			return evt, nil
+		}
+	}
+	return nil, fmt.Errorf("event %s vanished", evtID)
+}
+
+// CreateUserRoom creates a room as a real user, e.g. a DM with the bot.
+func (m *FakeMatrix) CreateUserRoom(creator id.UserID, invite ...id.UserID) id.RoomID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	room := &FakeRoom{
+		ID: id.RoomID("!" + m.nextID("room") + ":" + m.serverName), Creator: creator,
+		Request: &mautrix.ReqCreateRoom{IsDirect: true, Invite: invite},
+		Members: map[id.UserID]string{creator: "join"}, State: make(map[string]*event.Event),
+	}
+	for _, u := range invite {
+		room.Members[u] = "invite"
+	}
+	m.rooms[room.ID] = room
+	m.changed.Broadcast()
+	return room.ID
+}

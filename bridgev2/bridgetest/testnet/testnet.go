@@ -1,0 +1,301 @@
+// Package testnet is a tiny in-memory network connector for testing the
+// core without any real network: tests hand remote events in with Receive
+// and read what the bridge sent out with WaitForCall. It implements every
+// optional capability, so each core path has a target.
+package testnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/database"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+)
+
+// Call is something the bridge asked the network to do.
+type Call struct {
+	// Kind is "message", "edit", "reaction", "reaction_remove" or "redaction".
+	Kind   string
+	Login  networkid.UserLoginID
+	Portal networkid.PortalKey
+	Text   string
+	// Target is the remote message an edit, reaction, removal, redaction or
+	// reply refers to.
+	Target networkid.MessageID
+	Emoji  string
+	// MessageID is the remote ID given to a sent message.
+	MessageID networkid.MessageID
+	MediaURL  id.ContentURIString
+}
+
+// Remote is the shared "remote network" all connector instances of one
+// test talk to; it survives bridge restarts.
+type Remote struct {
+	mu      sync.Mutex
+	changed *sync.Cond
+	calls   []Call
+	counter int
+	// failNext errors are returned by the next sends, in order.
+	failNext []error
+	bridges  []*Network
+}
+
+// NewRemote returns an empty remote network.
+func NewRemote() *Remote {
+	r := &Remote{}
+	r.changed = sync.NewCond(&r.mu)
+	return r
+}
+
+// Connector returns a new connector instance bound to this remote, for
+// bridgetest.New's factory.
+func (r *Remote) Connector() bridgev2.NetworkConnector {
+	n := &Network{remote: r}
+	r.mu.Lock()
+	r.bridges = append(r.bridges, n)
+	r.mu.Unlock()
+	return n
+}
+
+// FailNext makes the next sends (messages, edits, reactions, redactions)
+// fail with the given errors, one each.
+func (r *Remote) FailNext(errs ...error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failNext = append(r.failNext, errs...)
+}
+
+func (r *Remote) record(c Call) (Call, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.failNext) > 0 {
+		err := r.failNext[0]
+		r.failNext = r.failNext[1:]
+		return c, err
+	}
+	r.counter++
+	if c.Kind == "message" {
+		c.MessageID = networkid.MessageID(fmt.Sprintf("out-%d", r.counter))
+	}
+	r.calls = append(r.calls, c)
+	r.changed.Broadcast()
+	return c, nil
+}
+
+// Calls returns everything the bridge did so far.
+func (r *Remote) Calls() []Call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Call(nil), r.calls...)
+}
+
+// WaitForCall waits for a call matching pred.
+func (r *Remote) WaitForCall(ctx context.Context, pred func(Call) bool) (Call, error) {
+	stop := context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.changed.Broadcast()
+		r.mu.Unlock()
+	})
+	defer stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		for _, c := range r.calls {
+			if pred(c) {
+				return c, nil
+			}
+		}
+		if ctx.Err() != nil {
+			return Call{}, fmt.Errorf("timed out waiting for a network call; calls so far: %+v", r.calls)
+		}
+		r.changed.Wait()
+	}
+}
+
+// Receive hands a remote event to the newest bridge instance, through the
+// login it names, like a webhook would.
+func (r *Remote) Receive(ctx context.Context, evt *bridgev2.RemoteEvent) (bridgev2.IngestResult, error) {
+	r.mu.Lock()
+	n := r.bridges[len(r.bridges)-1]
+	r.mu.Unlock()
+	login := n.bridge.GetLogin(evt.Portal.Receiver)
+	if login == nil {
+		return 0, fmt.Errorf("no login %s", evt.Portal.Receiver)
+	}
+	return login.Ingest(ctx, evt)
+}
+
+// Network is the connector.
+type Network struct {
+	remote *Remote
+	bridge *bridgev2.Bridge
+}
+
+// Info implements bridgev2.NetworkConnector.
+func (n *Network) Info() bridgev2.NetworkInfo {
+	return bridgev2.NetworkInfo{DisplayName: "Test network", ID: "testnet", URL: "https://example.com", DefaultUsernameTemplate: "test_{{.}}"}
+}
+
+// Config implements bridgev2.NetworkConnector.
+func (n *Network) Config() any { return &struct{}{} }
+
+// DBMetaTypes implements bridgev2.NetworkConnector.
+func (n *Network) DBMetaTypes() database.MetaTypes {
+	return database.MetaTypes{Login: func() any { return &LoginMetadata{} }}
+}
+
+// LoginMetadata is what a testnet login stores.
+type LoginMetadata struct {
+	Token string `json:"token"`
+}
+
+// Init implements bridgev2.NetworkConnector.
+func (n *Network) Init(b *bridgev2.Bridge) error {
+	n.bridge = b
+	return nil
+}
+
+// LoginFlows implements bridgev2.NetworkConnector.
+func (n *Network) LoginFlows() []bridgev2.LoginFlow {
+	return []bridgev2.LoginFlow{{ID: "token", Name: "Username and token", Description: "Any username; the token \"bad\" is refused."}}
+}
+
+// CreateLogin implements bridgev2.NetworkConnector.
+func (n *Network) CreateLogin(_ context.Context, user *bridgev2.User, flowID string) (bridgev2.LoginProcess, error) {
+	if flowID != "token" {
+		return nil, fmt.Errorf("unknown flow %q", flowID)
+	}
+	return &loginProcess{user: user}, nil
+}
+
+// LoadLogin implements bridgev2.NetworkConnector.
+func (n *Network) LoadLogin(_ context.Context, login *bridgev2.UserLogin) (bridgev2.NetworkClient, error) {
+	return &Client{network: n, login: login}, nil
+}
+
+type loginProcess struct {
+	user *bridgev2.User
+}
+
+func (p *loginProcess) Start(context.Context) (*bridgev2.LoginStep, error) {
+	return &bridgev2.LoginStep{
+		Type: bridgev2.LoginStepUserInput, StepID: "credentials", Instructions: "Log in to the test network.",
+		UserInput: &bridgev2.LoginUserInputParams{Fields: []bridgev2.LoginInputField{
+			{Type: bridgev2.LoginInputUsername, ID: "username", Name: "username", Pattern: `^[a-z0-9]+$`},
+			{Type: bridgev2.LoginInputPassword, ID: "token", Name: "token"},
+		}},
+	}, nil
+}
+
+func (p *loginProcess) SubmitUserInput(ctx context.Context, input map[string]string) (*bridgev2.LoginStep, error) {
+	if input["token"] == "bad" {
+		return nil, bridgev2.NewError("The test network rejected that token.", errors.New("bad token"))
+	}
+	login, err := p.user.NewLogin(ctx, bridgev2.NewLoginParams{
+		ID: networkid.UserLoginID(input["username"]), RemoteName: input["username"],
+		Metadata: &LoginMetadata{Token: input["token"]},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &bridgev2.LoginStep{
+		Type: bridgev2.LoginStepComplete, StepID: "complete",
+		Complete: &bridgev2.LoginCompleteParams{UserLoginID: string(login.ID), UserLogin: login},
+	}, nil
+}
+
+func (p *loginProcess) Cancel() {}
+
+// Client is a testnet login.
+type Client struct {
+	network *Network
+	login   *bridgev2.UserLogin
+}
+
+var (
+	_ bridgev2.EditHandler      = (*Client)(nil)
+	_ bridgev2.ReactionHandler  = (*Client)(nil)
+	_ bridgev2.RedactionHandler = (*Client)(nil)
+)
+
+// Connect implements bridgev2.NetworkClient.
+func (c *Client) Connect(ctx context.Context) {
+	c.login.SetState(ctx, bridgev2.BridgeState{StateEvent: bridgev2.StateConnected})
+}
+
+// Disconnect implements bridgev2.NetworkClient.
+func (c *Client) Disconnect() {}
+
+// LogoutRemote implements bridgev2.NetworkClient.
+func (c *Client) LogoutRemote(context.Context) {}
+
+// HandleMatrixMessage implements bridgev2.NetworkClient.
+func (c *Client) HandleMatrixMessage(_ context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
+	call := Call{Kind: "message", Login: c.login.ID, Portal: msg.Portal.PortalKey, Text: msg.Content.Body, MediaURL: msg.Content.URL}
+	if msg.ReplyTo != nil {
+		call.Target = msg.ReplyTo.ID
+	}
+	call, err := c.network.remote.record(call)
+	if err != nil {
+		return nil, err
+	}
+	return &bridgev2.MatrixMessageResponse{Messages: []bridgev2.SentMessage{{ID: call.MessageID, Timestamp: time.Now()}}}, nil
+}
+
+// HandleMatrixEdit implements bridgev2.EditHandler.
+func (c *Client) HandleMatrixEdit(_ context.Context, edit *bridgev2.MatrixEdit) error {
+	_, err := c.network.remote.record(Call{Kind: "edit", Login: c.login.ID, Portal: edit.Portal.PortalKey, Text: edit.NewContent.Body, Target: edit.Target.ID})
+	return err
+}
+
+// HandleMatrixReaction implements bridgev2.ReactionHandler.
+func (c *Client) HandleMatrixReaction(_ context.Context, r *bridgev2.MatrixReaction) (*bridgev2.MatrixReactionResponse, error) {
+	_, err := c.network.remote.record(Call{Kind: "reaction", Login: c.login.ID, Portal: r.Portal.PortalKey, Emoji: r.Emoji, Target: r.Target.ID})
+	return nil, err
+}
+
+// HandleMatrixReactionRemove implements bridgev2.ReactionHandler.
+func (c *Client) HandleMatrixReactionRemove(_ context.Context, r *bridgev2.MatrixReactionRemove) error {
+	_, err := c.network.remote.record(Call{Kind: "reaction_remove", Login: c.login.ID, Portal: r.Portal.PortalKey, Emoji: r.Target.Emoji, Target: r.Target.MessageID})
+	return err
+}
+
+// HandleMatrixRedaction implements bridgev2.RedactionHandler.
+func (c *Client) HandleMatrixRedaction(_ context.Context, r *bridgev2.MatrixRedaction) error {
+	_, err := c.network.remote.record(Call{Kind: "redaction", Login: c.login.ID, Portal: r.Portal.PortalKey, Target: r.Target.ID})
+	return err
+}
+
+// ResolveIdentifier implements bridgev2.NetworkClient: any lowercase
+// alphanumeric name is a user.
+func (c *Client) ResolveIdentifier(_ context.Context, identifier string) (*bridgev2.ResolvedIdentifier, error) {
+	identifier = strings.TrimSpace(identifier)
+	if identifier == "" || strings.ToLower(identifier) != identifier || strings.ContainsAny(identifier, " @:") {
+		return nil, bridgev2.NewError(fmt.Sprintf("%q is not a valid test network user name.", identifier), nil)
+	}
+	user := networkid.UserID(identifier)
+	return &bridgev2.ResolvedIdentifier{
+		UserID:   user,
+		UserInfo: &bridgev2.UserInfo{Name: bridgev2.Ptr("Test user " + identifier)},
+		Chat:     networkid.PortalKey{ID: networkid.PortalID(identifier), Receiver: c.login.ID},
+		ChatInfo: &bridgev2.ChatInfo{IsDM: true, OtherUser: user, Name: bridgev2.Ptr("Test user " + identifier)},
+	}, nil
+}
+
+// GetChatInfo implements bridgev2.NetworkClient: every chat is a DM named
+// after its peer.
+func (c *Client) GetChatInfo(_ context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
+	return &bridgev2.ChatInfo{IsDM: true, OtherUser: networkid.UserID(portal.ID), Name: bridgev2.Ptr("Test user " + string(portal.ID))}, nil
+}
+
+// GetUserInfo implements bridgev2.NetworkClient.
+func (c *Client) GetUserInfo(_ context.Context, ghost *bridgev2.Ghost) (*bridgev2.UserInfo, error) {
+	return &bridgev2.UserInfo{Name: bridgev2.Ptr("Test user " + string(ghost.ID))}, nil
+}
