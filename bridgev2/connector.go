@@ -254,9 +254,9 @@ type ResolvedIdentifier struct {
 
 // ChatInfo describes a remote chat. Nil fields are unknown and left alone.
 type ChatInfo struct {
-	Name  *string   `json:"name,omitempty"`
-	Topic *string   `json:"topic,omitempty"`
-	Avatar *Avatar  `json:"avatar,omitempty"`
+	Name   *string `json:"name,omitempty"`
+	Topic  *string `json:"topic,omitempty"`
+	Avatar *Avatar `json:"avatar,omitempty"`
 	// IsDM marks a one-to-one chat with OtherUser.
 	IsDM      bool             `json:"is_dm,omitempty"`
 	OtherUser networkid.UserID `json:"other_user,omitempty"`
