@@ -1,0 +1,356 @@
+package twilio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+
+	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+)
+
+// Client is one logged-in Twilio number: the bridgev2.NetworkClient plus the
+// optional capabilities the core discovers by type assertion.
+type Client struct {
+	conn    *Connector
+	login   *bridgev2.UserLogin
+	loginID networkid.UserLoginID
+	// own is the number in E.164; the other fields come from the stored
+	// metadata and never change for the life of this client (a new login
+	// makes a new client).
+	own        string
+	accountSID string
+	authToken  string
+	serviceSID string
+	numberSID  string
+	webhookURL string
+
+	// rest authenticates with the login's REST credentials; tokenRest with
+	// the auth token (webhooks depend on it, so Connect verifies it too).
+	// bgRest is rest without the unreachable hook, for the connection loop
+	// itself.
+	rest      *restClient
+	tokenRest *restClient
+	bgRest    *restClient
+	limiter   *rate.Limiter
+	log       zerolog.Logger
+
+	// persistMu serialises SetState, Save and writes to meta: the core
+	// copies the login row without a lock of its own when it saves.
+	persistMu sync.Mutex
+	meta      *LoginMetadata
+	// retired is set when a new login of the same number replaced this
+	// client: its row is not its own any more.
+	retired bool
+
+	// wmMu guards the catch-up watermark kept in memory.
+	wmMu        sync.Mutex
+	watermark   time.Time
+	wmDirty     bool
+	failGen     uint64 // counts webhooks whose Ingest failed
+	resolvedGen uint64 // failGen as of the start of the last complete catch-up
+
+	runMu     sync.Mutex
+	runCancel context.CancelFunc
+	runDone   chan struct{}
+	kick      chan struct{}
+	reconnect atomic.Bool
+
+	pendingMu sync.Mutex
+	pending   map[string]*sendProgress
+
+	// catchUps counts completed catch-ups, for tests.
+	catchUps atomic.Int64
+}
+
+var (
+	_ bridgev2.NetworkClient    = (*Client)(nil)
+	_ bridgev2.EditHandler      = (*Client)(nil)
+	_ bridgev2.ReactionHandler  = (*Client)(nil)
+	_ bridgev2.RedactionHandler = (*Client)(nil)
+	_ bridgev2.Backfiller       = (*Client)(nil)
+	_ bridgev2.MediaDownloader  = (*Client)(nil)
+	_ bridgev2.SendReconciler   = (*Client)(nil)
+)
+
+func newClient(conn *Connector, login *bridgev2.UserLogin, meta *LoginMetadata) *Client {
+	c := &Client{
+		conn:       conn,
+		login:      login,
+		loginID:    login.ID,
+		own:        meta.PhoneNumber,
+		accountSID: meta.AccountSID,
+		authToken:  meta.AuthToken,
+		serviceSID: meta.MessagingServiceSID,
+		numberSID:  meta.PhoneNumberSID,
+		webhookURL: meta.WebhookURL,
+		meta:       meta,
+		watermark:  meta.CatchUpSince,
+		kick:       make(chan struct{}, 1),
+		pending:    map[string]*sendProgress{},
+	}
+	c.log = login.Log.With().Str("component", "twilio").Str("login_id", string(login.ID)).Logger()
+	c.rest = &restClient{conn: conn, creds: meta.restCreds(), log: c.log,
+		onBadCredentials: c.badCredentials, onUnreachable: c.unreachable}
+	c.tokenRest = &restClient{conn: conn, creds: meta.tokenCreds(), log: c.log, onBadCredentials: c.badCredentials}
+	c.bgRest = &restClient{conn: conn, creds: meta.restCreds(), log: c.log, onBadCredentials: c.badCredentials}
+	if r := conn.cfg.MaxSendRate; r > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(r), 1)
+	}
+	return c
+}
+
+// setState changes the login's bridge state; see persistMu.
+func (c *Client) setState(ctx context.Context, st bridgev2.BridgeState) {
+	c.persistMu.Lock()
+	defer c.persistMu.Unlock()
+	if c.retired {
+		return
+	}
+	c.login.SetState(ctx, st)
+}
+
+// badCredentials is the REST hook for 401/20003.
+func (c *Client) badCredentials(ctx context.Context, _ *restError) {
+	c.setState(ctx, bridgev2.BridgeState{
+		StateEvent: bridgev2.StateBadCredentials,
+		Error:      "twilio-20003",
+		Message:    "Twilio rejected the auth token (or API key) of " + formatNumber(c.own) + "; log in again with current credentials.",
+	})
+}
+
+// unreachable is the REST hook for calls that gave up on 5xx or network
+// failures: the login is reported disconnected and the connection loop
+// verifies, reconnects and catches up.
+func (c *Client) unreachable(re *restError) {
+	if c.login.State().StateEvent == bridgev2.StateConnected {
+		c.setState(context.Background(), bridgev2.BridgeState{
+			StateEvent: bridgev2.StateTransientDisconnect,
+			Error:      "twilio-unreachable",
+			Message:    "Twilio could not be reached; messages will be retried.",
+		})
+	}
+	c.reconnect.Store(true)
+	c.wake()
+}
+
+// wake asks the connection loop to reconnect or catch up.
+func (c *Client) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Connect starts the connection loop in the background and returns: the
+// core calls it synchronously right after a login, which must not wait for
+// Twilio. The loop verifies the credentials, reports CONNECTED and catches
+// up on messages whose webhook never made it.
+func (c *Client) Connect(ctx context.Context) {
+	c.runMu.Lock()
+	defer c.runMu.Unlock()
+	if c.runCancel != nil {
+		return
+	}
+	runCtx, cancel := context.WithCancel(c.log.WithContext(ctx))
+	c.runCancel, c.runDone = cancel, make(chan struct{})
+	go c.run(runCtx, c.runDone)
+}
+
+// Disconnect stops the connection loop and waits for it.
+func (c *Client) Disconnect() {
+	c.runMu.Lock()
+	cancel, done := c.runCancel, c.runDone
+	c.runCancel, c.runDone = nil, nil
+	c.runMu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// run is the connection loop.
+func (c *Client) run(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	defer c.saveWatermark(context.WithoutCancel(ctx), true)
+	delay := c.conn.reconnectBase
+	connected, needCatchUp := false, true
+	ticker := time.NewTicker(c.conn.watermarkEvery)
+	defer ticker.Stop()
+	sleep := func() bool {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		delay = min(delay*2, c.conn.reconnectMax)
+		select {
+		case <-t.C:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		if !connected {
+			err := c.verify(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				var be *bridgev2.Error
+				if errors.As(err, &be) && !be.Retriable {
+					// Bad credentials or a number gone from the account:
+					// only a new login fixes that; its state says so.
+					c.log.Warn().Err(err).Msg("Twilio login cannot connect")
+					return
+				}
+				c.setState(ctx, bridgev2.BridgeState{
+					StateEvent: bridgev2.StateTransientDisconnect, Error: "twilio-unreachable",
+					Message: "Twilio could not be reached; retrying in the background.",
+				})
+				c.log.Warn().Err(err).Dur("retry_in", delay).Msg("Could not connect to Twilio")
+				if !sleep() {
+					return
+				}
+				continue
+			}
+			connected, needCatchUp = true, true
+			c.setState(ctx, bridgev2.BridgeState{StateEvent: bridgev2.StateConnected})
+		}
+		if needCatchUp {
+			if err := c.catchUp(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				c.log.Warn().Err(err).Dur("retry_in", delay).Msg("Catch-up failed; will retry")
+				if re := asRestError(err); re != nil && (re.Network || re.Status >= 500) {
+					connected = false
+				}
+				if !sleep() {
+					return
+				}
+				continue
+			}
+			needCatchUp = false
+			delay = c.conn.reconnectBase
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.kick:
+			if c.reconnect.Swap(false) {
+				connected = false
+			}
+			needCatchUp = true
+		case <-ticker.C:
+			c.saveWatermark(ctx, false)
+		}
+	}
+}
+
+// verify checks the auth token (webhooks are validated with it, so it
+// matters even when REST calls use an API key), the REST credentials and
+// that the number still belongs to the account.
+func (c *Client) verify(ctx context.Context) error {
+	token := *c.tokenRest
+	token.onUnreachable = nil
+	acct, err := token.fetchAccount(ctx)
+	if err != nil {
+		return err
+	}
+	if st := deref(acct.Status); st != "" && st != "active" {
+		err := bridgev2.NewError(fmt.Sprintf("The Twilio account is %s.", st), nil)
+		c.setState(ctx, bridgev2.BridgeState{StateEvent: bridgev2.StateBadCredentials, Error: "twilio-account-" + st, Message: err.Message})
+		return err
+	}
+	num, err := c.bgRest.fetchNumber(ctx, c.numberSID)
+	if re := asRestError(err); re != nil && re.Status == http.StatusNotFound {
+		msg := formatNumber(c.own) + " is no longer a number of this Twilio account; log in again."
+		c.setState(ctx, bridgev2.BridgeState{StateEvent: bridgev2.StateUnknownError, Error: "twilio-number-gone", Message: msg})
+		return bridgev2.NewError(msg, err)
+	} else if err != nil {
+		return err
+	}
+	if c.webhookURL != "" && deref(num.SmsUrl) != c.webhookURL {
+		c.log.Warn().Str("sms_url", deref(num.SmsUrl)).
+			Msg("The number's incoming webhook no longer points at this bridge; new texts arrive only through catch-up at the next connect")
+	}
+	return nil
+}
+
+// LogoutRemote removes the incoming webhook, but only if it is still the
+// one the bridge set: someone may have pointed the number elsewhere since.
+func (c *Client) LogoutRemote(ctx context.Context) {
+	if c.webhookURL == "" {
+		return
+	}
+	num, err := c.bgRest.fetchNumber(ctx, c.numberSID)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("Could not read the number's webhook at logout; leaving it")
+		return
+	}
+	if deref(num.SmsUrl) != c.webhookURL {
+		c.log.Info().Msg("The number's webhook was changed by someone else; leaving it")
+		return
+	}
+	if err := c.bgRest.setSMSURL(ctx, c.numberSID, ""); err != nil {
+		c.log.Warn().Err(err).Msg("Could not remove the number's webhook at logout")
+		return
+	}
+	c.log.Info().Msg("Removed the number's incoming webhook")
+}
+
+// ResolveIdentifier turns a typed phone number into the DM with it.
+func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bridgev2.ResolvedIdentifier, error) {
+	e164, err := parseUserNumber(identifier, c.conn.cfg.DefaultRegion, true)
+	if err != nil {
+		return nil, bridgev2.NewError(fmt.Sprintf("%q is not a valid phone number; include the country code (like +1 415 555 0100) unless it is a %s number.",
+			identifier, c.conn.cfg.DefaultRegion), err)
+	}
+	if e164 == c.own {
+		return nil, bridgev2.NewError("That is this login's own number; a number cannot text itself.", nil)
+	}
+	name := c.conn.cfg.displayName(e164)
+	uid := userIDFromE164(e164)
+	return &bridgev2.ResolvedIdentifier{
+		UserID:   uid,
+		UserInfo: &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}},
+		Chat:     c.portalKey(e164),
+		ChatInfo: c.chatInfo(e164),
+	}, nil
+}
+
+// GetChatInfo describes a DM portal: the other number and its name.
+func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
+	e164, err := e164FromID(string(portal.ID))
+	if err != nil {
+		return nil, fmt.Errorf("portal %s is not a phone number", portal.ID)
+	}
+	return c.chatInfo(e164), nil
+}
+
+// GetUserInfo names a contact after network.displayname_template.
+func (c *Client) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*bridgev2.UserInfo, error) {
+	e164, err := e164FromID(string(ghost.ID))
+	if err != nil {
+		return nil, fmt.Errorf("ghost %s is not a phone number", ghost.ID)
+	}
+	name := c.conn.cfg.displayName(e164)
+	return &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}}, nil
+}
+
+// portalKey is the DM portal with a remote number, as seen by this login.
+func (c *Client) portalKey(remoteE164 string) networkid.PortalKey {
+	return networkid.PortalKey{ID: networkid.PortalID(idFromE164(remoteE164)), Receiver: c.loginID}
+}
+
+// chatInfo describes the DM with a remote number.
+func (c *Client) chatInfo(remoteE164 string) *bridgev2.ChatInfo {
+	name := c.conn.cfg.displayName(remoteE164)
+	return &bridgev2.ChatInfo{IsDM: true, OtherUser: userIDFromE164(remoteE164), Name: &name}
+}

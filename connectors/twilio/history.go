@@ -1,0 +1,303 @@
+package twilio
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
+
+	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+)
+
+// webhookSkewMargin is how far behind the bridge's clock the catch-up
+// watermark stays when webhooks advance it: the watermark is compared with
+// Twilio's timestamps, and a message Twilio logged a little before the
+// bridge's "now" may still be on its way.
+const webhookSkewMargin = 5 * time.Minute
+
+// Twilio's list directions.
+const (
+	directionInbound = "inbound"
+)
+
+// parseTwilioTime reads Twilio's RFC 2822 timestamps.
+func parseTwilioTime(s *string) time.Time {
+	if s == nil || *s == "" {
+		return time.Time{}
+	}
+	for _, layout := range []string{time.RFC1123Z, time.RFC1123, time.RFC3339} {
+		if t, err := time.Parse(layout, *s); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+// messageTime is when a listed message happened: sent, else created.
+func messageTime(m *openapi.ApiV2010Message) time.Time {
+	if t := parseTwilioTime(m.DateSent); !t.IsZero() {
+		return t
+	}
+	return parseTwilioTime(m.DateCreated)
+}
+
+// noteIngested advances the in-memory watermark after a webhook was
+// journalled, unless an earlier webhook failed and no catch-up has covered
+// it yet (the watermark must never pass a message that is not journalled).
+func (c *Client) noteIngested(at time.Time) {
+	c.wmMu.Lock()
+	defer c.wmMu.Unlock()
+	if c.failGen != c.resolvedGen {
+		return
+	}
+	if wm := at.Add(-webhookSkewMargin); wm.After(c.watermark) {
+		c.watermark, c.wmDirty = wm, true
+	}
+}
+
+// noteIngestFailed records a webhook that could not be journalled and asks
+// for a catch-up, which recovers it from the message log.
+func (c *Client) noteIngestFailed() {
+	c.wmMu.Lock()
+	c.failGen++
+	c.wmMu.Unlock()
+	c.wake()
+}
+
+// saveWatermark persists the watermark if it moved (or always, with force,
+// as the connection loop ends).
+func (c *Client) saveWatermark(ctx context.Context, force bool) {
+	c.wmMu.Lock()
+	wm, dirty := c.watermark, c.wmDirty
+	c.wmDirty = false
+	c.wmMu.Unlock()
+	if !dirty && !force {
+		return
+	}
+	c.persistMu.Lock()
+	defer c.persistMu.Unlock()
+	if c.retired || !wm.After(c.meta.CatchUpSince) {
+		return
+	}
+	c.meta.CatchUpSince = wm
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.login.Save(ctx); err != nil {
+		c.log.Warn().Err(err).Msg("Could not save the catch-up watermark")
+		c.wmMu.Lock()
+		c.wmDirty = true
+		c.wmMu.Unlock()
+	}
+}
+
+// catchUp journals every inbound message of the number logged since the
+// watermark, oldest first, exactly as its webhook would have: Twilio never
+// resends a webhook that failed, so the log is the only way to recover one.
+// Messages journalled before come back as duplicates and cost nothing.
+func (c *Client) catchUp(ctx context.Context) error {
+	c.wmMu.Lock()
+	since, gen := c.watermark, c.failGen
+	c.wmMu.Unlock()
+	if since.IsZero() {
+		// Never caught up (a login stored without a watermark): start now,
+		// rather than importing the account's whole history.
+		since = c.conn.now()
+	}
+	params := (&openapi.ListMessageParams{}).SetTo(c.own).SetDateSentAfter(since.UTC())
+	msgs, err := c.bgRest.listMessages(ctx, params, 100, 0)
+	if err != nil {
+		return err
+	}
+	var inbound []openapi.ApiV2010Message
+	for _, m := range msgs {
+		if deref(m.Direction) == directionInbound && !messageTime(&m).Before(since) {
+			inbound = append(inbound, m)
+		}
+	}
+	// The list is newest first; journal oldest first, keeping list order
+	// among messages of the same second.
+	slices.Reverse(inbound)
+	slices.SortStableFunc(inbound, func(a, b openapi.ApiV2010Message) int {
+		return messageTime(&a).Compare(messageTime(&b))
+	})
+	newest, journalled := since, 0
+	for i := range inbound {
+		m := &inbound[i]
+		evt, err := c.eventFromLog(ctx, m)
+		if err != nil {
+			return err
+		}
+		if evt == nil {
+			continue
+		}
+		res, err := c.login.Ingest(ctx, evt)
+		if err != nil {
+			return err
+		}
+		if res == bridgev2.Journalled {
+			journalled++
+			c.log.Info().Str("message_sid", string(evt.ID)).Str("remote_id", string(evt.Portal.ID)).Msg("Recovered a message from Twilio's log")
+		}
+		if t := messageTime(m); t.After(newest) {
+			newest = t
+		}
+	}
+	c.wmMu.Lock()
+	if newest.After(c.watermark) {
+		c.watermark, c.wmDirty = newest, true
+	}
+	if since.After(c.watermark) {
+		c.watermark, c.wmDirty = since, true
+	}
+	c.resolvedGen = gen
+	c.wmMu.Unlock()
+	c.saveWatermark(ctx, false)
+	c.catchUps.Add(1)
+	c.log.Debug().Int("listed", len(inbound)).Int("journalled", journalled).Msg("Caught up with Twilio's message log")
+	return nil
+}
+
+// eventFromLog turns an inbound message of the log into the event its
+// webhook would have produced (same ID, so the core deduplicates), or nil
+// for entries that are not texts between two numbers.
+func (c *Client) eventFromLog(ctx context.Context, m *openapi.ApiV2010Message) (*bridgev2.RemoteEvent, error) {
+	sid := deref(m.Sid)
+	from, err := parseTwilioNumber(deref(m.From))
+	if err != nil || !messageSIDPattern.MatchString(sid) {
+		c.log.Warn().Str("message_sid", sid).Msg("Skipping a logged message that is not from a phone number")
+		return nil, nil
+	}
+	media, err := c.logMedia(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	return &bridgev2.RemoteEvent{
+		Kind:      bridgev2.RemoteMessage,
+		ID:        networkid.MessageID(sid),
+		Portal:    c.portalKey(from),
+		Sender:    bridgev2.EventSender{Sender: userIDFromE164(from)},
+		Timestamp: messageTime(m),
+		Parts:     messageParts(sanitizeBody(deref(m.Body)), media),
+		ChatInfo:  c.chatInfo(from),
+	}, nil
+}
+
+// logMedia lists a logged MMS's attachments as media references.
+func (c *Client) logMedia(ctx context.Context, m *openapi.ApiV2010Message) ([]mediaItem, error) {
+	if n, _ := strconv.Atoi(deref(m.NumMedia)); n <= 0 {
+		return nil, nil
+	}
+	list, err := c.bgRest.listMedia(ctx, deref(m.Sid))
+	if err != nil {
+		return nil, err
+	}
+	items := make([]mediaItem, 0, len(list))
+	for _, md := range list {
+		uri := strings.TrimSuffix(deref(md.Uri), ".json")
+		if uri == "" {
+			continue
+		}
+		items = append(items, mediaItem{URL: c.conn.apiRoot() + uri, ContentType: deref(md.ContentType)})
+	}
+	return items, nil
+}
+
+// apiRoot is the base the API's relative URIs hang off.
+func (c *Connector) apiRoot() string {
+	if c.cfg.apiBase != nil {
+		return c.cfg.apiBase.String()
+	}
+	return "https://api.twilio.com"
+}
+
+// FetchHistory returns the last network.backfill_limit messages between the
+// login's number and the portal's, both directions, oldest first.
+func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*bridgev2.RemoteEvent, error) {
+	limit := c.conn.cfg.BackfillLimit
+	if limit <= 0 {
+		return nil, nil
+	}
+	remote, err := e164FromID(string(portal.ID))
+	if err != nil {
+		return nil, nil
+	}
+	pageSize := min(limit, 1000)
+	in, err := c.rest.listMessages(ctx, (&openapi.ListMessageParams{}).SetFrom(remote).SetTo(c.own), pageSize, limit)
+	if err != nil {
+		return nil, err
+	}
+	outParams := (&openapi.ListMessageParams{}).SetTo(remote)
+	if c.serviceSID == "" {
+		outParams.SetFrom(c.own)
+	}
+	out, err := c.rest.listMessages(ctx, outParams, pageSize, limit*2)
+	if err != nil {
+		return nil, err
+	}
+	all := make([]openapi.ApiV2010Message, 0, len(in)+len(out))
+	for _, m := range in {
+		if deref(m.Direction) == directionInbound {
+			all = append(all, m)
+		}
+	}
+	for _, m := range out {
+		if c.isOwnOutbound(&m) {
+			all = append(all, m)
+		}
+	}
+	slices.SortStableFunc(all, func(a, b openapi.ApiV2010Message) int {
+		if d := messageTime(&b).Compare(messageTime(&a)); d != 0 {
+			return d
+		}
+		return cmp.Compare(deref(b.Sid), deref(a.Sid))
+	})
+	if len(all) > limit {
+		all = all[:limit]
+	}
+	slices.Reverse(all)
+	events := make([]*bridgev2.RemoteEvent, 0, len(all))
+	for i := range all {
+		m := &all[i]
+		media, err := c.logMedia(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		sender := bridgev2.EventSender{Sender: userIDFromE164(remote)}
+		if deref(m.Direction) != directionInbound {
+			sender = bridgev2.EventSender{IsFromMe: true, Sender: networkid.UserID(c.loginID)}
+		}
+		parts := messageParts(sanitizeBody(deref(m.Body)), media)
+		if len(parts) == 0 {
+			continue
+		}
+		events = append(events, &bridgev2.RemoteEvent{
+			Kind:      bridgev2.RemoteMessage,
+			ID:        networkid.MessageID(deref(m.Sid)),
+			Portal:    portal.PortalKey,
+			Sender:    sender,
+			Timestamp: messageTime(m),
+			Parts:     parts,
+		})
+	}
+	return events, nil
+}
+
+// isOwnOutbound reports whether a listed message was sent by this login:
+// from its number, or through its Messaging Service, and not a send that
+// never left Twilio.
+func (c *Client) isOwnOutbound(m *openapi.ApiV2010Message) bool {
+	dir := deref(m.Direction)
+	if !strings.HasPrefix(dir, "outbound") {
+		return false
+	}
+	switch deref(m.Status) {
+	case "failed", "canceled":
+		return false
+	}
+	return deref(m.From) == c.own || (c.serviceSID != "" && deref(m.MessagingServiceSid) == c.serviceSID)
+}

@@ -1,0 +1,249 @@
+package twilio
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/trestle-bridge/trestle/bridgev2"
+)
+
+// The login flow and its steps.
+const (
+	// FlowAuthToken logs in with an Account SID and auth token.
+	FlowAuthToken = "auth-token"
+
+	stepCredentials = "net.trestle.twilio.credentials"
+	stepChooseNum   = "net.trestle.twilio.choose_number"
+	stepComplete    = "net.trestle.twilio.complete"
+)
+
+// alphanumeric is what twilio-go accepts as basic-auth user and password.
+var alphanumeric = regexp.MustCompile(`^[0-9A-Za-z]+$`)
+
+// LoginFlows offers the one way to log in.
+func (c *Connector) LoginFlows() []bridgev2.LoginFlow {
+	return []bridgev2.LoginFlow{{
+		ID:          FlowAuthToken,
+		Name:        "Account SID + auth token",
+		Description: "Log in with your Twilio Account SID and auth token (optionally an API key for REST calls and a Messaging Service to send through), then pick the phone number to bridge.",
+	}}
+}
+
+// CreateLogin starts a login for user.
+func (c *Connector) CreateLogin(ctx context.Context, user *bridgev2.User, flowID string) (bridgev2.LoginProcess, error) {
+	if flowID != FlowAuthToken {
+		return nil, bridgev2.NewError(fmt.Sprintf("Unknown login flow %q; use %q.", flowID, FlowAuthToken), nil)
+	}
+	return &loginProcess{conn: c, user: user}, nil
+}
+
+// loginProcess is one user's login in progress.
+type loginProcess struct {
+	conn *Connector
+	user *bridgev2.User
+
+	mu        sync.Mutex
+	cancelled bool
+	meta      LoginMetadata // credentials, once verified
+	rest      *restClient
+	numbers   []numberInfo
+}
+
+// Start asks for the credentials.
+func (p *loginProcess) Start(ctx context.Context) (*bridgev2.LoginStep, error) {
+	return &bridgev2.LoginStep{
+		Type:         bridgev2.LoginStepUserInput,
+		StepID:       stepCredentials,
+		Instructions: "Find the Account SID and auth token on the front page of the Twilio console (console.twilio.com).",
+		UserInput: &bridgev2.LoginUserInputParams{Fields: []bridgev2.LoginInputField{
+			{Type: bridgev2.LoginInputUsername, ID: "account_sid", Name: "Account SID", Description: "starts with AC", Pattern: accountSIDPattern.String()},
+			{Type: bridgev2.LoginInputPassword, ID: "auth_token", Name: "auth token", Description: "also used to check that webhooks come from Twilio", Pattern: alphanumeric.String()},
+			{Type: bridgev2.LoginInputUsername, ID: "api_key_sid", Name: "API key SID", Description: "optional, starts with SK; REST calls then use the key instead of the auth token", Pattern: apiKeySIDPattern.String(), Optional: true},
+			{Type: bridgev2.LoginInputPassword, ID: "api_key_secret", Name: "API key secret", Description: "only with an API key SID", Pattern: alphanumeric.String(), Optional: true},
+			{Type: bridgev2.LoginInputUsername, ID: "messaging_service_sid", Name: "Messaging Service SID", Description: "optional, starts with MG; messages are then sent through the service", Pattern: serviceSIDPattern.String(), Optional: true},
+		}},
+	}, nil
+}
+
+// Cancel abandons the login.
+func (p *loginProcess) Cancel() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cancelled = true
+}
+
+// SubmitUserInput answers the current step.
+func (p *loginProcess) SubmitUserInput(ctx context.Context, input map[string]string) (*bridgev2.LoginStep, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cancelled {
+		return nil, bridgev2.NewError("This login was cancelled.", nil)
+	}
+	if p.rest == nil {
+		return p.submitCredentials(ctx, input)
+	}
+	return p.submitNumber(ctx, input)
+}
+
+// submitCredentials verifies the credentials and lists the numbers.
+func (p *loginProcess) submitCredentials(ctx context.Context, input map[string]string) (*bridgev2.LoginStep, error) {
+	field := func(id string) string { return strings.TrimSpace(input[id]) }
+	meta := LoginMetadata{
+		AccountSID:          field("account_sid"),
+		AuthToken:           field("auth_token"),
+		APIKeySID:           field("api_key_sid"),
+		APIKeySecret:        field("api_key_secret"),
+		MessagingServiceSID: field("messaging_service_sid"),
+	}
+	switch {
+	case !accountSIDPattern.MatchString(meta.AccountSID):
+		return nil, bridgev2.NewError("The Account SID is AC followed by 32 hexadecimal digits.", nil)
+	case !alphanumeric.MatchString(meta.AuthToken):
+		return nil, bridgev2.NewError("The auth token is a string of letters and digits.", nil)
+	case (meta.APIKeySID == "") != (meta.APIKeySecret == ""):
+		return nil, bridgev2.NewError("Give both the API key SID and its secret, or neither.", nil)
+	case meta.APIKeySID != "" && !apiKeySIDPattern.MatchString(meta.APIKeySID):
+		return nil, bridgev2.NewError("The API key SID is SK followed by 32 hexadecimal digits.", nil)
+	case meta.APIKeySecret != "" && !alphanumeric.MatchString(meta.APIKeySecret):
+		return nil, bridgev2.NewError("The API key secret is a string of letters and digits.", nil)
+	case meta.MessagingServiceSID != "" && !serviceSIDPattern.MatchString(meta.MessagingServiceSID):
+		return nil, bridgev2.NewError("The Messaging Service SID is MG followed by 32 hexadecimal digits.", nil)
+	}
+	log := p.conn.log.With().Str("account_sid", meta.AccountSID).Stringer("user_id", p.user.MXID).Logger()
+	tokenRest := &restClient{conn: p.conn, creds: meta.tokenCreds(), log: log}
+	acct, err := tokenRest.fetchAccount(ctx)
+	if isAuthFailure(err) {
+		return nil, bridgev2.NewError("Twilio rejected the Account SID or auth token.", err)
+	} else if err != nil {
+		return nil, err
+	}
+	if st := deref(acct.Status); st != "" && st != "active" {
+		return nil, bridgev2.NewError(fmt.Sprintf("The Twilio account is %s.", st), nil)
+	}
+	rest := &restClient{conn: p.conn, creds: meta.restCreds(), log: log}
+	numbers, err := rest.listSMSNumbers(ctx)
+	if isAuthFailure(err) && meta.APIKeySID != "" {
+		return nil, bridgev2.NewError("Twilio rejected the API key SID or secret.", err)
+	} else if err != nil {
+		return nil, err
+	}
+	if len(numbers) == 0 {
+		return nil, bridgev2.NewError("This Twilio account has no phone number that can send SMS; buy or port one in the Twilio console, then log in again.", nil)
+	}
+	p.meta, p.rest, p.numbers = meta, rest, numbers
+	if len(numbers) == 1 {
+		return p.finish(ctx, numbers[0])
+	}
+	options := make([]string, len(numbers))
+	for i, n := range numbers {
+		options[i] = n.E164
+	}
+	return &bridgev2.LoginStep{
+		Type:         bridgev2.LoginStepUserInput,
+		StepID:       stepChooseNum,
+		Instructions: "The account has several SMS numbers. Each number is a separate login; you can log in again for another one.",
+		UserInput: &bridgev2.LoginUserInputParams{Fields: []bridgev2.LoginInputField{{
+			Type: bridgev2.LoginInputSelect, ID: "phone_number", Name: "phone number", Description: "the number to bridge", Options: options,
+		}}},
+	}, nil
+}
+
+// submitNumber accepts the chosen number in any common format.
+func (p *loginProcess) submitNumber(ctx context.Context, input map[string]string) (*bridgev2.LoginStep, error) {
+	answer := strings.TrimSpace(input["phone_number"])
+	e164, err := parseUserNumber(answer, p.conn.cfg.DefaultRegion, false)
+	if err == nil {
+		for _, n := range p.numbers {
+			if n.E164 == e164 {
+				return p.finish(ctx, n)
+			}
+		}
+	}
+	names := make([]string, len(p.numbers))
+	for i, n := range p.numbers {
+		names[i] = n.E164
+	}
+	return nil, bridgev2.NewError(fmt.Sprintf("%q is not one of the account's numbers (%s).", answer, strings.Join(names, ", ")), nil)
+}
+
+// finish points the webhook at the bridge and stores the login.
+func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.LoginStep, error) {
+	b := p.conn.bridge
+	loginID := idFromE164(num.E164)
+	meta := p.meta
+	meta.PhoneNumber, meta.PhoneNumberSID = num.E164, num.SID
+	meta.CatchUpSince = p.conn.now().UTC()
+	old := b.GetLogin(networkIDLogin(loginID))
+	if old != nil && old.UserMXID != p.user.MXID {
+		return nil, bridgev2.NewError(formatNumber(num.E164)+" is already logged in by another Matrix user.", nil)
+	}
+	if old != nil {
+		// Logging the same number in again (say, after the token was
+		// rotated) keeps its catch-up watermark, so texts missed meanwhile
+		// are recovered; the old client must not save its stale row after
+		// this.
+		if oc, ok := old.Client.(*Client); ok {
+			if wm := oc.retire(); !wm.IsZero() && wm.Before(meta.CatchUpSince) {
+				meta.CatchUpSince = wm
+			}
+		}
+	}
+	webhook := b.NetworkPublicURL("/" + loginID + "/incoming")
+	var instructions string
+	if p.conn.cfg.ManageWebhooks {
+		if err := p.rest.setSMSURL(ctx, num.SID, webhook); err != nil {
+			return nil, fmt.Errorf("set the webhook of %s: %w", num.E164, err)
+		}
+		meta.WebhookURL = webhook
+		instructions = "Texts to " + formatNumber(num.E164) + " now come to this bridge."
+		if num.SMSURL != "" && num.SMSURL != webhook {
+			instructions += " (Its messaging webhook used to be " + num.SMSURL + ".)"
+		}
+	} else {
+		instructions = fmt.Sprintf("In the Twilio console, set the messaging webhook of %s (\"A message comes in\") to %s with HTTP POST. Until then, texts arrive only when the bridge catches up at its next start.",
+			formatNumber(num.E164), webhook)
+	}
+	if meta.MessagingServiceSID != "" {
+		instructions += " Messages are sent through Messaging Service " + meta.MessagingServiceSID + "; its sender pool should contain this number."
+	}
+	ul, err := p.user.NewLogin(ctx, bridgev2.NewLoginParams{
+		ID:         networkIDLogin(loginID),
+		RemoteName: formatNumber(num.E164),
+		Metadata:   &meta,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.cancelled = true // the process is done
+	return &bridgev2.LoginStep{
+		Type:         bridgev2.LoginStepComplete,
+		StepID:       stepComplete,
+		Instructions: instructions,
+		Complete:     &bridgev2.LoginCompleteParams{UserLoginID: string(ul.ID), UserLogin: ul},
+	}, nil
+}
+
+// isAuthFailure reports whether a REST error means the credentials were
+// rejected.
+func isAuthFailure(err error) bool {
+	re := asRestError(err)
+	return re != nil && (re.Status == http.StatusUnauthorized || re.Code == codeAuthenticate)
+}
+
+// retire stops a client that is being replaced by a new login of the same
+// number from ever saving its (now stale) row again, and returns its
+// catch-up watermark. The watermark never passes a webhook that failed, so
+// the new login's first catch-up recovers everything the old one missed.
+func (c *Client) retire() time.Time {
+	c.persistMu.Lock()
+	c.retired = true
+	c.persistMu.Unlock()
+	c.wmMu.Lock()
+	defer c.wmMu.Unlock()
+	return c.watermark
+}

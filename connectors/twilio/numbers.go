@@ -1,0 +1,134 @@
+package twilio
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+)
+
+// e164Pattern is the shape of a number as Twilio writes it: '+', a non-zero
+// first digit, at most 15 digits.
+var e164Pattern = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// errNotANumber is returned by the number parsers for input that is no phone
+// number at all.
+var errNotANumber = errors.New("not a phone number")
+
+// NumberNames are the renderings of a phone number offered to
+// network.displayname_template.
+type NumberNames struct {
+	// E164 is "+14155550100".
+	E164 string
+	// International is "+1 415-555-0100".
+	International string
+	// National is "(415) 555-0100".
+	National string
+}
+
+// parseUserNumber parses a number a person typed ("(415) 555-0100",
+// "+44 7700 900123", "tel:+1...") with region as the default country, and
+// returns it in E.164. With requireValid it also checks the number against
+// the numbering plan; without, only that its length is possible, which is
+// what Twilio-supplied numbers need (new ranges must not be refused because
+// the metadata is older than the number).
+func parseUserNumber(input, region string, requireValid bool) (string, error) {
+	s := strings.TrimSpace(input)
+	s = strings.TrimPrefix(s, "tel:")
+	if s == "" || len(s) > 64 {
+		return "", errNotANumber
+	}
+	// A bare run of digits that starts with a country code ("14155550100",
+	// the form of our own IDs) is tried as international first when the
+	// national reading is not valid.
+	num, err := phonenumbers.Parse(s, region)
+	if err != nil {
+		return "", errNotANumber
+	}
+	if requireValid && !phonenumbers.IsValidNumber(num) && isDigits(s) {
+		if alt, err := phonenumbers.Parse("+"+s, region); err == nil && phonenumbers.IsValidNumber(alt) {
+			num = alt
+		}
+	}
+	if requireValid && !phonenumbers.IsValidNumber(num) {
+		return "", errNotANumber
+	}
+	if !phonenumbers.IsPossibleNumber(num) {
+		return "", errNotANumber
+	}
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	if !e164Pattern.MatchString(e164) {
+		return "", errNotANumber
+	}
+	return e164, nil
+}
+
+// parseTwilioNumber checks a number Twilio sent (webhook From/To, list
+// entries): it must already be E.164 and of a possible length.
+func parseTwilioNumber(s string) (string, error) {
+	if !e164Pattern.MatchString(s) {
+		return "", errNotANumber
+	}
+	num, err := phonenumbers.Parse(s, "")
+	if err != nil || !phonenumbers.IsPossibleNumber(num) {
+		return "", errNotANumber
+	}
+	return s, nil
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// idFromE164 turns "+14155550100" into the ID "14155550100": IDs drop the
+// '+' so ghost localparts read twilio_14155550100.
+func idFromE164(e164 string) string { return strings.TrimPrefix(e164, "+") }
+
+// userIDFromE164 is idFromE164 typed as a remote user ID.
+func userIDFromE164(e164 string) networkid.UserID { return networkid.UserID(idFromE164(e164)) }
+
+// e164FromID reverses idFromE164, refusing anything that is not an ID this
+// connector made.
+func e164FromID(id string) (string, error) {
+	if !isDigits(id) {
+		return "", errNotANumber
+	}
+	return parseTwilioNumber("+" + id)
+}
+
+// numberNames renders an E.164 number in every form the displayname
+// template offers. Numbers the metadata does not know keep E.164 forms.
+func numberNames(e164 string) NumberNames {
+	names := NumberNames{E164: e164, International: e164, National: e164}
+	if num, err := phonenumbers.Parse(e164, ""); err == nil {
+		names.International = phonenumbers.Format(num, phonenumbers.INTERNATIONAL)
+		names.National = phonenumbers.Format(num, phonenumbers.NATIONAL)
+	}
+	return names
+}
+
+// formatNumber is the human form used in messages: "+1 415-555-0100".
+func formatNumber(e164 string) string { return numberNames(e164).International }
+
+// displayName renders network.displayname_template for a number.
+func (c *Config) displayName(e164 string) string {
+	if c.displayname == nil {
+		return formatNumber(e164)
+	}
+	var sb strings.Builder
+	if err := c.displayname.Execute(&sb, numberNames(e164)); err != nil || strings.TrimSpace(sb.String()) == "" {
+		return formatNumber(e164)
+	}
+	return strings.TrimSpace(sb.String())
+}

@@ -1,0 +1,490 @@
+package twilio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twilio/twilio-go/client"
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
+
+	"github.com/trestle-bridge/trestle/bridgev2"
+)
+
+// maxRetryAfterWait is the longest Retry-After honoured in-process. A longer
+// wait goes back to the core as a retriable error: its durable retry waits
+// without holding the call.
+const maxRetryAfterWait = 30 * time.Second
+
+// restCreds are what REST calls authenticate with: the account SID and auth
+// token, or an API key SID and secret, for the account AccountSID.
+type restCreds struct {
+	AccountSID string
+	User       string
+	Pass       string
+}
+
+// restClient wraps twilio-go for one set of credentials: every call gets
+// the caller's context, the configured timeout and API URL, and the retry
+// policy described on do.
+type restClient struct {
+	conn  *Connector
+	creds restCreds
+	log   zerolog.Logger
+	// onBadCredentials is told when Twilio answers 401/20003, so the login
+	// can go to BAD_CREDENTIALS. Nil during login.
+	onBadCredentials func(ctx context.Context, err *restError)
+	// onUnreachable is told when a call gave up on 5xx or network failures,
+	// so the login can report TRANSIENT_DISCONNECT and reconnect. Nil during
+	// login.
+	onUnreachable func(err *restError)
+}
+
+// restError is a failed REST call as the connector sees it. It is wrapped in
+// a *bridgev2.Error that carries the sentence for the user.
+type restError struct {
+	Op      string
+	Status  int // HTTP status, 0 if no answer
+	Code    int // Twilio error code, 0 if none
+	Message string
+	// Network is set when no HTTP answer came back.
+	Network bool
+	// Ambiguous is set when a message create failed in a way that does not
+	// tell whether Twilio created the message (a timeout, a 500): such a
+	// send must be reconciled before it is repeated.
+	Ambiguous bool
+	Err       error
+}
+
+func (e *restError) Error() string {
+	switch {
+	case e.Network:
+		return fmt.Sprintf("twilio %s: %v", e.Op, e.Err)
+	case e.Code != 0:
+		return fmt.Sprintf("twilio %s: HTTP %d, error %d: %s", e.Op, e.Status, e.Code, e.Message)
+	default:
+		return fmt.Sprintf("twilio %s: HTTP %d: %v", e.Op, e.Status, e.Err)
+	}
+}
+
+func (e *restError) Unwrap() error { return e.Err }
+
+// asRestError finds the restError in err, if any.
+func asRestError(err error) *restError {
+	var re *restError
+	if errors.As(err, &re) {
+		return re
+	}
+	return nil
+}
+
+// callTransport is the http.RoundTripper of one REST attempt. twilio-go
+// builds requests without a context and hard-codes https://api.twilio.com,
+// so this binds the attempt's context and rewrites Twilio hosts to
+// network.api_url. It records the answer's status and Retry-After, which
+// twilio-go's errors do not carry.
+type callTransport struct {
+	base    http.RoundTripper
+	ctx     context.Context // nil: keep the request's own context
+	apiBase *url.URL
+
+	mu         sync.Mutex
+	status     int
+	retryAfter string
+}
+
+func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := t.ctx
+	if ctx == nil {
+		ctx = req.Context()
+	}
+	r := req.Clone(ctx)
+	if t.apiBase != nil && isTwilioHost(r.URL.Hostname()) {
+		r.URL.Scheme = t.apiBase.Scheme
+		r.URL.Host = t.apiBase.Host
+		r.URL.Path = t.apiBase.Path + r.URL.Path
+		if r.URL.RawPath != "" {
+			r.URL.RawPath = t.apiBase.EscapedPath() + r.URL.RawPath
+		}
+		r.Host = ""
+	}
+	resp, err := t.base.RoundTrip(r)
+	if resp != nil {
+		t.mu.Lock()
+		t.status = resp.StatusCode
+		t.retryAfter = resp.Header.Get("Retry-After")
+		t.mu.Unlock()
+	}
+	return resp, err
+}
+
+func (t *callTransport) answer() (int, string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.status, t.retryAfter
+}
+
+// isTwilioHost reports whether host is twilio.com or one of its subdomains.
+func isTwilioHost(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	return host == "twilio.com" || strings.HasSuffix(host, ".twilio.com")
+}
+
+// callKind says whether a call may be repeated blindly.
+type callKind int
+
+const (
+	// idempotent calls (reads, webhook updates) are retried on any
+	// transient failure.
+	idempotent callKind = iota
+	// creating calls (new messages) are retried in-process only when the
+	// failure proves nothing was created: 429, 503, or no connection.
+	creating
+)
+
+// do runs fn with a fresh twilio-go API service bound to ctx, retrying as
+// follows: 429/20429 honours Retry-After (up to maxRetryAfterWait);
+// 503/20503 and failures to connect are retried; other 5xx and network
+// failures are retried for idempotent calls only. At most
+// network.max_retries retries, then a bridgev2.RetriableError, which the
+// core retries durably. 401/20003 sets BAD_CREDENTIALS and is permanent, as
+// is every other Twilio error, with a sentence from errorSentences.
+func (r *restClient) do(ctx context.Context, op string, kind callKind, fn func(api *openapi.ApiService) error) error {
+	cfg := &r.conn.cfg
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		attemptCtx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+		tr := &callTransport{base: r.conn.transport, ctx: attemptCtx, apiBase: cfg.apiBase}
+		tc := &client.Client{
+			Credentials: client.NewCredentials(r.creds.User, r.creds.Pass),
+			HTTPClient: &http.Client{
+				Transport: tr,
+				// A backstop; the attempt's context carries the real deadline.
+				Timeout:       cfg.RequestTimeout + time.Second,
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			},
+		}
+		tc.SetAccountSid(r.creds.AccountSID)
+		handler := client.NewRequestHandler(tc)
+		handler.Edge, handler.Region = cfg.Edge, cfg.Region
+		err := fn(openapi.NewApiService(handler))
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		status, retryAfter := tr.answer()
+		re, retry, wait := r.classify(op, kind, err, status, retryAfter)
+		if re.Status == http.StatusUnauthorized || re.Code == codeAuthenticate {
+			if r.onBadCredentials != nil {
+				r.onBadCredentials(ctx, re)
+			}
+			return bridgev2.NewError("Twilio rejected the auth token (or API key) of this login; log in again with current credentials.", re)
+		}
+		if !retry {
+			if re.Network || re.Status >= 500 || re.Status == http.StatusTooManyRequests {
+				return r.giveUp(re)
+			}
+			return bridgev2.NewError(errorSentence(re.Code, re.Message), re)
+		}
+		if attempt >= cfg.MaxRetries || wait > maxRetryAfterWait {
+			return r.giveUp(re)
+		}
+		if wait <= 0 {
+			wait = r.conn.backoff(attempt)
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return r.giveUp(re)
+		}
+		r.log.Warn().Str("op", op).Int("status", re.Status).Int("code", re.Code).Bool("network", re.Network).
+			Int("attempt", attempt+1).Dur("retry_in", wait).Msg("Twilio request failed; retrying")
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// classify turns a twilio-go error into a restError and decides whether to
+// retry in-process, and after how long (0: the default backoff).
+func (r *restClient) classify(op string, kind callKind, err error, status int, retryAfter string) (*restError, bool, time.Duration) {
+	re := &restError{Op: op, Status: status, Err: err}
+	var tre *client.TwilioRestError
+	var v1 *client.RestErrorV1
+	var urlErr *url.Error
+	switch {
+	case errors.As(err, &tre):
+		re.Code, re.Message = tre.Code, tre.Message
+		if tre.Status != 0 {
+			re.Status = tre.Status
+		}
+	case errors.As(err, &v1):
+		re.Code, re.Message = v1.Code, v1.Message
+		if v1.HttpStatusCode != 0 {
+			re.Status = v1.HttpStatusCode
+		}
+	case errors.As(err, &urlErr) || isNetError(err):
+		re.Network, re.Status = true, 0
+	case status >= 200 && status < 300:
+		// A success whose body could not be read: the server misbehaved,
+		// and for a create, something may have been created.
+		re.Status = http.StatusBadGateway
+	}
+	switch {
+	case re.Status == http.StatusTooManyRequests || re.Code == codeTooManyRequests:
+		re.Status = http.StatusTooManyRequests
+		return re, true, parseRetryAfter(retryAfter)
+	case re.Status == http.StatusServiceUnavailable || re.Code == codeServiceUnavailable:
+		return re, true, parseRetryAfter(retryAfter)
+	case re.Network:
+		if neverSent(err) {
+			return re, true, 0
+		}
+		re.Ambiguous = kind == creating
+		return re, kind == idempotent, 0
+	case re.Status >= 500:
+		re.Ambiguous = kind == creating
+		return re, kind == idempotent, 0
+	}
+	return re, false, 0
+}
+
+// giveUp reports an unreachable or overloaded Twilio after the in-process
+// retries, as a failure the core retries durably.
+func (r *restClient) giveUp(re *restError) error {
+	if re.Status == http.StatusTooManyRequests {
+		return bridgev2.RetriableError("Twilio is rate-limiting requests.", re)
+	}
+	if r.onUnreachable != nil {
+		r.onUnreachable(re)
+	}
+	if re.Network {
+		return bridgev2.RetriableError("Twilio could not be reached.", re)
+	}
+	return bridgev2.RetriableError(fmt.Sprintf("Twilio is having trouble (HTTP %d).", re.Status), re)
+}
+
+// isNetError reports whether err came from the network rather than from an
+// HTTP answer.
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// neverSent reports whether a network error happened before the request
+// could reach Twilio (DNS, connect), so even a create may be repeated.
+func neverSent(err error) bool {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return true
+	}
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "dial"
+}
+
+// parseRetryAfter reads a Retry-After value in seconds or as an HTTP date.
+func parseRetryAfter(v string) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}
+
+// backoff is the wait before retry number attempt+1: exponential from
+// retryBase, capped at 8 s, with jitter so that logins do not retry in step.
+func (c *Connector) backoff(attempt int) time.Duration {
+	d := c.retryBase << min(attempt, 5)
+	d = min(d, 8*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+// nextPage reads the paging parameters of a list envelope's next_page_uri.
+func nextPage(uri *string) (token, page string, ok bool) {
+	if uri == nil || *uri == "" {
+		return "", "", false
+	}
+	u, err := url.Parse(*uri)
+	if err != nil {
+		return "", "", false
+	}
+	q := u.Query()
+	token, page = q.Get("PageToken"), q.Get("Page")
+	return token, page, token != "" || page != ""
+}
+
+// fetchAccount reads the account, which verifies the credentials.
+func (r *restClient) fetchAccount(ctx context.Context) (*openapi.ApiV2010Account, error) {
+	var acct *openapi.ApiV2010Account
+	err := r.do(ctx, "fetch account", idempotent, func(api *openapi.ApiService) error {
+		var err error
+		acct, err = api.FetchAccount(r.creds.AccountSID)
+		return err
+	})
+	return acct, err
+}
+
+// numberInfo is an incoming phone number of the account.
+type numberInfo struct {
+	SID    string
+	E164   string
+	SMSURL string
+}
+
+// maxListPages bounds every paged listing, so a misbehaving API cannot keep
+// the connector paging forever.
+const maxListPages = 100
+
+// listSMSNumbers lists the account's numbers that can send and receive SMS,
+// following paging.
+func (r *restClient) listSMSNumbers(ctx context.Context) ([]numberInfo, error) {
+	var out []numberInfo
+	token, page := "", ""
+	for range maxListPages {
+		var resp *openapi.ListIncomingPhoneNumberResponse
+		err := r.do(ctx, "list phone numbers", idempotent, func(api *openapi.ApiService) error {
+			var err error
+			resp, err = api.PageIncomingPhoneNumber((&openapi.ListIncomingPhoneNumberParams{}).SetPageSize(100), token, page)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range resp.IncomingPhoneNumbers {
+			if n.Sid == nil || n.PhoneNumber == nil || n.Capabilities == nil || !n.Capabilities.Sms {
+				continue
+			}
+			e164, err := parseTwilioNumber(*n.PhoneNumber)
+			if err != nil {
+				continue
+			}
+			out = append(out, numberInfo{SID: *n.Sid, E164: e164, SMSURL: deref(n.SmsUrl)})
+		}
+		var ok bool
+		if token, page, ok = nextPage(resp.NextPageUri); !ok {
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// fetchNumber reads one incoming phone number.
+func (r *restClient) fetchNumber(ctx context.Context, sid string) (*openapi.ApiV2010IncomingPhoneNumber, error) {
+	var n *openapi.ApiV2010IncomingPhoneNumber
+	err := r.do(ctx, "fetch phone number", idempotent, func(api *openapi.ApiService) error {
+		var err error
+		n, err = api.FetchIncomingPhoneNumber(sid, nil)
+		return err
+	})
+	return n, err
+}
+
+// setSMSURL points a number's incoming-message webhook at u (POST), or
+// clears it when u is empty.
+func (r *restClient) setSMSURL(ctx context.Context, sid, u string) error {
+	return r.do(ctx, "update phone number webhook", idempotent, func(api *openapi.ApiService) error {
+		params := (&openapi.UpdateIncomingPhoneNumberParams{}).SetSmsUrl(u)
+		if u != "" {
+			params.SetSmsMethod(http.MethodPost)
+		}
+		_, err := api.UpdateIncomingPhoneNumber(sid, params)
+		return err
+	})
+}
+
+// createMessage creates (sends) a message. It is retried in-process only
+// where Twilio cannot have created it.
+func (r *restClient) createMessage(ctx context.Context, params *openapi.CreateMessageParams) (*openapi.ApiV2010Message, error) {
+	var m *openapi.ApiV2010Message
+	err := r.do(ctx, "create message", creating, func(api *openapi.ApiService) error {
+		var err error
+		m, err = api.CreateMessage(params)
+		return err
+	})
+	return m, err
+}
+
+// listMessages lists messages matching params, newest first, page by page,
+// until limit messages were collected (0: no limit) or the list ends.
+func (r *restClient) listMessages(ctx context.Context, params *openapi.ListMessageParams, pageSize, limit int) ([]openapi.ApiV2010Message, error) {
+	params.SetPageSize(pageSize)
+	var out []openapi.ApiV2010Message
+	token, page := "", ""
+	for range maxListPages {
+		var resp *openapi.ListMessageResponse
+		err := r.do(ctx, "list messages", idempotent, func(api *openapi.ApiService) error {
+			var err error
+			resp, err = api.PageMessage(params, token, page)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, resp.Messages...)
+		if limit > 0 && len(out) >= limit {
+			return out[:limit], nil
+		}
+		var ok bool
+		if token, page, ok = nextPage(resp.NextPageUri); !ok {
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// listMedia lists the media of a message in the order the API returns
+// them (creation order).
+func (r *restClient) listMedia(ctx context.Context, messageSID string) ([]openapi.ApiV2010Media, error) {
+	var out []openapi.ApiV2010Media
+	token, page := "", ""
+	for range maxListPages {
+		var resp *openapi.ListMediaResponse
+		err := r.do(ctx, "list media", idempotent, func(api *openapi.ApiService) error {
+			var err error
+			resp, err = api.PageMedia(messageSID, (&openapi.ListMediaParams{}).SetPageSize(20), token, page)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, resp.MediaList...)
+		var ok bool
+		if token, page, ok = nextPage(resp.NextPageUri); !ok {
+			break
+		}
+	}
+	return out, nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

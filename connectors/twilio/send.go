@@ -1,0 +1,246 @@
+package twilio
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/format"
+
+	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/database"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+)
+
+// outPart is one message to create.
+type outPart struct {
+	Body     string
+	MediaURL string
+}
+
+// sendPlan is what a Matrix event becomes on Twilio: one or more messages
+// to one number, in order.
+type sendPlan struct {
+	remote string // E.164
+	parts  []outPart
+	// snippet is stored with every part, for quotes of it later.
+	snippet string
+}
+
+// smsTextParser renders Matrix HTML as plain SMS text: no markdown markers,
+// links as "text (url)", mentions as the display name, lists with bullets.
+var smsTextParser = &format.HTMLParser{
+	TabsToSpaces:   4,
+	Newline:        "\n",
+	HorizontalLine: "\n---\n",
+	PillConverter:  format.DefaultPillConverter,
+	BoldConverter:  func(s string, _ format.Context) string { return s },
+	ItalicConverter: func(s string, _ format.Context) string {
+		return s
+	},
+	StrikethroughConverter: func(s string, _ format.Context) string { return s },
+	UnderlineConverter:     func(s string, _ format.Context) string { return s },
+	MonospaceConverter:     func(s string, _ format.Context) string { return s },
+	MonospaceBlockConverter: func(code, _ string, _ format.Context) string {
+		return strings.TrimRight(code, "\n")
+	},
+	SpoilerConverter: func(text, reason string, _ format.Context) string {
+		if reason != "" {
+			return "[spoiler: " + reason + "] " + text
+		}
+		return "[spoiler] " + text
+	},
+	ImageConverter: func(src, alt, title, width, height string, isEmoji bool) string {
+		if alt != "" {
+			return alt
+		}
+		return "[image]"
+	},
+}
+
+// htmlToText converts a Matrix formatted body to SMS text.
+func htmlToText(html string) string {
+	return strings.TrimSpace(smsTextParser.Parse(html, format.NewContext(context.Background())))
+}
+
+// contentText is the plain text of a Matrix message: its formatted body
+// rendered when there is one, without a reply fallback.
+func contentText(content *event.MessageEventContent) string {
+	isReply := content.RelatesTo.GetReplyTo() != ""
+	if content.Format == event.FormatHTML && content.FormattedBody != "" {
+		html := content.FormattedBody
+		if isReply {
+			html = event.TrimReplyFallbackHTML(html)
+		}
+		return htmlToText(html)
+	}
+	body := content.Body
+	if isReply {
+		body = event.TrimReplyFallbackText(body)
+	}
+	return body
+}
+
+// replyQuote is the line quoting the message replied to.
+func replyQuote(target *database.Message) string {
+	if meta, ok := target.Metadata.(*MessageMetadata); ok && meta.Snippet != "" {
+		return "> " + meta.Snippet
+	}
+	return "> (replying to an earlier message)"
+}
+
+// targetSnippet describes a message for reaction and edit texts.
+func targetSnippet(target *database.Message) string {
+	if target != nil {
+		if meta, ok := target.Metadata.(*MessageMetadata); ok && meta.Snippet != "" {
+			return meta.Snippet
+		}
+	}
+	return ""
+}
+
+// planMessage works out the messages a Matrix message becomes. It does no
+// I/O except minting the public URL of an attachment, so FindSent can call
+// it to know what an interrupted send looked like.
+func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
+	remote, err := e164FromID(string(msg.Portal.ID))
+	if err != nil {
+		return nil, bridgev2.NewError("This chat is not with a phone number.", err)
+	}
+	content := msg.Content
+	relayed := msg.Relay != nil
+	var text, mediaURL, snip string
+	switch content.MsgType {
+	case event.MsgText, event.MsgNotice:
+		text = contentText(content)
+	case event.MsgEmote:
+		text = contentText(content)
+		if !relayed {
+			// The core already renders relayed emotes as "* Name ...".
+			text = "* " + text
+		}
+	case event.MsgImage, event.MsgVideo, event.MsgAudio, event.MsgFile, "":
+		if content.File != nil {
+			return nil, bridgev2.UnsupportedError("Encrypted attachments cannot be sent as MMS.")
+		}
+		if content.URL == "" {
+			return nil, bridgev2.UnsupportedError("This kind of message cannot be sent as SMS.")
+		}
+		mimeType, size := "", 0
+		if content.Info != nil {
+			mimeType, size = content.Info.MimeType, content.Info.Size
+		}
+		filename := content.GetFileName()
+		mt, err := outgoingMedia(mimeType, filename, size)
+		if err != nil {
+			return nil, err
+		}
+		if mediaURL, err = c.conn.bridge.PublicMediaURL(content.URL, mt, filename); err != nil {
+			return nil, bridgev2.NewError("The attachment's Matrix URL is invalid.", err)
+		}
+		switch {
+		case relayed:
+			text = content.Body
+		case content.GetCaption() != "":
+			if html := content.GetFormattedCaption(); html != "" {
+				text = htmlToText(html)
+			} else {
+				text = content.GetCaption()
+			}
+		}
+		snip = "[" + mediaKind(mt) + "]"
+	case event.MsgLocation:
+		text = strings.TrimSpace(contentText(content) + " " + geoLink(content.GeoURI))
+	default:
+		return nil, bridgev2.UnsupportedError(fmt.Sprintf("%s messages cannot be sent as SMS.", content.MsgType))
+	}
+	if s := snippet(text); s != "" {
+		snip = s
+	}
+	if msg.ReplyTo != nil {
+		text = replyQuote(msg.ReplyTo) + "\n" + text
+	}
+	return c.planText(remote, text, mediaURL, snip)
+}
+
+// planText splits a text (with an optional attachment on the first part)
+// as network.long_message says.
+func (c *Client) planText(remote, text, mediaURL, snip string) (*sendPlan, error) {
+	text = strings.TrimSpace(text)
+	if n := bodyUnits(text); n > maxBodyUnits && c.conn.cfg.LongMessage == LongMessageRefuse {
+		return nil, bridgev2.NewError(fmt.Sprintf("The message is too long for SMS: %d characters, and the limit is %d.", n, maxBodyUnits), nil)
+	}
+	p := &sendPlan{remote: remote, snippet: snip}
+	for _, body := range smsBodies(text) {
+		p.parts = append(p.parts, outPart{Body: body})
+	}
+	if mediaURL != "" {
+		if len(p.parts) == 0 {
+			p.parts = []outPart{{}}
+		}
+		p.parts[0].MediaURL = mediaURL
+	}
+	if len(p.parts) == 0 {
+		return nil, bridgev2.NewError("The message is empty.", nil)
+	}
+	return p, nil
+}
+
+// geoLink turns a geo: URI into a map link a phone can open.
+func geoLink(geo string) string {
+	coords, ok := strings.CutPrefix(geo, "geo:")
+	if !ok {
+		return geo
+	}
+	coords, _, _ = strings.Cut(coords, ";")
+	return "https://maps.google.com/?q=" + coords
+}
+
+// HandleMatrixMessage sends a Matrix message as one or more SMS/MMS.
+func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
+	plan, err := c.planMessage(msg)
+	if err != nil {
+		return nil, err
+	}
+	sent, err := c.sendParts(ctx, progressKey(msg), msg.SendToken, plan)
+	if err != nil {
+		return nil, err
+	}
+	return plan.response(sent), nil
+}
+
+// response lists the created messages for the core.
+func (p *sendPlan) response(sent []sentPart) *bridgev2.MatrixMessageResponse {
+	resp := &bridgev2.MatrixMessageResponse{DeliveryReported: true}
+	for i, s := range sent {
+		var part networkid.PartID
+		if len(sent) > 1 {
+			part = networkid.PartID(strconv.Itoa(i))
+		}
+		resp.Messages = append(resp.Messages, bridgev2.SentMessage{
+			ID: networkid.MessageID(s.SID), PartID: part, Timestamp: s.Created,
+			Metadata: &MessageMetadata{Snippet: p.snippet},
+		})
+	}
+	return resp
+}
+
+// createParams builds the REST parameters of one part.
+func (c *Client) createParams(remote string, part outPart, sendToken string) *openapi.CreateMessageParams {
+	params := (&openapi.CreateMessageParams{}).SetTo(remote).SetStatusCallback(c.statusCallbackURL(sendToken))
+	if c.serviceSID != "" {
+		params.SetMessagingServiceSid(c.serviceSID)
+	} else {
+		params.SetFrom(c.own)
+	}
+	if part.Body != "" {
+		params.SetBody(part.Body)
+	}
+	if part.MediaURL != "" {
+		params.SetMediaUrl([]string{part.MediaURL})
+	}
+	return params
+}
