@@ -7,8 +7,8 @@ import (
 
 // Twilio error codes the connector treats specially.
 const (
-	codeAuthenticate      = 20003
-	codeTooManyRequests   = 20429
+	codeAuthenticate       = 20003
+	codeTooManyRequests    = 20429
 	codeServiceUnavailable = 20503
 )
 

@@ -1,0 +1,132 @@
+package twilio
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/trestle-bridge/trestle/bridgev2"
+)
+
+func TestLoginOneNumber(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ul := e.login()
+	if ul.ID != ourLoginID || ul.RemoteName != "+1 500-555-0006" {
+		t.Fatalf("login %q named %q", ul.ID, ul.RemoteName)
+	}
+	e.waitState(ul, bridgev2.StateConnected)
+	want := e.h.URL + "/_trestle/twilio/" + string(ourLoginID) + "/incoming"
+	if got, _ := e.acct.SMSURL(ourNumber); got != want {
+		t.Fatalf("sms_url = %q, want %q", got, want)
+	}
+	meta := ul.Metadata.(*LoginMetadata)
+	if meta.WebhookURL != want || meta.PhoneNumber != ourNumber || meta.AccountSID != e.acct.SID() || meta.CatchUpSince.IsZero() {
+		t.Fatalf("metadata: %+v", meta)
+	}
+	if strings.Contains(meta.String(), meta.AuthToken) {
+		t.Fatal("LoginMetadata.String leaks the auth token")
+	}
+}
+
+func TestLoginSeveralNumbersNationalAnswer(t *testing.T) {
+	e := newEnv(t, envOptions{numbers: []string{ourNumber, ourNumber2}})
+	ctx := e.ctx()
+	proc, err := e.conn().CreateLogin(ctx, e.h.User(alice), FlowAuthToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	step, err := proc.SubmitUserInput(ctx, e.creds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if step.Type != bridgev2.LoginStepUserInput || len(step.UserInput.Fields) != 1 {
+		t.Fatalf("expected a choice, got %+v", step)
+	}
+	f := step.UserInput.Fields[0]
+	if f.Type != bridgev2.LoginInputSelect || f.ID != "phone_number" || len(f.Options) != 2 {
+		t.Fatalf("field: %+v", f)
+	}
+	if _, err := proc.SubmitUserInput(ctx, map[string]string{"phone_number": "(500) 555-0099"}); err == nil {
+		t.Fatal("a number of no one was accepted")
+	}
+	step, err = proc.SubmitUserInput(ctx, map[string]string{"phone_number": "(500) 555-0007"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if step.Type != bridgev2.LoginStepComplete || step.Complete.UserLogin.ID != "15005550007" {
+		t.Fatalf("step: %+v", step)
+	}
+	if got, _ := e.acct.SMSURL(ourNumber); got != "" {
+		t.Fatalf("the number not chosen got a webhook: %q", got)
+	}
+}
+
+func TestLoginBadToken(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	creds := e.creds()
+	creds["auth_token"] = strings.Repeat("0", 32)
+	_, err := e.h.TryLogin(alice, creds)
+	if err == nil || bridgev2.HumanMessage(err) != "Twilio rejected the Account SID or auth token." {
+		t.Fatalf("err = %v", err)
+	}
+	creds["auth_token"] = "not a token!"
+	if _, err := e.h.TryLogin(alice, creds); err == nil {
+		t.Fatal("malformed token accepted")
+	}
+}
+
+func TestLoginAPIKeyAndUnmanagedWebhook(t *testing.T) {
+	e := newEnv(t, envOptions{network: "manage_webhooks: false\n"})
+	key, err := e.acct.AddAPIKey("", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := e.ctx()
+	proc, _ := e.conn().CreateLogin(ctx, e.h.User(alice), FlowAuthToken)
+	creds := e.creds()
+	creds["api_key_sid"], creds["api_key_secret"] = key.SID, key.Secret
+	step, err := proc.SubmitUserInput(ctx, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := e.h.URL + "/_trestle/twilio/" + string(ourLoginID) + "/incoming"
+	if step.Type != bridgev2.LoginStepComplete || !strings.Contains(step.Instructions, url) {
+		t.Fatalf("instructions %q lack %s", step.Instructions, url)
+	}
+	if got, _ := e.acct.SMSURL(ourNumber); got != "" {
+		t.Fatalf("webhook set although manage_webhooks is off: %q", got)
+	}
+	ul := step.Complete.UserLogin
+	e.waitState(ul, bridgev2.StateConnected)
+	if twClient(ul).rest.creds.User != key.SID {
+		t.Fatal("REST calls do not use the API key")
+	}
+	creds["api_key_secret"] = "wrong0secret"
+	proc, _ = e.conn().CreateLogin(ctx, e.h.User(alice), FlowAuthToken)
+	if _, err := proc.SubmitUserInput(ctx, creds); err == nil || !strings.Contains(bridgev2.HumanMessage(err), "API key") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLogoutRemovesOnlyOurWebhook(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ul := e.login()
+	if err := ul.Logout(e.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.acct.SMSURL(ourNumber); got != "" {
+		t.Fatalf("webhook left behind: %q", got)
+	}
+	ul = e.login()
+	if err := e.acct.SetSMSURL(ourNumber, "https://elsewhere.example.com/sms"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ul.Logout(e.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.acct.SMSURL(ourNumber); got != "https://elsewhere.example.com/sms" {
+		t.Fatalf("someone else's webhook was removed: %q", got)
+	}
+}
