@@ -140,9 +140,11 @@ func (c *Client) catchUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Twilio's timestamps have whole seconds.
+	floor := since.Truncate(time.Second)
 	var inbound []openapi.ApiV2010Message
 	for _, m := range msgs {
-		if deref(m.Direction) == directionInbound && !messageTime(&m).Before(since) {
+		if deref(m.Direction) == directionInbound && !messageTime(&m).Before(floor) {
 			inbound = append(inbound, m)
 		}
 	}

@@ -1,0 +1,230 @@
+package twilio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
+
+	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
+)
+
+// restEnv is a REST client on the simulator without a bridge.
+type restEnv struct {
+	sim          *twiliosim.Server
+	acct         *twiliosim.Account
+	conn         *Connector
+	rest         *restClient
+	badCreds     atomic.Int32
+	unreachables atomic.Int32
+}
+
+func newRestEnv(t *testing.T, configure func(*Config)) *restEnv {
+	t.Helper()
+	sim := twiliosim.New(twiliosim.Options{})
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	acct, err := sim.AddAccount("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acct.AddNumber(ourNumber, twiliosim.Capabilities{SMS: true, MMS: true}); err != nil {
+		t.Fatal(err)
+	}
+	conn := New()
+	conn.retryBase = time.Millisecond
+	conn.cfg.APIURL = sim.URL()
+	conn.cfg.RequestTimeout = 2 * time.Second
+	if configure != nil {
+		configure(&conn.cfg)
+	}
+	if err := conn.cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	env := &restEnv{sim: sim, acct: acct, conn: conn}
+	env.rest = &restClient{
+		conn: conn, creds: restCreds{AccountSID: acct.SID(), User: acct.SID(), Pass: acct.AuthToken()}, log: conn.log,
+		onBadCredentials: func(context.Context, *restError) { env.badCreds.Add(1) },
+		onUnreachable:    func(*restError) { env.unreachables.Add(1) },
+	}
+	return env
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func retriable(err error) bool {
+	var be *bridgev2.Error
+	return errors.As(err, &be) && be.Retriable
+}
+
+func TestRestRetriesRateLimitHonouringRetryAfter(t *testing.T) {
+	e := newRestEnv(t, nil)
+	fault := e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultRateLimit, Path: "/2010-04-01/Accounts/*", Times: 1, RetryAfter: time.Second})
+	start := time.Now()
+	if _, err := e.rest.fetchAccount(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < time.Second {
+		t.Fatalf("retried after %v, before Retry-After", took)
+	}
+	if fault.Hits() != 1 {
+		t.Fatalf("hits %d", fault.Hits())
+	}
+	// A rate limit on a create is safe to retry: nothing was created.
+	e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultRateLimit, Method: http.MethodPost, Times: 2, RetryAfter: time.Millisecond})
+	m, err := e.rest.createMessage(testContext(t), (&openapi.CreateMessageParams{}).SetTo(theirNumber).SetFrom(ourNumber).SetBody("hi"))
+	if err != nil || deref(m.Sid) == "" {
+		t.Fatalf("create after 429s: %v", err)
+	}
+	// A Retry-After beyond what is waited in-process goes back to the core.
+	e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultRateLimit, Times: 1, RetryAfter: time.Minute})
+	_, err = e.rest.fetchAccount(testContext(t))
+	if !retriable(err) || !strings.Contains(bridgev2.HumanMessage(err), "rate-limiting") {
+		t.Fatalf("long Retry-After: %v", err)
+	}
+	if e.unreachables.Load() != 0 {
+		t.Fatal("a rate limit counted as unreachable")
+	}
+}
+
+func TestRestRetriesServerErrors(t *testing.T) {
+	e := newRestEnv(t, func(c *Config) { c.MaxRetries = 2 })
+	fault := e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultServerError, Path: "/2010-04-01/Accounts/*", Times: 2})
+	if _, err := e.rest.fetchAccount(testContext(t)); err != nil {
+		t.Fatalf("after two 500s: %v", err)
+	}
+	fault.Remove()
+	fault = e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultUnavailable, Path: "/2010-04-01/Accounts/*"})
+	_, err := e.rest.fetchAccount(testContext(t))
+	if !retriable(err) || fault.Hits() != 3 || e.unreachables.Load() != 1 {
+		t.Fatalf("err %v, hits %d, unreachable %d", err, fault.Hits(), e.unreachables.Load())
+	}
+	fault.Remove()
+
+	// A 500 on a create may have created the message: no blind retry.
+	params := (&openapi.CreateMessageParams{}).SetTo(theirNumber).SetFrom(ourNumber).SetBody("hi")
+	fault = e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultServerError, Method: http.MethodPost, Times: 1})
+	_, err = e.rest.createMessage(testContext(t), params)
+	if re := asRestError(err); !retriable(err) || re == nil || !re.Ambiguous || fault.Hits() != 1 {
+		t.Fatalf("create after 500: %v (hits %d)", err, fault.Hits())
+	}
+	// A 503 is retried.
+	fault = e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultUnavailable, Method: http.MethodPost, Times: 1})
+	if _, err := e.rest.createMessage(testContext(t), params); err != nil || fault.Hits() != 1 {
+		t.Fatalf("create after 503: %v", err)
+	}
+}
+
+func TestRestNetworkFailures(t *testing.T) {
+	e := newRestEnv(t, func(c *Config) { c.MaxRetries = 1 })
+	if err := e.sim.SetOutage(twiliosim.OutageRefuse); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.rest.fetchAccount(testContext(t))
+	if !retriable(err) || bridgev2.HumanMessage(err) != "Twilio could not be reached." {
+		t.Fatalf("refused: %v", err)
+	}
+	if re := asRestError(err); re == nil || !re.Network || re.Ambiguous {
+		t.Fatalf("refused connection: %+v", re)
+	}
+	_ = e.sim.SetOutage(twiliosim.OutageNone)
+	// A create that times out is in doubt.
+	e.conn.cfg.RequestTimeout = 100 * time.Millisecond
+	e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultHang, Method: http.MethodPost, Times: 1})
+	_, err = e.rest.createMessage(testContext(t), (&openapi.CreateMessageParams{}).SetTo(theirNumber).SetFrom(ourNumber).SetBody("x"))
+	if re := asRestError(err); !retriable(err) || re == nil || !re.Ambiguous {
+		t.Fatalf("timeout: %v", err)
+	}
+}
+
+func TestRestPermanentErrors(t *testing.T) {
+	e := newRestEnv(t, nil)
+	e.sim.SetRecipient(theirNumber, twiliosim.RecipientConfig{Behavior: twiliosim.Unsubscribed})
+	_, err := e.rest.createMessage(testContext(t), (&openapi.CreateMessageParams{}).SetTo(theirNumber).SetFrom(ourNumber).SetBody("hi"))
+	if retriable(err) || bridgev2.HumanMessage(err) != errorSentences[21610] {
+		t.Fatalf("unsubscribed: %v", err)
+	}
+	e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultBadCredentials, Times: 1})
+	_, err = e.rest.fetchAccount(testContext(t))
+	if retriable(err) || e.badCreds.Load() != 1 || !isAuthFailure(err) {
+		t.Fatalf("bad credentials: %v (%d)", err, e.badCreds.Load())
+	}
+}
+
+func TestRestEdgeRegionAndPaging(t *testing.T) {
+	e := newRestEnv(t, func(c *Config) { c.Edge, c.Region = "dublin", "ie1" })
+	for i := range 120 {
+		n := fmt.Sprintf("+1500555%04d", i+100)
+		if _, err := e.acct.AddNumber(n, twiliosim.Capabilities{SMS: i%2 == 0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nums, err := e.rest.listSMSNumbers(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nums) != 61 {
+		t.Fatalf("%d SMS numbers, want 61", len(nums))
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	if d := parseRetryAfter("3"); d != 3*time.Second {
+		t.Fatal(d)
+	}
+	if d := parseRetryAfter(time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)); d < 59*time.Minute {
+		t.Fatal(d)
+	}
+	if parseRetryAfter("soon") != 0 || parseRetryAfter("-1") != 0 {
+		t.Fatal("junk Retry-After")
+	}
+}
+
+func TestBadCredentialsAndOutageChangeLoginState(t *testing.T) {
+	e := newEnv(t, envOptions{network: "max_retries: 1\n"})
+	ul := e.login()
+	e.waitState(ul, bridgev2.StateConnected)
+
+	// Twilio goes away: a send gives up, the login is reported disconnected,
+	// and a text that arrives meanwhile is only in Twilio's log.
+	if err := e.sim.SetOutage(twiliosim.OutageUnavailable); err != nil {
+		t.Fatal(err)
+	}
+	e.inbound(theirNumber, "before")
+	room := e.portalRoom(theirNumber)
+	e.h.SendText(alice, room, "during the outage")
+	e.waitState(ul, bridgev2.StateTransientDisconnect)
+	if _, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: theirNumber, To: ourNumber, Body: "missed webhook", LogOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	_ = e.sim.SetOutage(twiliosim.OutageNone)
+	e.waitState(ul, bridgev2.StateConnected)
+	e.h.WaitForText(room, e.ghost(theirNumber), "missed webhook")
+	if _, err := e.sim.WaitOutbound(e.ctx(), func(m []twiliosim.OutboundMessage) bool {
+		return len(m) == 1 && m[0].Body == "during the outage"
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The token is revoked: the next call flips the login to BAD_CREDENTIALS.
+	e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultBadCredentials})
+	evt := e.h.SendText(alice, room, "after revocation")
+	e.waitState(ul, bridgev2.StateBadCredentials)
+	if st := ul.State(); st.Error != "twilio-20003" || !strings.Contains(st.Message, "auth token") {
+		t.Fatalf("state %+v", st)
+	}
+	e.h.WaitForStatus(room, evt, "FAIL_PERMANENT")
+}
