@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -39,6 +40,9 @@ func (b *Bridge) HandleTransaction(ctx context.Context, txnID string, events, ep
 	for _, raw := range events {
 		evt, ok := b.parseEvent(raw)
 		if !ok || !b.wantsEvent(evt) {
+			if ok {
+				zerolog.Ctx(ctx).Trace().Str("type", evt.Type.Type).Stringer("sender", evt.Sender).Msg("Ignored event")
+			}
 			continue
 		}
 		keep = append(keep, journalled{
@@ -49,6 +53,7 @@ func (b *Bridge) HandleTransaction(ctx context.Context, txnID string, events, ep
 			evt: evt,
 		})
 	}
+	zerolog.Ctx(ctx).Debug().Int("events", len(events)).Int("kept", len(keep)).Int("ephemeral", len(ephemeral)).Msg("Received transaction")
 	var isNew bool
 	inserted := make([]bool, len(keep))
 	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {

@@ -30,6 +30,9 @@ type Homeserver struct {
 	Domain string `yaml:"domain"`
 	// StatusEndpoint, if set, receives com.beeper.bridge_state pushes.
 	StatusEndpoint string `yaml:"status_endpoint"`
+	// SyncRedactions makes the bot also /sync for redactions, for
+	// homeservers that never push them to appservices (Dendrite).
+	SyncRedactions bool `yaml:"sync_redactions"`
 }
 
 // AppService configures the bridge's side of the appservice API.

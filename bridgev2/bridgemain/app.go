@@ -31,8 +31,11 @@ type App struct {
 	Handler http.Handler
 	Log     zerolog.Logger
 
-	server   *http.Server
-	listener net.Listener
+	server     *http.Server
+	listener   net.Listener
+	redactions *matrix.RedactionSync
+	stopSync   context.CancelFunc
+	syncDone   chan struct{}
 }
 
 // Assemble opens the database, builds the core with the connector and the
@@ -75,7 +78,11 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 	mux := http.NewServeMux()
 	matrix.NewAppService(cfg.AppService.HSToken, hs, br, log.With().Str("component", "appservice").Logger()).Register(mux)
 	mux.Handle("/", br.HTTPHandler())
-	return &App{Bridge: br, Config: cfg, DB: db, Handler: bridgev2.RecoverHandler(br, mux), Log: log}, nil
+	app := &App{Bridge: br, Config: cfg, DB: db, Handler: bridgev2.RecoverHandler(br, mux), Log: log}
+	if cfg.Homeserver.SyncRedactions {
+		app.redactions = matrix.NewRedactionSync(hs, br, db.KV, log.With().Str("component", "redaction_sync").Logger())
+	}
+	return app, nil
 }
 
 // Listen binds the appservice listener (appservice.hostname:port). It is
@@ -113,6 +120,15 @@ func (a *App) Start(ctx context.Context) error {
 		}
 	}()
 	a.Log.Info().Str("address", a.listener.Addr().String()).Msg("Listening for the homeserver and webhooks")
+	if a.redactions != nil {
+		var syncCtx context.Context
+		syncCtx, a.stopSync = context.WithCancel(context.Background())
+		a.syncDone = make(chan struct{})
+		go func() {
+			defer close(a.syncDone)
+			a.redactions.Run(syncCtx)
+		}()
+	}
 	return nil
 }
 
@@ -129,6 +145,10 @@ func (a *App) Stop(ctx context.Context) {
 			a.Log.Warn().Err(err).Msg("HTTP server did not shut down cleanly")
 		}
 		cancel()
+	}
+	if a.stopSync != nil {
+		a.stopSync()
+		<-a.syncDone
 	}
 	a.Bridge.Stop(ctx)
 	if err := a.DB.Close(); err != nil {

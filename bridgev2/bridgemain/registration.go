@@ -46,20 +46,10 @@ func GenerateRegistration(configPath, registrationPath string) error {
 	if err != nil {
 		return err
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("config is not valid YAML: %w", err)
-	}
 	asToken, hsToken := randomToken(), randomToken()
-	if err := setKey(&doc, asToken, "appservice", "as_token"); err != nil {
-		return err
-	}
-	if err := setKey(&doc, hsToken, "appservice", "hs_token"); err != nil {
-		return err
-	}
-	updated, err := yaml.Marshal(&doc)
+	updated, err := bridgeconfig.EditYAML(data, map[string]any{"appservice.as_token": asToken, "appservice.hs_token": hsToken})
 	if err != nil {
-		return err
+		return fmt.Errorf("config: %w", err)
 	}
 	cfg, err := bridgeconfig.Parse(updated)
 	if err != nil {
@@ -91,32 +81,4 @@ func randomToken() string {
 	buf := make([]byte, 48)
 	_, _ = rand.Read(buf)
 	return base64.RawURLEncoding.EncodeToString(buf)
-}
-
-// setKey sets a scalar at a key path in a YAML document.
-func setKey(doc *yaml.Node, value string, path ...string) error {
-	node := doc
-	if node.Kind == yaml.DocumentNode && len(node.Content) > 0 {
-		node = node.Content[0]
-	}
-	for i, key := range path {
-		if node.Kind != yaml.MappingNode {
-			return fmt.Errorf("config key %s is not a section", key)
-		}
-		var next *yaml.Node
-		for j := 0; j+1 < len(node.Content); j += 2 {
-			if node.Content[j].Value == key {
-				next = node.Content[j+1]
-			}
-		}
-		if next == nil {
-			return fmt.Errorf("config key %s is missing", key)
-		}
-		if i == len(path)-1 {
-			next.Kind, next.Tag, next.Value, next.Style = yaml.ScalarNode, "!!str", value, yaml.DoubleQuotedStyle
-			return nil
-		}
-		node = next
-	}
-	return nil
 }

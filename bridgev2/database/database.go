@@ -61,6 +61,7 @@ type Database struct {
 	Inbound   *InboundQuery
 	Outbound  *OutboundQuery
 	Txns      *TxnQuery
+	KV        *KVQuery
 
 	db     *sql.DB
 	writer *writer
@@ -124,6 +125,7 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 	d.Inbound = &InboundQuery{d}
 	d.Outbound = &OutboundQuery{d}
 	d.Txns = &TxnQuery{d}
+	d.KV = &KVQuery{d}
 	return d, nil
 }
 

@@ -134,3 +134,9 @@ CREATE TABLE appservice_txn (
 	received_at BIGINT NOT NULL
 );
 CREATE INDEX appservice_txn_received_idx ON appservice_txn (received_at);
+
+-- Small bridge-wide values, e.g. the bot's /sync position.
+CREATE TABLE bridge_kv (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);

@@ -1,0 +1,73 @@
+// Package rig assembles the end-to-end test rig and the sandbox: bridge
+// configs written from example-config.yaml, registrations generated the way
+// an admin would (-g), the bridge binary built and run as a user would run
+// it, and free loopback ports.
+package rig
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	trestle "github.com/trestle-bridge/trestle"
+	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
+	"github.com/trestle-bridge/trestle/bridgev2/bridgemain"
+)
+
+// BridgeFiles are a bridge's config and registration.
+type BridgeFiles struct {
+	Dir          string
+	Config       string
+	Registration string
+}
+
+// WriteBridgeConfig writes config.yaml into dir from the root
+// example-config.yaml with edits applied (dotted keys), then generates the
+// registration with fresh tokens exactly as `-g` does.
+func WriteBridgeConfig(dir string, edits map[string]any) (*BridgeFiles, error) {
+	data, err := bridgeconfig.EditYAML(trestle.ExampleConfig, edits)
+	if err != nil {
+		return nil, err
+	}
+	files := &BridgeFiles{Dir: dir, Config: filepath.Join(dir, "config.yaml"), Registration: filepath.Join(dir, "registration.yaml")}
+	if err := os.WriteFile(files.Config, data, 0o600); err != nil {
+		return nil, err
+	}
+	if err := bridgemain.GenerateRegistration(files.Config, files.Registration); err != nil {
+		return nil, fmt.Errorf("generate registration: %w", err)
+	}
+	return files, nil
+}
+
+// LoadConfig parses a config file written by WriteBridgeConfig.
+func (f *BridgeFiles) LoadConfig() (*bridgeconfig.Config, error) {
+	data, err := os.ReadFile(f.Config)
+	if err != nil {
+		return nil, err
+	}
+	return bridgeconfig.Parse(data)
+}
+
+// Edit changes keys of the written config (tokens stay).
+func (f *BridgeFiles) Edit(edits map[string]any) error {
+	data, err := os.ReadFile(f.Config)
+	if err != nil {
+		return err
+	}
+	data, err = bridgeconfig.EditYAML(data, edits)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(f.Config, data, 0o600)
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
