@@ -30,7 +30,7 @@ func runeUnits(r rune) int {
 	return 1
 }
 
-// splitText cuts text into chunks of at most limit UTF-16 units whose
+// splitText cuts text (none for an empty text) into chunks of at most limit UTF-16 units whose
 // concatenation is exactly text. A cut falls next to whitespace, preferably
 // after a line break in the second half of the chunk; only a single word
 // longer than limit is cut inside, and then not between a character and a
@@ -38,6 +38,9 @@ func runeUnits(r rune) int {
 func splitText(text string, limit int) []string {
 	if limit < 2 {
 		limit = 2
+	}
+	if text == "" {
+		return nil
 	}
 	if bodyUnits(text) <= limit {
 		return []string{text}
