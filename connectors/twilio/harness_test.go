@@ -67,7 +67,10 @@ func newEnv(t *testing.T, opts envOptions) *env {
 			t.Fatal(err)
 		}
 	}
-	netCfg := "api_url: " + sim.URL() + "\nrequest_timeout: 2s\nmax_send_rate: 0\n" + opts.network
+	netCfg := "api_url: " + sim.URL() + "\nrequest_timeout: 2s\n" + opts.network
+	if !strings.Contains(opts.network, "max_send_rate") {
+		netCfg += "max_send_rate: 0\n"
+	}
 	h := bridgetest.New(t, newTestConnector, bridgetest.Options{NetworkConfig: netCfg})
 	return &env{t: t, sim: sim, acct: acct, h: h}
 }

@@ -228,3 +228,49 @@ func TestBadCredentialsAndOutageChangeLoginState(t *testing.T) {
 	}
 	e.h.WaitForStatus(room, evt, "FAIL_PERMANENT")
 }
+
+func TestConnectRetriesInTheBackground(t *testing.T) {
+	e := newEnv(t, envOptions{network: "max_retries: 0\n"})
+	e.login()
+	e.h.Stop()
+	if err := e.sim.SetOutage(twiliosim.OutageRefuse); err != nil {
+		t.Fatal(err)
+	}
+	e.h.Restart()
+	ul := e.h.Bridge().GetLogin(ourLoginID)
+	e.waitState(ul, bridgev2.StateTransientDisconnect)
+	if err := e.sim.SetOutage(twiliosim.OutageNone); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(ul, bridgev2.StateConnected)
+	e.waitCaughtUp(ul, 1)
+}
+
+func TestSendRateLimit(t *testing.T) {
+	e := newEnv(t, envOptions{network: "max_send_rate: 10\n"})
+	room := e.chat()
+	start := time.Now()
+	for i := range 4 {
+		e.h.SendText(alice, room, fmt.Sprintf("burst %d", i))
+	}
+	e.outbound(4)
+	if took := time.Since(start); took < 250*time.Millisecond {
+		t.Fatalf("4 sends at 10/s took %v", took)
+	}
+}
+
+func TestResolveIdentifier(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	cl := twClient(e.login())
+	r, err := cl.ResolveIdentifier(e.ctx(), "(415) 555-0101")
+	if err != nil || r.UserID != "14155550101" || r.Chat.ID != "14155550101" || r.Chat.Receiver != ourLoginID ||
+		*r.UserInfo.Name != "+1 415-555-0101" || !r.ChatInfo.IsDM {
+		t.Fatalf("resolved %+v %v", r, err)
+	}
+	if _, err := cl.ResolveIdentifier(e.ctx(), "pizza"); err == nil || !strings.Contains(bridgev2.HumanMessage(err), "not a valid phone number") {
+		t.Fatalf("pizza: %v", err)
+	}
+	if _, err := cl.ResolveIdentifier(e.ctx(), ourNumber); err == nil {
+		t.Fatal("own number resolved")
+	}
+}
