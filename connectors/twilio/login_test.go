@@ -130,3 +130,26 @@ func TestLogoutRemovesOnlyOurWebhook(t *testing.T) {
 		t.Fatalf("someone else's webhook was removed: %q", got)
 	}
 }
+
+func TestReloginKeepsWatermarkAndRetiresOldClient(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	first := e.login()
+	firstMark := first.Metadata.(*LoginMetadata).CatchUpSince
+	old := twClient(first)
+	second := e.login()
+	if second == first || second.ID != first.ID {
+		t.Fatalf("re-login made %v", second.ID)
+	}
+	if !old.retired {
+		t.Fatal("the replaced client can still save its row")
+	}
+	if got := second.Metadata.(*LoginMetadata).CatchUpSince; got.After(firstMark) {
+		t.Fatalf("watermark moved forward on re-login: %v > %v", got, firstMark)
+	}
+	e.inbound(theirNumber, "after re-login")
+	e.h.WaitForText(e.portalRoom(theirNumber), e.ghost(theirNumber), "after re-login")
+	// Another Matrix user cannot take the number over.
+	if _, err := e.h.TryLogin("@mallory:example.com", e.creds()); err == nil || !strings.Contains(bridgev2.HumanMessage(err), "another Matrix user") {
+		t.Fatalf("takeover: %v", err)
+	}
+}

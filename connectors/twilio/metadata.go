@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/rs/zerolog"
+
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
@@ -50,6 +52,13 @@ func (m *LoginMetadata) String() string {
 		return "<nil>"
 	}
 	return fmt.Sprintf("twilio login %s (account %s, number %s)", m.PhoneNumber, m.AccountSID, m.PhoneNumberSID)
+}
+
+// MarshalZerologObject logs the login without its secrets, should it ever
+// be passed to a zerolog event.
+func (m *LoginMetadata) MarshalZerologObject(e *zerolog.Event) {
+	e.Str("account_sid", m.AccountSID).Str("phone_number", m.PhoneNumber).Str("phone_number_sid", m.PhoneNumberSID).
+		Bool("api_key", m.APIKeySID != "").Str("messaging_service_sid", m.MessagingServiceSID)
 }
 
 // check verifies a stored login is usable before a client is built on it.
