@@ -39,7 +39,7 @@ func (p *Portal) deliverInbound(row *database.InboundEvent, evt *RemoteEvent) {
 		if ctx.Err() != nil {
 			return // shutting down: the event stays pending for the next start
 		}
-		if !isRetriable(err) || time.Since(row.ReceivedAt) > b.Config.Bridge.DeliveryRetryFor {
+		if !shouldRetryInbound(err, attempt) || time.Since(row.ReceivedAt) > b.Config.Bridge.DeliveryRetryFor {
 			log.Err(err).Dur("tried_for", time.Since(start)).Msg("Could not deliver remote event to Matrix; giving up")
 			b.finishInbound(ctx, row, database.StateFailed, err.Error())
 			b.metrics.Bridged("inbound", "failed", time.Since(row.ReceivedAt))
@@ -70,6 +70,22 @@ func (b *Bridge) sleep(ctx context.Context, d time.Duration) bool {
 	case <-b.stopBg:
 		return false
 	}
+}
+
+// unclassifiedAttempts bounds retries of errors that are neither marked
+// retriable nor permanent: worth a few tries (about five minutes), but not a
+// day of blocking the portal.
+const unclassifiedAttempts = 10
+
+// shouldRetryInbound decides whether a failed delivery to Matrix is tried
+// again. Losing a text is worse than delaying it, so only errors known to be
+// permanent give up at once.
+func shouldRetryInbound(err error, attempt int) bool {
+	var be *Error
+	if errors.As(err, &be) {
+		return be.Retriable
+	}
+	return attempt < unclassifiedAttempts
 }
 
 // backoff grows exponentially from one second to a minute, with jitter so
