@@ -67,7 +67,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 			t.Fatal(err)
 		}
 	}
-	netCfg := "api_url: " + sim.URL() + "\nrequest_timeout: 2s\n" + opts.network
+	netCfg := "api_url: " + sim.URL() + "\nrequest_timeout: 5s\n" + opts.network
 	if !strings.Contains(opts.network, "max_send_rate") {
 		netCfg += "max_send_rate: 0\n"
 	}
@@ -149,10 +149,27 @@ func (e *env) inbound(from, body string, media ...twiliosim.MediaFile) twiliosim
 	return res
 }
 
-// portalRoom waits for the DM portal with a number and joins alice to it.
+// portalRoom waits for the DM portal with a number, joins alice to it, and
+// waits until the core has recorded the room (the fake homeserver has it
+// a moment earlier), so that Matrix events sent to it are bridged.
 func (e *env) portalRoom(remote string) id.RoomID {
 	e.t.Helper()
-	return e.h.WaitForPortal(networkid.PortalKey{ID: networkid.PortalID(idFromE164(remote)), Receiver: ourLoginID}, alice)
+	room := e.h.WaitForPortal(networkid.PortalKey{ID: networkid.PortalID(idFromE164(remote)), Receiver: ourLoginID}, alice)
+	e.eventually("portal recorded", func() bool {
+		p, err := e.h.Bridge().GetPortalByRoom(e.ctx(), room)
+		return err == nil && p != nil
+	})
+	return room
+}
+
+// waitMapped waits until a Matrix event's message mapping is stored, so
+// replies and reactions to it can find it.
+func (e *env) waitMapped(evtID id.EventID) {
+	e.t.Helper()
+	e.eventually("mapping of "+string(evtID), func() bool {
+		_, err := e.h.Bridge().DB.Messages.GetByMXID(e.ctx(), evtID)
+		return err == nil
+	})
 }
 
 // ghost is the Matrix user of a remote number.

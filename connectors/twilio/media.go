@@ -200,6 +200,7 @@ type limitedBody struct {
 	left int64
 }
 
+// Read reads on, failing once the limit is passed.
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left <= 0 {
 		var one [1]byte
@@ -216,6 +217,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the response body.
 func (b *limitedBody) Close() error { return b.rc.Close() }
 
 // outgoingMedia checks a Matrix attachment against Twilio's MMS limits and

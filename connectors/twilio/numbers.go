@@ -63,6 +63,12 @@ func parseUserNumber(input, region string, requireValid bool) (string, error) {
 	if !e164Pattern.MatchString(e164) {
 		return "", errNotANumber
 	}
+	// Odd national forms (extra zeros, letters) can format to an E.164
+	// string that reads back as another number; such input is refused
+	// rather than guessed at.
+	if again, err := phonenumbers.Parse(e164, ""); err != nil || phonenumbers.Format(again, phonenumbers.E164) != e164 {
+		return "", errNotANumber
+	}
 	return e164, nil
 }
 

@@ -65,6 +65,7 @@ type restError struct {
 	Err       error
 }
 
+// Error describes the failure for logs (never the credentials).
 func (e *restError) Error() string {
 	switch {
 	case e.Network:
@@ -76,6 +77,7 @@ func (e *restError) Error() string {
 	}
 }
 
+// Unwrap returns twilio-go's error.
 func (e *restError) Unwrap() error { return e.Err }
 
 // asRestError finds the restError in err, if any.
@@ -102,6 +104,7 @@ type callTransport struct {
 	retryAfter string
 }
 
+// RoundTrip sends one request of the attempt.
 func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := t.ctx
 	if ctx == nil {

@@ -19,7 +19,7 @@ func (e *env) chat() id.RoomID {
 	e.login()
 	e.inbound(theirNumber, "hello there, how are you doing today?")
 	room := e.portalRoom(theirNumber)
-	e.h.WaitForText(room, e.ghost(theirNumber), "hello there")
+	e.waitMapped(e.h.WaitForText(room, e.ghost(theirNumber), "hello there").ID)
 	return room
 }
 
