@@ -103,7 +103,7 @@ func newClient(conn *Connector, login *bridgev2.UserLogin, meta *LoginMetadata) 
 		pending:    map[string]*sendProgress{},
 		journalled: map[string]time.Time{},
 	}
-	c.log = login.Log.With().Str("component", "twilio").Str("login_id", string(login.ID)).Logger()
+	c.log = login.Log.With().Str("component", "twilio").Logger() // login.Log carries login_id
 	c.rest = &restClient{conn: conn, creds: meta.restCreds(), log: c.log,
 		onBadCredentials: c.badCredentials, onUnreachable: c.unreachable}
 	c.tokenRest = &restClient{conn: conn, creds: meta.tokenCreds(), log: c.log, onBadCredentials: c.badCredentials}
