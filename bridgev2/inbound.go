@@ -174,8 +174,21 @@ func (p *Portal) applyMessage(ctx context.Context, login *UserLogin, row *databa
 	if p.RoomID() == "" && evt.NoRoomCreation {
 		return p.skip(ctx, row, "portal has no room and the event may not create one")
 	}
-	if _, err := p.ensureRoom(ctx, login, evt.ChatInfo); err != nil {
-		return err
+	if p.RoomID() == "" {
+		if _, err := p.ensureRoom(ctx, login, evt.ChatInfo); err != nil {
+			return err
+		}
+		// Creating the room backfilled history, which may include this
+		// very message.
+		if existing, err = b.DB.Messages.GetAllParts(ctx, p.Receiver, evt.ID); err != nil {
+			return RetriableError("Could not read the message mapping.", err)
+		}
+		for _, m := range existing {
+			done[m.PartID] = true
+		}
+		if len(done) >= len(evt.Parts) {
+			return p.skip(ctx, row, "already bridged by backfill")
+		}
 	}
 	sender, err := p.senderFor(ctx, login, evt.Sender)
 	if err != nil {

@@ -22,6 +22,9 @@ type lane struct {
 	running bool
 	// lastActive is when the lane last finished an item, for eviction.
 	lastActive time.Time
+	// finished counts completed items; progress is signalled on it.
+	finished uint64
+	progress *sync.Cond
 }
 
 // push appends work and starts the lane's goroutine if it is not running.
@@ -51,6 +54,9 @@ func (l *lane) loop() {
 			l.queue = nil
 			l.running = false
 			l.lastActive = time.Now()
+			if l.progress != nil {
+				l.progress.Broadcast()
+			}
 			l.mu.Unlock()
 			return
 		}
@@ -59,6 +65,38 @@ func (l *lane) loop() {
 		l.queue = l.queue[1:]
 		l.mu.Unlock()
 		l.run(fn)
+		l.mu.Lock()
+		l.finished++
+		if l.progress != nil {
+			l.progress.Broadcast()
+		}
+		l.mu.Unlock()
+	}
+}
+
+// awaitProgress waits, at most d, for the item the lane is working on to
+// finish. It returns at once if the lane is idle. The other direction's
+// worker uses it when a Matrix event refers to a message whose mapping the
+// inbound worker is about to record.
+func (l *lane) awaitProgress(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.running {
+		return
+	}
+	if l.progress == nil {
+		l.progress = sync.NewCond(&l.mu)
+	}
+	start := l.finished
+	timer := time.AfterFunc(d, func() {
+		l.mu.Lock()
+		l.progress.Broadcast()
+		l.mu.Unlock()
+	})
+	defer timer.Stop()
+	deadline := time.Now().Add(d)
+	for l.running && l.finished == start && time.Now().Before(deadline) {
+		l.progress.Wait()
 	}
 }
 

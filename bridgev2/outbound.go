@@ -16,6 +16,21 @@ import (
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
+// messageByMXID looks up the mapping of a Matrix event. If it is missing
+// while the portal's inbound worker is busy, it waits briefly for that
+// worker: a user may react to a message in the instant between its Matrix
+// event being sent and its mapping being recorded.
+func (p *Portal) messageByMXID(ctx context.Context, eventID id.EventID) (*database.Message, error) {
+	msg, err := p.Bridge.DB.Messages.GetByMXID(ctx, eventID)
+	if errors.Is(err, database.ErrNotFound) {
+		for i := 0; i < 3 && errors.Is(err, database.ErrNotFound); i++ {
+			p.inbound.awaitProgress(2 * time.Second)
+			msg, err = p.Bridge.DB.Messages.GetByMXID(ctx, eventID)
+		}
+	}
+	return msg, err
+}
+
 // deliverOutbound hands one journalled Matrix event to the connector and
 // reports the outcome to the sender.
 func (p *Portal) deliverOutbound(row *database.OutboundEvent, evt *event.Event, user *User) {
@@ -133,7 +148,7 @@ func (p *Portal) outboundMessage(ctx context.Context, row *database.OutboundEven
 	}
 	msg := &MatrixMessage{Event: evt, Content: content, Portal: p, Login: login, SendToken: row.SendToken}
 	if replyTo := content.RelatesTo.GetReplyTo(); replyTo != "" {
-		target, err := b.DB.Messages.GetByMXID(ctx, replyTo)
+		target, err := p.messageByMXID(ctx, replyTo)
 		if err != nil && !errors.Is(err, database.ErrNotFound) {
 			p.fail(ctx, row, evt, RetriableError("Could not read the reply target.", err))
 			return
@@ -233,7 +248,7 @@ func (p *Portal) outboundEdit(ctx context.Context, row *database.OutboundEvent, 
 		p.fail(ctx, row, evt, UnsupportedError("Editing messages is not supported on "+b.Network.Info().DisplayName+"."))
 		return
 	}
-	target, err := b.DB.Messages.GetByMXID(ctx, targetID)
+	target, err := p.messageByMXID(ctx, targetID)
 	if errors.Is(err, database.ErrNotFound) {
 		p.fail(ctx, row, evt, NewError("The edited message was never bridged, so the edit cannot be either.", err))
 		return
@@ -273,7 +288,7 @@ func (p *Portal) outboundReaction(ctx context.Context, row *database.OutboundEve
 		p.fail(ctx, row, evt, UnsupportedError("Reactions are not supported on "+b.Network.Info().DisplayName+"."))
 		return
 	}
-	target, err := b.DB.Messages.GetByMXID(ctx, content.RelatesTo.EventID)
+	target, err := p.messageByMXID(ctx, content.RelatesTo.EventID)
 	if errors.Is(err, database.ErrNotFound) {
 		p.fail(ctx, row, evt, NewError("The message you reacted to was never bridged.", err))
 		return
@@ -345,7 +360,7 @@ func (p *Portal) outboundRedaction(ctx context.Context, row *database.OutboundEv
 		p.succeed(ctx, row, evt, false)
 		return
 	}
-	target, err := b.DB.Messages.GetByMXID(ctx, targetID)
+	target, err := p.messageByMXID(ctx, targetID)
 	if errors.Is(err, database.ErrNotFound) {
 		// Redacting something that was never bridged (a failed message, a
 		// notice) needs nothing on the remote side.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -52,6 +54,14 @@ type UserLogin struct {
 
 	stateMu sync.Mutex
 	state   BridgeState
+
+	// metaMu guards Metadata and the row's state columns while they are
+	// changed or snapshotted for saving; connectors mutate Metadata only
+	// inside UpdateMetadata.
+	metaMu sync.Mutex
+	// replaced is set when a new login with the same ID took over, so this
+	// one's late saves cannot overwrite the new credentials.
+	replaced atomic.Bool
 }
 
 // GetLogin returns a loaded login, or nil.
@@ -131,6 +141,7 @@ func (u *User) NewLogin(ctx context.Context, params NewLoginParams) (*UserLogin,
 		return nil, fmt.Errorf("store login: %w", err)
 	}
 	if old := b.GetLogin(params.ID); old != nil {
+		old.replaced.Store(true)
 		old.Client.Disconnect()
 	}
 	login, err := b.activateLogin(ctx, u, row)
@@ -141,12 +152,43 @@ func (u *User) NewLogin(ctx context.Context, params NewLoginParams) (*UserLogin,
 	return login, nil
 }
 
-// Save persists changes the connector made to the login's metadata.
+// Save persists the login row. Connectors that change Metadata should use
+// UpdateMetadata, which saves too.
 func (l *UserLogin) Save(ctx context.Context) error {
-	row := *l.UserLogin
+	if l.replaced.Load() {
+		return nil
+	}
+	row, err := l.snapshot()
+	if err != nil {
+		return err
+	}
 	return l.Bridge.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
-		return l.Bridge.DB.Logins.Upsert(ctx, tx, &row)
+		return l.Bridge.DB.Logins.Upsert(ctx, tx, row)
 	})
+}
+
+// UpdateMetadata runs fn with the login's metadata under the login's lock
+// and saves the result, so concurrent updates (a webhook moving a catch-up
+// watermark while a state change is saved) never interleave.
+func (l *UserLogin) UpdateMetadata(ctx context.Context, fn func(meta any)) error {
+	l.metaMu.Lock()
+	fn(l.Metadata)
+	l.metaMu.Unlock()
+	return l.Save(ctx)
+}
+
+// snapshot copies the row with its metadata already encoded, under the
+// lock, so the database writer never reads a struct being modified.
+func (l *UserLogin) snapshot() (*database.UserLogin, error) {
+	l.metaMu.Lock()
+	defer l.metaMu.Unlock()
+	row := *l.UserLogin
+	meta, err := json.Marshal(l.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("encode login metadata: %w", err)
+	}
+	row.Metadata = json.RawMessage(meta)
+	return &row, nil
 }
 
 // State returns the login's current state.
@@ -165,8 +207,10 @@ func (l *UserLogin) SetState(ctx context.Context, st BridgeState) {
 	l.stateMu.Lock()
 	prev := l.state
 	l.state = st
-	l.UserLogin.State, l.UserLogin.StateError = string(st.StateEvent), st.Error
 	l.stateMu.Unlock()
+	l.metaMu.Lock()
+	l.UserLogin.State, l.UserLogin.StateError = string(st.StateEvent), st.Error
+	l.metaMu.Unlock()
 	if prev.StateEvent == st.StateEvent && prev.Error == st.Error {
 		return
 	}

@@ -343,6 +343,21 @@ func (h *Harness) WaitForPortal(key networkid.PortalKey, user id.UserID) id.Room
 	if err != nil {
 		h.T.Fatal(err)
 	}
+	// The homeserver has the room before the core has recorded it; wait
+	// for the record too, so events sent right away find the portal.
+	ctx := h.Ctx()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if p, err := h.Bridge().GetPortalByRoom(ctx, room); err == nil && p != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			h.T.Fatalf("the core never recorded portal room %s", room)
+		case <-tick.C:
+		}
+	}
 	h.Matrix.JoinAsUser(room, user)
 	return room
 }
