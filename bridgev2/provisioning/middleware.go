@@ -86,12 +86,13 @@ func (a *API) authed(h authedHandler) http.Handler {
 }
 
 // fail answers err, logging failures of the bridge with their cause.
+// Refusals (4xx, and 501 for features the network lacks) are routine.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err *apiError) {
 	log := zerolog.Ctx(r.Context())
 	if log.GetLevel() == zerolog.Disabled {
 		log = &a.log
 	}
-	if err.Status >= http.StatusInternalServerError {
+	if err.Status >= http.StatusInternalServerError && err.Status != http.StatusNotImplemented {
 		log.Error().Err(err.cause).Str("errcode", err.ErrCode).Str("route", r.Pattern).Msg("Provisioning request failed")
 	} else {
 		log.Debug().Err(err.cause).Str("errcode", err.ErrCode).Int("status", err.Status).Str("route", r.Pattern).Msg("Provisioning request refused")
