@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -63,27 +64,38 @@ func Open(t testing.TB, dialect database.Dialect, meta database.MetaTypes) *data
 // search_path pointing at it, so parallel tests never see each other's rows.
 func freshSchema(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv(PostgresEnv)
+	uri, drop, err := FreshPostgresSchema(os.Getenv(PostgresEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	return uri
+}
+
+// FreshPostgresSchema creates a uniquely named schema on the server at base
+// and returns a URL using it and a function that drops it. It is for
+// TestMain functions and tools, which have no testing.TB.
+func FreshPostgresSchema(base string) (uri string, drop func(), err error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema := "trestle_test_" + hex.EncodeToString(b[:])
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
-		t.Fatalf("open %s: %v", PostgresEnv, err)
+		return "", nil, fmt.Errorf("open %s: %w", PostgresEnv, err)
 	}
 	defer admin.Close()
 	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("create test schema (is PostgreSQL running at %s?): %v", PostgresEnv, err)
+		return "", nil, fmt.Errorf("create test schema (is PostgreSQL running at %s?): %w", PostgresEnv, err)
 	}
-	t.Cleanup(func() {
+	drop = func() {
 		cleanup, err := sql.Open("pgx", base)
 		if err != nil {
 			return
 		}
 		defer cleanup.Close()
 		_, _ = cleanup.Exec("DROP SCHEMA " + schema + " CASCADE")
-	})
-	return WithSearchPath(base, schema)
+	}
+	return WithSearchPath(base, schema), drop, nil
 }
 
 // WithSearchPath returns the URL with its search_path set to schema.
