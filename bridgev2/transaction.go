@@ -146,16 +146,15 @@ func (b *Bridge) dispatchOutbound(ctx context.Context, row *database.OutboundEve
 		b.Log.Err(err).Stringer("event_id", evt.ID).Msg("Could not look up room of a journalled event; it will be retried at the next start")
 		return
 	}
-	if cmd, ok := b.asCommand(user, portal, evt); ok {
-		user.commands.push(func() { b.runCommand(row, cmd) })
+	if portal == nil {
+		// Whether a message is a command depends on the management room,
+		// which an invite earlier in the same lane may be about to set: so
+		// decide in the lane, not here.
+		user.commands.push(func() { b.handleBotRoomEvent(row, user, evt) })
 		return
 	}
-	if portal == nil {
-		if evt.Type == event.StateMember {
-			user.commands.push(func() { b.handleBotInvite(row, user, evt) })
-		} else {
-			b.finishOutbound(ctx, row, database.StateDone, "not a portal room")
-		}
+	if cmd, ok := b.asCommand(user, portal, evt); ok {
+		user.commands.push(func() { b.runCommand(row, cmd) })
 		return
 	}
 	b.metrics.QueueDepth("outbound", 1)
@@ -190,6 +189,20 @@ func (b *Bridge) asCommand(user *User, portal *Portal, evt *event.Event) (*Comma
 		return nil, false
 	}
 	return &CommandEvent{User: user, RoomID: evt.RoomID, EventID: evt.ID, Portal: portal, Text: text, HasPrefix: hasPrefix}, true
+}
+
+// handleBotRoomEvent handles an event in a room that is not a portal:
+// invites of the bot, and commands.
+func (b *Bridge) handleBotRoomEvent(row *database.OutboundEvent, user *User, evt *event.Event) {
+	if evt.Type == event.StateMember {
+		b.handleBotInvite(row, user, evt)
+		return
+	}
+	if cmd, ok := b.asCommand(user, nil, evt); ok {
+		b.runCommand(row, cmd)
+		return
+	}
+	b.finishOutbound(b.ctx, row, database.StateDone, "not a portal room and not a command")
 }
 
 func (b *Bridge) runCommand(row *database.OutboundEvent, cmd *CommandEvent) {

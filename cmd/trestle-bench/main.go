@@ -1,0 +1,75 @@
+// Command trestle-bench measures the bridge end to end: throughput,
+// latency percentiles, CPU per message and peak memory of the real
+// trestle-twilio binary, against null peers (the bridge's own cost) or
+// against Dendrite and the Twilio simulator (the ceiling in practice).
+//
+//	go run ./cmd/trestle-bench -mode null -messages 20000 -numbers 1000 -concurrency 64
+//	go run ./cmd/trestle-bench -mode null -rate 1000 -messages 20000      # latency at 1,000 msg/s
+//	go run ./cmd/trestle-bench -mode dendrite -messages 2000 -numbers 50
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/trestle-bridge/trestle/internal/bench"
+	"github.com/trestle-bridge/trestle/internal/rig"
+)
+
+func main() {
+	mode := flag.String("mode", "null", "null (minimal fake homeserver and Twilio) or dendrite (real Dendrite and the Twilio simulator)")
+	numbers := flag.Int("numbers", 1000, "remote phone numbers (portals)")
+	messages := flag.Int("messages", 20000, "messages per direction")
+	concurrency := flag.Int("concurrency", 64, "webhooks in flight at once")
+	rateFlag := flag.Float64("rate", 0, "messages per second (0 = as fast as accepted)")
+	batch := flag.Int("batch", 50, "events per appservice transaction (outbound)")
+	direction := flag.String("direction", "both", "in, out or both")
+	dbType := flag.String("db", "sqlite", "sqlite or postgres")
+	dbURI := flag.String("db-uri", "", "PostgreSQL URL (with -db postgres)")
+	keep := flag.String("dir", "", "directory for config, database and logs (default: a temporary one)")
+	flag.Parse()
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+	defer rig.CleanupBinary()
+	dir := *keep
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "trestle-bench-"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer os.RemoveAll(dir)
+	}
+	opts := bench.Options{
+		Dir: dir, Numbers: *numbers, Messages: *messages, Concurrency: *concurrency, Rate: *rateFlag, Batch: *batch,
+		Inbound: *direction != "out", Outbound: *direction != "in", Progress: os.Stderr,
+	}
+	if *dbType == "postgres" {
+		opts.DatabaseType, opts.DatabaseURI = "postgres", *dbURI
+	}
+	var err error
+	switch *mode {
+	case "null":
+		var report *bench.Report
+		report, err = bench.RunNull(ctx, opts)
+		if err == nil {
+			fmt.Println(report.Text())
+		}
+	case "dendrite":
+		var report *bench.DendriteReport
+		report, err = bench.RunDendrite(ctx, opts)
+		if err == nil {
+			fmt.Println(report.Text())
+		}
+	default:
+		err = fmt.Errorf("unknown -mode %q", *mode)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}

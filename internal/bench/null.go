@@ -1,0 +1,386 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
+	"github.com/trestle-bridge/trestle/internal/rig"
+)
+
+// Options configure a benchmark run.
+type Options struct {
+	// Dir holds the bridge's config, database and log.
+	Dir string
+	// DatabaseType and DatabaseURI select the store; SQLite in Dir by default.
+	DatabaseType string
+	DatabaseURI  string
+	// Numbers is how many remote phone numbers (portals) take part.
+	Numbers int
+	// Messages is how many messages each phase sends.
+	Messages int
+	// Concurrency is how many webhooks are in flight at once.
+	Concurrency int
+	// Rate, if above zero, paces sending at that many messages per second
+	// (open loop, for latency at a given load); zero sends as fast as the
+	// bridge accepts (closed loop, for throughput).
+	Rate float64
+	// Batch is how many events an appservice transaction carries.
+	Batch int
+	// Inbound and Outbound select the phases.
+	Inbound, Outbound bool
+	// Progress receives human-readable progress lines.
+	Progress io.Writer
+}
+
+// Report is what a run measured.
+type Report struct {
+	Inbound, Outbound  Summary
+	InboundCPUPer1000  time.Duration
+	OutboundCPUPer1000 time.Duration
+	PeakRSS            int64
+	PortalCreation     Summary
+}
+
+const (
+	benchAccount = "AC00000000000000000000000000000001"
+	benchToken   = "benchauthtoken0000000000000000001"
+	benchNumber  = "+14155550000"
+	benchUser    = "@bench:localhost"
+	benchLogin   = "14155550000"
+)
+
+// nullRun is the state of a run against the null peers.
+type nullRun struct {
+	opts    Options
+	hs      *NullHomeserver
+	twilio  *NullTwilio
+	bridge  *rig.BridgeProcess
+	hsToken string
+	client  *http.Client
+
+	mu        sync.Mutex
+	rooms     map[string]string // remote number -> room
+	loggedIn  chan struct{}
+	loginOnce sync.Once
+	in, out   atomic.Pointer[Latencies]
+	txnSeq    atomic.Int64
+}
+
+func (o *Options) progress(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, format+"\n", args...)
+	}
+}
+
+// RunNull measures the bridge against null peers.
+func RunNull(ctx context.Context, opts Options) (*Report, error) {
+	if opts.Numbers <= 0 || opts.Messages <= 0 || opts.Concurrency <= 0 {
+		return nil, errors.New("numbers, messages and concurrency must be positive")
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 1
+	}
+	r := &nullRun{
+		opts: opts, rooms: make(map[string]string), loggedIn: make(chan struct{}),
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 1024}, Timeout: time.Minute},
+	}
+	r.hs = NewNullHomeserver()
+	r.hs.OnRoom = func(room, channel string) {
+		r.mu.Lock()
+		r.rooms[channel] = room
+		r.mu.Unlock()
+	}
+	r.hs.OnMessage = r.onMatrixMessage
+	r.twilio = &NullTwilio{AccountSID: benchAccount, Number: benchNumber}
+	r.twilio.OnMessage = func(body, _ string, at time.Time) {
+		if l := r.out.Load(); l != nil {
+			l.Arrived(body, at)
+		}
+	}
+	hsServer := httptest.NewServer(r.hs)
+	defer hsServer.Close()
+	twServer := httptest.NewServer(r.twilio)
+	defer twServer.Close()
+
+	binary, err := rig.BridgeBinary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	port, err := rig.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	bridgeURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	dbType, dbURI := opts.DatabaseType, opts.DatabaseURI
+	if dbType == "" {
+		dbType, dbURI = "sqlite", filepath.Join(opts.Dir, "trestle.db")
+	}
+	files, err := rig.WriteBridgeConfig(opts.Dir, map[string]any{
+		"homeserver.address":        hsServer.URL,
+		"homeserver.domain":         "localhost",
+		"homeserver.sync_redactions": false,
+		"appservice.address":        bridgeURL,
+		"appservice.port":           port,
+		"appservice.public_address": bridgeURL,
+		"database.type":             dbType,
+		"database.uri":              dbURI,
+		"bridge.permissions":        map[string]string{"localhost": "user"},
+		"logging.level":             "info",
+		"logging.format":            "json",
+		"network.api_url":           twServer.URL,
+		"network.max_send_rate":     0,
+		"network.backfill_limit":    0,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := files.LoadConfig()
+	if err != nil {
+		return nil, err
+	}
+	r.hsToken = cfg.AppService.HSToken
+	opts.progress("starting the bridge (%s)", dbType)
+	r.bridge, err = rig.StartBridge(ctx, binary, files, filepath.Join(opts.Dir, "bridge.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = r.bridge.Stop() }()
+	if err := r.login(ctx, bridgeURL); err != nil {
+		return nil, err
+	}
+	report := &Report{}
+	opts.progress("creating %d portals (first text from each number)", opts.Numbers)
+	if report.PortalCreation, err = r.inbound(ctx, bridgeURL, opts.Numbers, "first"); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	opts.progress("portal creation: %s", report.PortalCreation)
+	if opts.Inbound {
+		before, _ := ReadProcStats(r.bridge.PID())
+		if report.Inbound, err = r.inbound(ctx, bridgeURL, opts.Messages, "in"); err != nil {
+			return nil, err
+		}
+		after, _ := ReadProcStats(r.bridge.PID())
+		report.InboundCPUPer1000 = (after.CPU - before.CPU) * 1000 / time.Duration(max(report.Inbound.Count, 1))
+		opts.progress("inbound: %s; CPU %s per 1,000", report.Inbound, report.InboundCPUPer1000)
+	}
+	if opts.Outbound {
+		before, _ := ReadProcStats(r.bridge.PID())
+		if report.Outbound, err = r.outbound(ctx, bridgeURL); err != nil {
+			return nil, err
+		}
+		after, _ := ReadProcStats(r.bridge.PID())
+		report.OutboundCPUPer1000 = (after.CPU - before.CPU) * 1000 / time.Duration(max(report.Outbound.Count, 1))
+		opts.progress("outbound: %s; CPU %s per 1,000", report.Outbound, report.OutboundCPUPer1000)
+	}
+	st, _ := ReadProcStats(r.bridge.PID())
+	report.PeakRSS = st.PeakRSS
+	return report, nil
+}
+
+func (r *nullRun) onMatrixMessage(body, sender, _ string, at time.Time) {
+	if strings.HasPrefix(sender, "@twiliobot:") && strings.HasPrefix(body, "Logged in") {
+		r.loginOnce.Do(func() { close(r.loggedIn) })
+	}
+	if l := r.in.Load(); l != nil {
+		l.Arrived(body, at)
+	}
+}
+
+// login logs the bench user in by acting as the homeserver: it pushes the
+// DM invite and the answers to the bot's questions as transactions.
+func (r *nullRun) login(ctx context.Context, bridgeURL string) error {
+	mgmt := "!management:localhost"
+	events := []map[string]any{{
+		"type": "m.room.member", "state_key": "@twiliobot:localhost", "room_id": mgmt, "sender": benchUser,
+		"event_id": "$invite", "origin_server_ts": time.Now().UnixMilli(),
+		"content": map[string]any{"membership": "invite", "is_direct": true},
+	}}
+	for i, text := range []string{"login", benchAccount, benchToken, "-", "-", "-"} {
+		events = append(events, map[string]any{
+			"type": "m.room.message", "room_id": mgmt, "sender": benchUser, "event_id": fmt.Sprintf("$login%d", i),
+			"origin_server_ts": time.Now().UnixMilli(), "content": map[string]any{"msgtype": "m.text", "body": text},
+		})
+	}
+	if err := r.transaction(ctx, bridgeURL, events); err != nil {
+		return err
+	}
+	select {
+	case <-r.loggedIn:
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("the bench user could not log in; bridge log:\n%s", r.bridge.LogTail(20))
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *nullRun) transaction(ctx context.Context, bridgeURL string, events []map[string]any) error {
+	body, err := json.Marshal(map[string]any{"events": events})
+	if err != nil {
+		return err
+	}
+	txn := r.txnSeq.Add(1)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/_matrix/app/v1/transactions/bench%d", bridgeURL, txn), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+r.hsToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("transaction answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func remoteNumber(i int) string { return fmt.Sprintf("+1415666%04d", i) }
+
+// inbound sends count texts as signed webhooks from the remote numbers in
+// turn and waits until each reached the homeserver.
+func (r *nullRun) inbound(ctx context.Context, bridgeURL string, count int, tag string) (Summary, error) {
+	lat := NewLatencies(count)
+	r.in.Store(lat)
+	defer r.in.Store(nil)
+	webhookURL := bridgeURL + "/_trestle/twilio/" + benchLogin + "/incoming"
+	var limiter *rate.Limiter
+	if r.opts.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(r.opts.Rate), 1)
+	}
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, r.opts.Concurrency)
+	for w := 0; w < r.opts.Concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= count || ctx.Err() != nil {
+					return
+				}
+				if limiter != nil {
+					if err := limiter.Wait(ctx); err != nil {
+						return
+					}
+				}
+				token := fmt.Sprintf("%s-%d bench text", tag, i)
+				form := url.Values{
+					"MessageSid": {fmt.Sprintf("SM%s%026d", tagHex(tag), i)}, "AccountSid": {benchAccount},
+					"From": {remoteNumber(i % r.opts.Numbers)}, "To": {benchNumber}, "Body": {token},
+					"NumMedia": {"0"}, "ApiVersion": {"2010-04-01"}, "SmsStatus": {"received"},
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, webhookURL, strings.NewReader(form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("X-Twilio-Signature", twiliosim.Signature(benchToken, webhookURL, form))
+				lat.Sent(token, time.Now())
+				resp, err := r.client.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errs <- fmt.Errorf("webhook answered %d", resp.StatusCode)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return Summary{}, err
+	default:
+	}
+	select {
+	case <-lat.Done():
+	case <-time.After(5 * time.Minute):
+		return lat.Summarize(start), errors.New("not every text reached the homeserver within 5 minutes")
+	case <-ctx.Done():
+		return Summary{}, ctx.Err()
+	}
+	return lat.Summarize(start), nil
+}
+
+// tagHex turns a phase tag into hex digits for unique message SIDs.
+func tagHex(tag string) string {
+	return fmt.Sprintf("%06x", []byte(tag+"\x00\x00\x00")[:3])
+}
+
+// outbound sends Messages texts from the Matrix user into the portal rooms
+// as the homeserver would: transactions of up to Batch events, one in
+// flight at a time, and waits until each reached Twilio.
+func (r *nullRun) outbound(ctx context.Context, bridgeURL string) (Summary, error) {
+	r.mu.Lock()
+	rooms := make([]string, 0, len(r.rooms))
+	for _, room := range r.rooms {
+		rooms = append(rooms, room)
+	}
+	r.mu.Unlock()
+	if len(rooms) == 0 {
+		return Summary{}, errors.New("no portal rooms")
+	}
+	count := r.opts.Messages
+	lat := NewLatencies(count)
+	r.out.Store(lat)
+	defer r.out.Store(nil)
+	var limiter *rate.Limiter
+	if r.opts.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(r.opts.Rate), r.opts.Batch)
+	}
+	start := time.Now()
+	for i := 0; i < count; {
+		n := min(r.opts.Batch, count-i)
+		if limiter != nil {
+			if err := limiter.WaitN(ctx, n); err != nil {
+				return Summary{}, err
+			}
+		}
+		events := make([]map[string]any, 0, n)
+		now := time.Now()
+		for j := 0; j < n; j++ {
+			token := fmt.Sprintf("out-%d bench text", i+j)
+			lat.Sent(token, now)
+			events = append(events, map[string]any{
+				"type": "m.room.message", "room_id": rooms[(i+j)%len(rooms)], "sender": benchUser,
+				"event_id": fmt.Sprintf("$out%d", i+j), "origin_server_ts": now.UnixMilli(),
+				"content": map[string]any{"msgtype": "m.text", "body": token},
+			})
+		}
+		if err := r.transaction(ctx, bridgeURL, events); err != nil {
+			return Summary{}, err
+		}
+		i += n
+	}
+	select {
+	case <-lat.Done():
+	case <-time.After(5 * time.Minute):
+		return lat.Summarize(start), errors.New("not every text reached Twilio within 5 minutes")
+	case <-ctx.Done():
+		return Summary{}, ctx.Err()
+	}
+	return lat.Summarize(start), nil
+}
+
