@@ -131,20 +131,20 @@ func RunNull(ctx context.Context, opts Options) (*Report, error) {
 		dbType, dbURI = "sqlite", filepath.Join(opts.Dir, "trestle.db")
 	}
 	files, err := rig.WriteBridgeConfig(opts.Dir, map[string]any{
-		"homeserver.address":        hsServer.URL,
-		"homeserver.domain":         "localhost",
+		"homeserver.address":         hsServer.URL,
+		"homeserver.domain":          "localhost",
 		"homeserver.sync_redactions": false,
-		"appservice.address":        bridgeURL,
-		"appservice.port":           port,
-		"appservice.public_address": bridgeURL,
-		"database.type":             dbType,
-		"database.uri":              dbURI,
-		"bridge.permissions":        map[string]string{"localhost": "user"},
-		"logging.level":             "info",
-		"logging.format":            "json",
-		"network.api_url":           twServer.URL,
-		"network.max_send_rate":     0,
-		"network.backfill_limit":    0,
+		"appservice.address":         bridgeURL,
+		"appservice.port":            port,
+		"appservice.public_address":  bridgeURL,
+		"database.type":              dbType,
+		"database.uri":               dbURI,
+		"bridge.permissions":         map[string]string{"localhost": "user"},
+		"logging.level":              "info",
+		"logging.format":             "json",
+		"network.api_url":            twServer.URL,
+		"network.max_send_rate":      0,
+		"network.backfill_limit":     0,
 	})
 	if err != nil {
 		return nil, err
@@ -326,7 +326,7 @@ func (r *nullRun) inbound(ctx context.Context, bridgeURL string, count int, tag 
 
 // tagHex turns a phase tag into hex digits for unique message SIDs.
 func tagHex(tag string) string {
-	return fmt.Sprintf("%06x", []byte(tag+"\x00\x00\x00")[:3])
+	return fmt.Sprintf("%06x", []byte(tag + "\x00\x00\x00")[:3])
 }
 
 // outbound sends Messages texts from the Matrix user into the portal rooms
@@ -383,4 +383,3 @@ func (r *nullRun) outbound(ctx context.Context, bridgeURL string) (Summary, erro
 	}
 	return lat.Summarize(start), nil
 }
-

@@ -38,7 +38,7 @@ func (t *NullTwilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"incoming_phone_numbers": []map[string]any{{
 				"sid": "PN" + strings.Repeat("0", 32), "phone_number": t.Number, "friendly_name": t.Number,
 				"capabilities": map[string]any{"sms": true, "mms": true, "voice": false, "fax": false},
-				"sms_url": "", "sms_method": "POST",
+				"sms_url":      "", "sms_method": "POST",
 			}},
 			"page": 0, "page_size": 50, "next_page_uri": nil, "uri": path,
 		})
