@@ -21,6 +21,8 @@ import (
 	"github.com/trestle-bridge/trestle/bridgev2/commands"
 	"github.com/trestle-bridge/trestle/bridgev2/database"
 	"github.com/trestle-bridge/trestle/bridgev2/matrix"
+	"github.com/trestle-bridge/trestle/bridgev2/metrics"
+	"github.com/trestle-bridge/trestle/bridgev2/provisioning"
 )
 
 // App is an assembled bridge: core, Matrix side, store and HTTP handler.
@@ -36,6 +38,11 @@ type App struct {
 	redactions *matrix.RedactionSync
 	stopSync   context.CancelFunc
 	syncDone   chan struct{}
+
+	metrics      *metrics.Metrics // nil unless metrics.enabled
+	stopMetrics  context.CancelFunc
+	metricsDone  chan struct{}
+	provisioning *provisioning.API
 }
 
 // Assemble opens the database, builds the core with the connector and the
@@ -65,10 +72,17 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 		_ = db.Close()
 		return nil, err
 	}
-	br, err := bridgev2.New(bridgev2.Options{
+	opts := bridgev2.Options{
 		Config: cfg, DB: db, Matrix: hs, Network: connector, Version: version,
 		Log: log.With().Str("component", "bridge").Logger(),
-	})
+	}
+	var m *metrics.Metrics
+	if cfg.Metrics.Enabled {
+		m = metrics.New()
+		// Only when enabled: a nil *Metrics in the interface would not be nil.
+		opts.Metrics = m
+	}
+	br, err := bridgev2.New(opts)
 	if err != nil {
 		_ = db.Close()
 		return nil, err
@@ -77,8 +91,11 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 
 	mux := http.NewServeMux()
 	matrix.NewAppService(cfg.AppService.HSToken, hs, br, log.With().Str("component", "appservice").Logger()).Register(mux)
+	prov := provisioning.New(br, log.With().Str("component", "provisioning").Logger())
+	prov.Register(mux) // does nothing unless provisioning.enabled
 	mux.Handle("/", br.HTTPHandler())
-	app := &App{Bridge: br, Config: cfg, DB: db, Handler: bridgev2.RecoverHandler(br, mux), Log: log}
+	app := &App{Bridge: br, Config: cfg, DB: db, Handler: bridgev2.RecoverHandler(br, mux), Log: log,
+		metrics: m, provisioning: prov}
 	if cfg.Homeserver.SyncRedactions {
 		app.redactions = matrix.NewRedactionSync(hs, br, db.KV, log.With().Str("component", "redaction_sync").Logger())
 	}
@@ -120,6 +137,18 @@ func (a *App) Start(ctx context.Context) error {
 		}
 	}()
 	a.Log.Info().Str("address", a.listener.Addr().String()).Msg("Listening for the homeserver and webhooks")
+	if a.metrics != nil {
+		var metricsCtx context.Context
+		metricsCtx, a.stopMetrics = context.WithCancel(context.Background())
+		a.metricsDone = make(chan struct{})
+		go func() {
+			defer close(a.metricsDone)
+			if err := metrics.Serve(metricsCtx, a.Config.Metrics.Listen, a.metrics); err != nil {
+				a.Log.Err(err).Msg("Metrics listener failed")
+			}
+		}()
+		a.Log.Info().Str("address", a.Config.Metrics.Listen).Msg("Serving Prometheus metrics at /metrics")
+	}
 	if a.redactions != nil {
 		var syncCtx context.Context
 		syncCtx, a.stopSync = context.WithCancel(context.Background())
@@ -146,11 +175,16 @@ func (a *App) Stop(ctx context.Context) {
 		}
 		cancel()
 	}
+	a.provisioning.Close()
 	if a.stopSync != nil {
 		a.stopSync()
 		<-a.syncDone
 	}
 	a.Bridge.Stop(ctx)
+	if a.stopMetrics != nil {
+		a.stopMetrics()
+		<-a.metricsDone
+	}
 	if err := a.DB.Close(); err != nil {
 		a.Log.Warn().Err(err).Msg("Could not close the database")
 	}
