@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trestle-bridge/trestle/bridgev2/database"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
 // IngestResult says what Ingest did with an event.
@@ -159,4 +160,12 @@ func randomHex(n int) string {
 	buf := make([]byte, n)
 	_, _ = rand.Read(buf)
 	return hex.EncodeToString(buf)
+}
+
+// IsPendingMessage reports whether a remote message was handed to Ingest
+// and is still waiting in the journal to be delivered. Backfill uses it to
+// leave such messages to the live path, which delivers them right after.
+func (l *UserLogin) IsPendingMessage(ctx context.Context, msgID networkid.MessageID) (bool, error) {
+	evt := RemoteEvent{Kind: RemoteMessage, ID: msgID}
+	return l.Bridge.DB.Inbound.IsPending(ctx, l.ID, evt.dedupKey())
 }

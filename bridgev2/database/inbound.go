@@ -122,3 +122,12 @@ func (q *InboundQuery) Prune(ctx context.Context, tx Execer, before time.Time) (
 	}
 	return res.RowsAffected()
 }
+
+// IsPending reports whether an event with the dedup key is journalled and
+// not yet delivered.
+func (q *InboundQuery) IsPending(ctx context.Context, loginID networkid.UserLoginID, dedupKey string) (bool, error) {
+	var n int
+	err := q.d.db.QueryRowContext(ctx,
+		"SELECT COUNT(*) FROM inbound_event WHERE login_id=$1 AND dedup_key=$2 AND state='pending'", loginID, dedupKey).Scan(&n)
+	return n > 0, err
+}

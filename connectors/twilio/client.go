@@ -66,12 +66,6 @@ type Client struct {
 	pendingMu sync.Mutex
 	pending   map[string]*sendProgress
 
-	// journalled remembers the SIDs of messages recently handed to Ingest,
-	// which the core delivers itself; backfill leaves them out (see
-	// FetchHistory).
-	journalledMu sync.Mutex
-	journalled   map[string]time.Time
-
 	// catchUps counts completed catch-ups, for tests.
 	catchUps atomic.Int64
 }
@@ -101,7 +95,6 @@ func newClient(conn *Connector, login *bridgev2.UserLogin, meta *LoginMetadata) 
 		watermark:  meta.CatchUpSince,
 		kick:       make(chan struct{}, 1),
 		pending:    map[string]*sendProgress{},
-		journalled: map[string]time.Time{},
 	}
 	c.log = login.Log.With().Str("component", "twilio").Logger() // login.Log carries login_id
 	c.rest = &restClient{conn: conn, creds: meta.restCreds(), log: c.log,

@@ -46,33 +46,6 @@ func messageTime(m *openapi.ApiV2010Message) time.Time {
 	return parseTwilioTime(m.DateCreated)
 }
 
-// journalledTTL is how long a journalled SID is remembered for backfill:
-// far longer than the core needs to deliver it.
-const journalledTTL = time.Hour
-
-// rememberJournalled records a message handed to Ingest.
-func (c *Client) rememberJournalled(sid string) {
-	now := c.conn.now()
-	c.journalledMu.Lock()
-	defer c.journalledMu.Unlock()
-	if len(c.journalled) >= 1024 {
-		for k, t := range c.journalled {
-			if now.Sub(t) > journalledTTL {
-				delete(c.journalled, k)
-			}
-		}
-	}
-	c.journalled[sid] = now
-}
-
-// wasJournalled reports whether a message was recently handed to Ingest.
-func (c *Client) wasJournalled(sid string) bool {
-	c.journalledMu.Lock()
-	defer c.journalledMu.Unlock()
-	t, ok := c.journalled[sid]
-	return ok && c.conn.now().Sub(t) <= journalledTTL
-}
-
 // noteIngested advances the in-memory watermark after a webhook was
 // journalled, unless an earlier webhook failed and no catch-up has covered
 // it yet (the watermark must never pass a message that is not journalled).
@@ -168,7 +141,6 @@ func (c *Client) catchUp(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		c.rememberJournalled(string(evt.ID))
 		if res == bridgev2.Journalled {
 			journalled++
 			c.log.Info().Str("message_sid", string(evt.ID)).Str("remote_id", string(evt.Portal.ID)).Msg("Recovered a message from Twilio's log")
@@ -274,7 +246,15 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 	}
 	all := make([]openapi.ApiV2010Message, 0, len(in)+len(out))
 	for _, m := range in {
-		if deref(m.Direction) == directionInbound && !c.wasJournalled(deref(m.Sid)) {
+		if deref(m.Direction) != directionInbound {
+			continue
+		}
+		// Messages still waiting in the inbound journal (the one that
+		// created the room, and any right behind it) are delivered live
+		// after the backfill; leaving them out keeps the limit for history.
+		if pending, err := c.login.IsPendingMessage(ctx, networkid.MessageID(deref(m.Sid))); err != nil {
+			return nil, err
+		} else if !pending {
 			all = append(all, m)
 		}
 	}
