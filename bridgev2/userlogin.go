@@ -2,9 +2,9 @@ package bridgev2
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"time"

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -106,6 +107,14 @@ func Run(args []string, connector bridgev2.NetworkConnector, exampleConfig []byt
 func serve(cfg *bridgeconfig.Config, connector bridgev2.NetworkConnector, log zerolog.Logger) int {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
+	if path := os.Getenv("TRESTLE_CPU_PROFILE"); path != "" {
+		// For performance work: profile the whole run of the real binary.
+		if stop, err := startCPUProfile(path); err != nil {
+			log.Warn().Err(err).Msg("Could not start the CPU profile")
+		} else {
+			defer stop()
+		}
+	}
 	log.Info().Str("version", VersionString(connector)).Msg("Starting bridge")
 	app, err := Assemble(ctx, cfg, connector, log, Version)
 	if err != nil {
@@ -123,6 +132,21 @@ func serve(cfg *bridgeconfig.Config, connector bridgev2.NetworkConnector, log ze
 	defer stopCancel()
 	app.Stop(stopCtx)
 	return exitOK
+}
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // VersionString is the version line shown by --version and the logs.
