@@ -64,6 +64,7 @@ type Database struct {
 	KV        *KVQuery
 
 	db     *sql.DB
+	stmts  *stmtCache
 	writer *writer
 	meta   MetaTypes
 	log    zerolog.Logger
@@ -115,7 +116,8 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 		_ = sqlDB.Close()
 		return nil, err
 	}
-	d.writer = newWriter(sqlDB, opts.Log)
+	d.stmts = newStmtCache(sqlDB)
+	d.writer = newWriter(sqlDB, d.stmts, opts.Log)
 	d.Users = &UserQuery{d}
 	d.Logins = &LoginQuery{d}
 	d.Portals = &PortalQuery{d}
@@ -165,6 +167,9 @@ func (d *Database) Ping(ctx context.Context) error {
 func (d *Database) Close() error {
 	if d.writer != nil {
 		d.writer.close()
+	}
+	if d.stmts != nil {
+		d.stmts.close()
 	}
 	return d.db.Close()
 }

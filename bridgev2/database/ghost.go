@@ -29,7 +29,7 @@ const ghostColumns = "id, name, avatar_id, avatar_mxc, name_set, avatar_set, reg
 func (q *GhostQuery) Get(ctx context.Context, ghostID networkid.UserID) (*Ghost, error) {
 	var g Ghost
 	var meta string
-	err := q.d.db.QueryRowContext(ctx, "SELECT "+ghostColumns+" FROM ghost WHERE id=$1", ghostID).
+	err := q.d.queryRow(ctx, "SELECT "+ghostColumns+" FROM ghost WHERE id=$1", ghostID).
 		Scan(&g.ID, &g.Name, &g.AvatarID, &g.AvatarMXC, &g.NameSet, &g.AvatarSet, &g.Registered, &meta)
 	if err != nil {
 		return nil, notFound(err)

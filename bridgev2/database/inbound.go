@@ -83,7 +83,7 @@ func (q *InboundQuery) RecordAttempt(ctx context.Context, tx Execer, seq int64, 
 // Pending returns up to limit undelivered events with seq > after, in
 // journal order, for replay after a restart.
 func (q *InboundQuery) Pending(ctx context.Context, after int64, limit int) ([]*InboundEvent, error) {
-	rows, err := q.d.db.QueryContext(ctx, `
+	rows, err := q.d.query(ctx, `
 		SELECT seq, login_id, portal_id, portal_receiver, dedup_key, payload, state, attempts, last_error, received_at
 		FROM inbound_event WHERE state='pending' AND seq>$1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
@@ -109,7 +109,7 @@ func (q *InboundQuery) Pending(ctx context.Context, after int64, limit int) ([]*
 // CountPending counts undelivered events, for metrics and readiness.
 func (q *InboundQuery) CountPending(ctx context.Context) (int, error) {
 	var n int
-	err := q.d.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM inbound_event WHERE state='pending'").Scan(&n)
+	err := q.d.queryRow(ctx, "SELECT COUNT(*) FROM inbound_event WHERE state='pending'").Scan(&n)
 	return n, err
 }
 
@@ -127,7 +127,7 @@ func (q *InboundQuery) Prune(ctx context.Context, tx Execer, before time.Time) (
 // not yet delivered.
 func (q *InboundQuery) IsPending(ctx context.Context, loginID networkid.UserLoginID, dedupKey string) (bool, error) {
 	var n int
-	err := q.d.db.QueryRowContext(ctx,
+	err := q.d.queryRow(ctx,
 		"SELECT COUNT(*) FROM inbound_event WHERE login_id=$1 AND dedup_key=$2 AND state='pending'", loginID, dedupKey).Scan(&n)
 	return n > 0, err
 }

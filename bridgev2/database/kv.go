@@ -11,7 +11,7 @@ type KVQuery struct{ d *Database }
 // Get returns the value of key, or "" if it is not set.
 func (q *KVQuery) Get(ctx context.Context, key string) (string, error) {
 	var value string
-	err := q.d.db.QueryRowContext(ctx, "SELECT value FROM bridge_kv WHERE key=$1", key).Scan(&value)
+	err := q.d.queryRow(ctx, "SELECT value FROM bridge_kv WHERE key=$1", key).Scan(&value)
 	if errors.Is(notFound(err), ErrNotFound) {
 		return "", nil
 	}

@@ -75,7 +75,7 @@ func (q *MessageQuery) scan(row rowScanner) (*Message, error) {
 }
 
 func (q *MessageQuery) list(ctx context.Context, query string, args ...any) ([]*Message, error) {
-	rows, err := q.d.db.QueryContext(ctx, query, args...)
+	rows, err := q.d.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func (q *MessageQuery) list(ctx context.Context, query string, args ...any) ([]*
 
 // GetPart returns one part of a remote message, or ErrNotFound.
 func (q *MessageQuery) GetPart(ctx context.Context, receiver networkid.UserLoginID, msgID networkid.MessageID, part networkid.PartID) (*Message, error) {
-	return q.scan(q.d.db.QueryRowContext(ctx,
+	return q.scan(q.d.queryRow(ctx,
 		"SELECT "+messageColumns+" FROM message WHERE portal_receiver=$1 AND id=$2 AND part_id=$3",
 		receiver, msgID, part))
 }
@@ -101,7 +101,7 @@ func (q *MessageQuery) GetPart(ctx context.Context, receiver networkid.UserLogin
 // GetFirstPart returns the first part of a remote message (the one replies
 // and reactions target), or ErrNotFound.
 func (q *MessageQuery) GetFirstPart(ctx context.Context, receiver networkid.UserLoginID, msgID networkid.MessageID) (*Message, error) {
-	return q.scan(q.d.db.QueryRowContext(ctx,
+	return q.scan(q.d.queryRow(ctx,
 		"SELECT "+messageColumns+" FROM message WHERE portal_receiver=$1 AND id=$2 ORDER BY part_id LIMIT 1",
 		receiver, msgID))
 }
@@ -114,7 +114,7 @@ func (q *MessageQuery) GetAllParts(ctx context.Context, receiver networkid.UserL
 
 // GetByMXID returns the first mapping row of a Matrix event, or ErrNotFound.
 func (q *MessageQuery) GetByMXID(ctx context.Context, eventID id.EventID) (*Message, error) {
-	return q.scan(q.d.db.QueryRowContext(ctx,
+	return q.scan(q.d.queryRow(ctx,
 		"SELECT "+messageColumns+" FROM message WHERE mxid=$1 ORDER BY seq LIMIT 1", eventID))
 }
 
@@ -125,7 +125,7 @@ func (q *MessageQuery) GetAllByMXID(ctx context.Context, eventID id.EventID) ([]
 
 // GetLast returns the newest message of a portal, or ErrNotFound.
 func (q *MessageQuery) GetLast(ctx context.Context, key networkid.PortalKey) (*Message, error) {
-	return q.scan(q.d.db.QueryRowContext(ctx,
+	return q.scan(q.d.queryRow(ctx,
 		"SELECT "+messageColumns+" FROM message WHERE portal_id=$1 AND portal_receiver=$2 ORDER BY timestamp DESC, seq DESC LIMIT 1",
 		key.ID, key.Receiver))
 }

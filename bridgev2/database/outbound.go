@@ -90,7 +90,7 @@ func (q *OutboundQuery) RecordAttempt(ctx context.Context, tx Execer, seq int64,
 // Open returns up to limit rows still pending or sending with seq > after, in
 // journal order, for replay after a restart.
 func (q *OutboundQuery) Open(ctx context.Context, after int64, limit int) ([]*OutboundEvent, error) {
-	rows, err := q.d.db.QueryContext(ctx, "SELECT "+outboundColumns+
+	rows, err := q.d.query(ctx, "SELECT "+outboundColumns+
 		" FROM outbound_event WHERE state IN ('pending', 'sending') AND seq>$1 ORDER BY seq LIMIT $2", after, limit)
 	if err != nil {
 		return nil, err
@@ -109,18 +109,18 @@ func (q *OutboundQuery) Open(ctx context.Context, after int64, limit int) ([]*Ou
 
 // GetByToken returns the row with the given send token, or ErrNotFound.
 func (q *OutboundQuery) GetByToken(ctx context.Context, token string) (*OutboundEvent, error) {
-	return scanOutbound(q.d.db.QueryRowContext(ctx, "SELECT "+outboundColumns+" FROM outbound_event WHERE send_token=$1", token))
+	return scanOutbound(q.d.queryRow(ctx, "SELECT "+outboundColumns+" FROM outbound_event WHERE send_token=$1", token))
 }
 
 // GetByEventID returns the row for a Matrix event, or ErrNotFound.
 func (q *OutboundQuery) GetByEventID(ctx context.Context, eventID id.EventID) (*OutboundEvent, error) {
-	return scanOutbound(q.d.db.QueryRowContext(ctx, "SELECT "+outboundColumns+" FROM outbound_event WHERE event_id=$1", eventID))
+	return scanOutbound(q.d.queryRow(ctx, "SELECT "+outboundColumns+" FROM outbound_event WHERE event_id=$1", eventID))
 }
 
 // CountOpen counts rows not yet sent, for metrics and readiness.
 func (q *OutboundQuery) CountOpen(ctx context.Context) (int, error) {
 	var n int
-	err := q.d.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM outbound_event WHERE state IN ('pending', 'sending')").Scan(&n)
+	err := q.d.queryRow(ctx, "SELECT COUNT(*) FROM outbound_event WHERE state IN ('pending', 'sending')").Scan(&n)
 	return n, err
 }
 

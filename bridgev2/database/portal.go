@@ -64,18 +64,18 @@ func (q *PortalQuery) scan(row rowScanner) (*Portal, error) {
 
 // Get returns the portal or ErrNotFound.
 func (q *PortalQuery) Get(ctx context.Context, key networkid.PortalKey) (*Portal, error) {
-	return q.scan(q.d.db.QueryRowContext(ctx,
+	return q.scan(q.d.queryRow(ctx,
 		"SELECT "+portalColumns+" FROM portal WHERE id=$1 AND receiver=$2", key.ID, key.Receiver))
 }
 
 // GetByMXID returns the portal whose Matrix room is roomID, or ErrNotFound.
 func (q *PortalQuery) GetByMXID(ctx context.Context, roomID id.RoomID) (*Portal, error) {
-	return q.scan(q.d.db.QueryRowContext(ctx, "SELECT "+portalColumns+" FROM portal WHERE mxid=$1", roomID))
+	return q.scan(q.d.queryRow(ctx, "SELECT "+portalColumns+" FROM portal WHERE mxid=$1", roomID))
 }
 
 // GetAllForReceiver returns every portal seen through one login.
 func (q *PortalQuery) GetAllForReceiver(ctx context.Context, receiver networkid.UserLoginID) ([]*Portal, error) {
-	rows, err := q.d.db.QueryContext(ctx, "SELECT "+portalColumns+" FROM portal WHERE receiver=$1", receiver)
+	rows, err := q.d.query(ctx, "SELECT "+portalColumns+" FROM portal WHERE receiver=$1", receiver)
 	if err != nil {
 		return nil, err
 	}

@@ -41,14 +41,14 @@ func scanReaction(row rowScanner) (*Reaction, error) {
 
 // Get returns one sender's reaction with one emoji to a message, or ErrNotFound.
 func (q *ReactionQuery) Get(ctx context.Context, receiver networkid.UserLoginID, msgID networkid.MessageID, part networkid.PartID, sender networkid.UserID, emojiID networkid.EmojiID) (*Reaction, error) {
-	return scanReaction(q.d.db.QueryRowContext(ctx, "SELECT "+reactionColumns+` FROM reaction
+	return scanReaction(q.d.queryRow(ctx, "SELECT "+reactionColumns+` FROM reaction
 		WHERE portal_receiver=$1 AND message_id=$2 AND message_part_id=$3 AND sender_id=$4 AND emoji_id=$5`,
 		receiver, msgID, part, sender, emojiID))
 }
 
 // GetByMXID returns the reaction whose Matrix event is eventID, or ErrNotFound.
 func (q *ReactionQuery) GetByMXID(ctx context.Context, eventID id.EventID) (*Reaction, error) {
-	return scanReaction(q.d.db.QueryRowContext(ctx, "SELECT "+reactionColumns+" FROM reaction WHERE mxid=$1", eventID))
+	return scanReaction(q.d.queryRow(ctx, "SELECT "+reactionColumns+" FROM reaction WHERE mxid=$1", eventID))
 }
 
 // Upsert stores a reaction, replacing an earlier one by the same sender with

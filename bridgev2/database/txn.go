@@ -25,7 +25,7 @@ func (q *TxnQuery) Insert(ctx context.Context, tx Execer, txnID string) (bool, e
 // Seen reports whether a transaction was recorded before.
 func (q *TxnQuery) Seen(ctx context.Context, txnID string) (bool, error) {
 	var n int
-	err := q.d.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM appservice_txn WHERE txn_id=$1", txnID).Scan(&n)
+	err := q.d.queryRow(ctx, "SELECT COUNT(*) FROM appservice_txn WHERE txn_id=$1", txnID).Scan(&n)
 	return n > 0, err
 }
 

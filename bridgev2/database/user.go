@@ -23,7 +23,7 @@ type UserQuery struct{ d *Database }
 func (q *UserQuery) Get(ctx context.Context, mxid id.UserID) (*User, error) {
 	var u User
 	var created int64
-	err := q.d.db.QueryRowContext(ctx,
+	err := q.d.queryRow(ctx,
 		"SELECT mxid, management_room, created_at FROM bridge_user WHERE mxid=$1", mxid,
 	).Scan(&u.MXID, &u.ManagementRoom, &created)
 	if err != nil {

@@ -49,7 +49,7 @@ func (q *LoginQuery) scan(row rowScanner) (*UserLogin, error) {
 
 // Get returns the login or ErrNotFound.
 func (q *LoginQuery) Get(ctx context.Context, loginID networkid.UserLoginID) (*UserLogin, error) {
-	return q.scan(q.d.db.QueryRowContext(ctx, "SELECT "+loginColumns+" FROM user_login WHERE id=$1", loginID))
+	return q.scan(q.d.queryRow(ctx, "SELECT "+loginColumns+" FROM user_login WHERE id=$1", loginID))
 }
 
 // GetAll returns every login; logins are few (one per remote account) and all
@@ -64,7 +64,7 @@ func (q *LoginQuery) GetAllForUser(ctx context.Context, mxid id.UserID) ([]*User
 }
 
 func (q *LoginQuery) list(ctx context.Context, query string, args ...any) ([]*UserLogin, error) {
-	rows, err := q.d.db.QueryContext(ctx, query, args...)
+	rows, err := q.d.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -33,19 +33,20 @@ type writeOp struct {
 // Funnelling writes through one goroutine is also what SQLite wants (one
 // writer at a time) and keeps PostgreSQL's lock order trivially consistent.
 type writer struct {
-	db   *sql.DB
-	ops  chan *writeOp
-	stop chan struct{}
-	wg   sync.WaitGroup
-	log  zerolog.Logger
+	db    *sql.DB
+	stmts *stmtCache
+	ops   chan *writeOp
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	log   zerolog.Logger
 
 	closeOnce sync.Once
 	mu        sync.RWMutex
 	closed    bool
 }
 
-func newWriter(db *sql.DB, log zerolog.Logger) *writer {
-	w := &writer{db: db, ops: make(chan *writeOp, maxBatch), stop: make(chan struct{}), log: log}
+func newWriter(db *sql.DB, stmts *stmtCache, log zerolog.Logger) *writer {
+	w := &writer{db: db, stmts: stmts, ops: make(chan *writeOp, maxBatch), stop: make(chan struct{}), log: log}
 	w.wg.Add(1)
 	go w.run()
 	return w
@@ -127,10 +128,11 @@ func (w *writer) commit(batch []*writeOp) {
 }
 
 func (w *writer) commitOnce(ctx context.Context, batch []*writeOp, results []error) error {
-	tx, err := w.db.BeginTx(ctx, nil)
+	sqlTx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin write transaction: %w", err)
 	}
+	tx := &cachedTx{tx: sqlTx, stmts: w.stmts}
 	single := len(batch) == 1
 	for i, op := range batch {
 		if op.ctx.Err() != nil {
@@ -142,25 +144,25 @@ func (w *writer) commitOnce(ctx context.Context, batch []*writeOp, results []err
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT trestle_op"); err != nil {
-			_ = tx.Rollback()
+			_ = sqlTx.Rollback()
 			return fmt.Errorf("create savepoint: %w", err)
 		}
 		if results[i] = op.fn(ctx, tx); results[i] != nil {
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT trestle_op"); err != nil {
-				_ = tx.Rollback()
+				_ = sqlTx.Rollback()
 				return fmt.Errorf("roll back savepoint: %w", err)
 			}
 		}
 		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT trestle_op"); err != nil {
-			_ = tx.Rollback()
+			_ = sqlTx.Rollback()
 			return fmt.Errorf("release savepoint: %w", err)
 		}
 	}
 	if single && results[0] != nil {
-		_ = tx.Rollback()
+		_ = sqlTx.Rollback()
 		return nil
 	}
-	if err := tx.Commit(); err != nil {
+	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("commit write transaction: %w", err)
 	}
 	return nil
