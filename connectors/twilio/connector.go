@@ -53,7 +53,12 @@ var (
 // New returns a connector with the default config.
 func New() *Connector {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 16
+	// Many portals send at once; with too few idle connections kept, each
+	// burst would dial (and TLS-handshake) anew. The cap bounds how many
+	// requests Twilio sees from this bridge at a time.
+	tr.MaxIdleConns = 256
+	tr.MaxIdleConnsPerHost = 256
+	tr.MaxConnsPerHost = 256
 	tr.ResponseHeaderTimeout = time.Minute
 	return &Connector{
 		cfg:            DefaultConfig(),
