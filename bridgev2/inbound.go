@@ -19,7 +19,11 @@ import (
 // while the failure is retriable (the homeserver is down, say) and the
 // event is younger than bridge.delivery_retry_for. It blocks the portal's
 // inbound lane meanwhile: order within a chat matters more than latency.
-func (p *Portal) deliverInbound(row *database.InboundEvent, evt *RemoteEvent) {
+//
+// A replayed event, and any event after a failed attempt, may already be in
+// the room (the send reached the homeserver, its answer did not reach us):
+// such sends look for their own transaction marker in the room first.
+func (p *Portal) deliverInbound(row *database.InboundEvent, evt *RemoteEvent, replayed bool) {
 	b := p.Bridge
 	log := p.Log.With().Int64("journal_seq", row.Seq).Str("remote_event", string(evt.Kind)).
 		Str("remote_id", string(evt.ID)).Logger()
@@ -31,7 +35,7 @@ func (p *Portal) deliverInbound(row *database.InboundEvent, evt *RemoteEvent) {
 	}
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		err := p.applyRemote(ctx, login, row, evt, attempt)
+		err := p.applyRemote(ctx, login, row, evt, attempt, replayed || attempt > 1)
 		if err == nil {
 			b.metrics.Bridged("inbound", "success", time.Since(row.ReceivedAt))
 			return
@@ -102,10 +106,10 @@ func (b *Bridge) recordInboundAttempt(ctx context.Context, row *database.Inbound
 	})
 }
 
-func (p *Portal) applyRemote(ctx context.Context, login *UserLogin, row *database.InboundEvent, evt *RemoteEvent, attempt int) error {
+func (p *Portal) applyRemote(ctx context.Context, login *UserLogin, row *database.InboundEvent, evt *RemoteEvent, attempt int, mayBeSent bool) error {
 	switch evt.Kind {
 	case RemoteMessage:
-		return p.applyMessage(ctx, login, row, evt, attempt)
+		return p.applyMessage(ctx, login, row, evt, attempt, mayBeSent)
 	case RemoteEdit:
 		return p.applyEdit(ctx, login, row, evt)
 	case RemoteReaction:
@@ -155,7 +159,9 @@ func txnID(parts ...string) string {
 	return "trestle_" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
 }
 
-func (p *Portal) applyMessage(ctx context.Context, login *UserLogin, row *database.InboundEvent, evt *RemoteEvent, attempt int) error {
+// applyMessage bridges the parts of a remote message not bridged yet. With
+// mayBeSent, each part is first looked for in the room (see findSent).
+func (p *Portal) applyMessage(ctx context.Context, login *UserLogin, row *database.InboundEvent, evt *RemoteEvent, attempt int, mayBeSent bool) error {
 	b := p.Bridge
 	if len(evt.Parts) == 0 {
 		return p.skip(ctx, row, "message without content")
@@ -213,10 +219,18 @@ func (p *Portal) applyMessage(ctx context.Context, login *UserLogin, row *databa
 		if replyTo != nil {
 			content.RelatesTo = (&event.RelatesTo{}).SetReplyTo(replyTo.MXID)
 		}
-		eventID, err := p.sendAs(ctx, sender, event.EventMessage, content,
-			txnID(string(login.ID), string(p.ID), "msg", string(evt.ID), string(part.ID)), evt.Timestamp)
-		if err != nil {
-			return err
+		txn := txnID(string(login.ID), string(p.ID), "msg", string(evt.ID), string(part.ID))
+		var eventID id.EventID
+		if mayBeSent {
+			if eventID, err = p.findSent(ctx, txn); err != nil {
+				return err
+			}
+		}
+		if eventID == "" {
+			marked := &event.Content{Parsed: content, Raw: map[string]any{TxnMarkerKey: txn}}
+			if eventID, err = p.sendAs(ctx, sender, event.EventMessage, marked, txn, evt.Timestamp); err != nil {
+				return err
+			}
 		}
 		msg := &database.Message{
 			Portal: p.PortalKey, ID: evt.ID, PartID: part.ID, MXID: eventID,
@@ -241,6 +255,35 @@ func (p *Portal) applyMessage(ctx context.Context, login *UserLogin, row *databa
 		p.Log.Debug().Stringer("event_id", eventID).Str("remote_id", string(evt.ID)).Str("part_id", string(part.ID)).Msg("Bridged remote message")
 	}
 	return nil
+}
+
+// findSentLimit is how far back in a room findSent looks. A portal's
+// inbound lane sends one event at a time, so an interrupted send is among
+// the newest few events; the rest is room for other traffic in between.
+const findSentLimit = 100
+
+// findSent looks for a message the bridge may have sent in an earlier
+// attempt whose answer was lost. It returns "" if the Matrix side cannot
+// look, or the event is not there. A lookup that failed for a passing
+// reason is retried (sending blind could double the message); one the
+// homeserver refuses for good is logged and the message sent, since a
+// double is better than a loss.
+func (p *Portal) findSent(ctx context.Context, txn string) (id.EventID, error) {
+	finder, ok := p.Bridge.Matrix.(EventFinder)
+	if !ok {
+		return "", nil
+	}
+	eventID, err := finder.FindSent(ctx, p.RoomID(), txn, findSentLimit)
+	if isRetriable(err) {
+		return "", err
+	} else if err != nil {
+		p.Log.Warn().Err(err).Msg("Could not check whether an interrupted send reached the room; sending it")
+		return "", nil
+	}
+	if eventID != "" {
+		p.Log.Info().Stringer("event_id", eventID).Msg("Found the message in the room from an interrupted send; not sending it again")
+	}
+	return eventID, nil
 }
 
 func (p *Portal) applyEdit(ctx context.Context, login *UserLogin, row *database.InboundEvent, evt *RemoteEvent) error {

@@ -74,7 +74,7 @@ func (l *UserLogin) Ingest(ctx context.Context, evt *RemoteEvent) (IngestResult,
 		return Duplicate, nil
 	}
 	b.metrics.Received("inbound")
-	b.dispatchInbound(ctx, row, evt)
+	b.dispatchInbound(ctx, row, evt, false)
 	return Journalled, nil
 }
 
@@ -103,7 +103,10 @@ func (l *UserLogin) validate(evt *RemoteEvent) error {
 // dispatchInbound queues a journalled event on its portal's inbound lane.
 // If the portal cannot even be loaded (the database is down), the event
 // stays pending and is picked up by the next replay.
-func (b *Bridge) dispatchInbound(ctx context.Context, row *database.InboundEvent, evt *RemoteEvent) {
+//
+// replayed marks an event that was already pending when the bridge started:
+// a previous run may have been sending it to Matrix when it stopped.
+func (b *Bridge) dispatchInbound(ctx context.Context, row *database.InboundEvent, evt *RemoteEvent, replayed bool) {
 	portal, err := b.GetPortal(ctx, evt.Portal)
 	if err != nil {
 		b.Log.Err(err).Int64("journal_seq", row.Seq).Msg("Could not load portal for a journalled event; it will be retried at the next start")
@@ -112,7 +115,7 @@ func (b *Bridge) dispatchInbound(ctx context.Context, row *database.InboundEvent
 	b.metrics.QueueDepth("inbound", 1)
 	portal.inbound.push(func() {
 		b.metrics.QueueDepth("inbound", -1)
-		portal.deliverInbound(row, evt)
+		portal.deliverInbound(row, evt, replayed)
 	})
 }
 
@@ -133,7 +136,7 @@ func (b *Bridge) replayInbound(ctx context.Context) error {
 				b.finishInbound(ctx, row, database.StateFailed, "unreadable journal entry: "+err.Error())
 				continue
 			}
-			b.dispatchInbound(ctx, row, &evt)
+			b.dispatchInbound(ctx, row, &evt, true)
 			total++
 		}
 		if len(rows) < 1000 {

@@ -63,3 +63,21 @@ type Matrix interface {
 	// Ping checks that the homeserver answers, for readiness probes.
 	Ping(ctx context.Context) error
 }
+
+// TxnMarkerKey is the content key under which the core stores the
+// transaction ID of every message it bridges into Matrix, so that a send
+// whose answer was lost can be recognised in the room afterwards.
+const TxnMarkerKey = "net.trestle.txn_id"
+
+// EventFinder is implemented by Matrix sides that can look through a room's
+// recent timeline. The core uses it before repeating a send that may have
+// reached the homeserver without its answer reaching the bridge (the bridge
+// was killed mid-request, or the homeserver died while answering):
+// transaction-ID deduplication only covers a request whose answer the
+// homeserver finished, and only until it restarts.
+type EventFinder interface {
+	// FindSent returns the ID of the event among the newest limit events
+	// of the room whose content carries TxnMarkerKey = txnID, or "" if
+	// there is none.
+	FindSent(ctx context.Context, roomID id.RoomID, txnID string, limit int) (id.EventID, error)
+}

@@ -163,7 +163,7 @@ func (p *Portal) backfill(ctx context.Context, login *UserLogin) {
 		if evt.Kind != RemoteMessage || evt.Portal != p.PortalKey {
 			continue
 		}
-		if err := p.applyMessage(ctx, login, nil, evt, 1); err != nil {
+		if err := p.applyMessage(ctx, login, nil, evt, 1, false); err != nil {
 			p.Log.Warn().Err(err).Str("remote_id", string(evt.ID)).Msg("Could not backfill message")
 			continue
 		}

@@ -62,7 +62,10 @@ type fakeMedia struct {
 	mimeType string
 }
 
-var _ bridgev2.Matrix = (*FakeMatrix)(nil)
+var (
+	_ bridgev2.Matrix      = (*FakeMatrix)(nil)
+	_ bridgev2.EventFinder = (*FakeMatrix)(nil)
+)
 
 // NewFakeMatrix returns an empty fake homeserver for the given config.
 func NewFakeMatrix(cfg *bridgeconfig.Config) *FakeMatrix {
@@ -81,7 +84,10 @@ func NewFakeMatrix(cfg *bridgeconfig.Config) *FakeMatrix {
 
 // SetFailure installs a fault injector: fn is called with the method name
 // ("SendMessage", "CreateRoom", ...) before every call; returning an error
-// fails the call. nil removes it.
+// fails the call. nil removes it. "SendMessage.answer" is asked after a
+// message event was stored: an error then loses the answer (and, as on
+// Dendrite, the transaction ID is not remembered), as when the bridge
+// crashes mid-request or the homeserver dies while answering.
 func (m *FakeMatrix) SetFailure(fn func(method string) error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -322,11 +328,36 @@ func (m *FakeMatrix) appendEvent(as id.UserID, roomID id.RoomID, evtType event.T
 		return "", err
 	}
 	room.Events = append(room.Events, evt)
+	m.changed.Broadcast()
+	// The event is in; the answer may still be lost. Like Dendrite, the
+	// transaction is only remembered once the answer is on its way.
+	if err := m.check("SendMessage.answer"); err != nil && evtType != event.EventRedaction {
+		return "", err
+	}
 	if txnID != "" {
 		m.txns[key] = evt.ID
 	}
-	m.changed.Broadcast()
 	return evt.ID, nil
+}
+
+// FindSent implements bridgev2.EventFinder.
+func (m *FakeMatrix) FindSent(_ context.Context, roomID id.RoomID, txnID string, limit int) (id.EventID, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("FindSent"); err != nil {
+		return "", err
+	}
+	room, err := m.room(roomID)
+	if err != nil {
+		return "", err
+	}
+	for i := len(room.Events) - 1; i >= 0 && i >= len(room.Events)-limit; i-- {
+		var marked map[string]any
+		if json.Unmarshal(room.Events[i].Content.VeryRaw, &marked) == nil && marked[bridgev2.TxnMarkerKey] == txnID {
+			return room.Events[i].ID, nil
+		}
+	}
+	return "", nil
 }
 
 // SendMessage implements bridgev2.Matrix.

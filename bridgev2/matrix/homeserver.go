@@ -39,7 +39,10 @@ type Homeserver struct {
 	log        zerolog.Logger
 }
 
-var _ bridgev2.Matrix = (*Homeserver)(nil)
+var (
+	_ bridgev2.Matrix      = (*Homeserver)(nil)
+	_ bridgev2.EventFinder = (*Homeserver)(nil)
+)
 
 // NewHomeserver prepares the client side from the config.
 func NewHomeserver(cfg *bridgeconfig.Config, log zerolog.Logger) (*Homeserver, error) {
@@ -301,4 +304,20 @@ func (h *Homeserver) legacyDownload(ctx context.Context, cli *mautrix.Client, ur
 func (h *Homeserver) Ping(ctx context.Context) error {
 	_, err := h.client(h.bot).Versions(ctx)
 	return classify("ping homeserver", err)
+}
+
+// FindSent implements bridgev2.EventFinder: it reads the newest limit
+// message events of the room as the bridge bot, which is in every portal.
+func (h *Homeserver) FindSent(ctx context.Context, roomID id.RoomID, txnID string, limit int) (id.EventID, error) {
+	filter := &mautrix.FilterPart{Types: []event.Type{event.EventMessage}}
+	resp, err := h.client(h.bot).Messages(ctx, roomID, "", "", mautrix.DirectionBackward, filter, limit)
+	if err != nil {
+		return "", classify("read recent events", err)
+	}
+	for _, evt := range resp.Chunk {
+		if marker, ok := evt.Content.Raw[bridgev2.TxnMarkerKey].(string); ok && marker == txnID {
+			return evt.ID, nil
+		}
+	}
+	return "", nil
 }
