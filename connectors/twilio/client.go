@@ -56,6 +56,19 @@ type Client struct {
 	wmDirty     bool
 	failGen     uint64 // counts webhooks whose Ingest failed
 	resolvedGen uint64 // failGen as of the start of the last complete catch-up
+	caughtUp    bool   // a catch-up has completed since this client started
+
+	// catchUpSem serialises catch-ups (the connection loop's and those a
+	// webhook runs first, see catchUpFirst); a channel, so that waiting for
+	// it respects a context.
+	catchUpSem chan struct{}
+	// firstMu guards the webhook-triggered catch-up below.
+	firstMu sync.Mutex
+	// firstRunning is closed when the running webhook-triggered catch-up
+	// ends; nil when none runs.
+	firstRunning chan struct{}
+	// firstFailed is when the last webhook-triggered catch-up failed.
+	firstFailed time.Time
 
 	runMu     sync.Mutex
 	runCancel context.CancelFunc
@@ -94,6 +107,7 @@ func newClient(conn *Connector, login *bridgev2.UserLogin, meta *LoginMetadata) 
 		meta:       meta,
 		watermark:  meta.CatchUpSince,
 		kick:       make(chan struct{}, 1),
+		catchUpSem: make(chan struct{}, 1),
 		pending:    map[string]*sendProgress{},
 	}
 	c.log = login.Log.With().Str("component", "twilio").Logger() // login.Log carries login_id

@@ -100,6 +100,12 @@ func (c *Client) saveWatermark(ctx context.Context, force bool) {
 // resends a webhook that failed, so the log is the only way to recover one.
 // Messages journalled before come back as duplicates and cost nothing.
 func (c *Client) catchUp(ctx context.Context) error {
+	select {
+	case c.catchUpSem <- struct{}{}:
+		defer func() { <-c.catchUpSem }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	c.wmMu.Lock()
 	since, gen := c.watermark, c.failGen
 	c.wmMu.Unlock()
@@ -156,12 +162,76 @@ func (c *Client) catchUp(ctx context.Context) error {
 	if since.After(c.watermark) {
 		c.watermark, c.wmDirty = since, true
 	}
-	c.resolvedGen = gen
+	c.resolvedGen, c.caughtUp = gen, true
 	c.wmMu.Unlock()
 	c.saveWatermark(ctx, false)
 	c.catchUps.Add(1)
 	c.log.Debug().Int("listed", len(inbound)).Int("journalled", journalled).Msg("Caught up with Twilio's message log")
 	return nil
+}
+
+// behind reports whether the journal may lack messages Twilio logged
+// earlier: no catch-up has completed since this client started (the bridge
+// may have been down), or a webhook failed since the last one.
+func (c *Client) behind() bool {
+	c.wmMu.Lock()
+	defer c.wmMu.Unlock()
+	return !c.caughtUp || c.failGen != c.resolvedGen
+}
+
+// Bounds of the catch-up a webhook runs before its own message.
+const (
+	catchUpFirstTimeout = 5 * time.Second
+	// catchUpFirstPause is how long webhooks stop trying after such a
+	// catch-up failed (Twilio's API is in trouble): they must not each
+	// wait for the same failure.
+	catchUpFirstPause = 30 * time.Second
+)
+
+// catchUpFirst runs a catch-up before a webhook's message is journalled,
+// if the client is behind: messages whose webhooks failed (while the
+// bridge was down, say) were logged before this one, and must reach Matrix
+// before it. The webhook's own message is in the log too, so the catch-up
+// journals it in its place and the webhook finds it a duplicate.
+// Concurrent webhooks share one catch-up. If it fails, the message is
+// journalled anyway: out of order is better than late or lost.
+func (c *Client) catchUpFirst(ctx context.Context) {
+	if !c.behind() {
+		return
+	}
+	c.firstMu.Lock()
+	if running := c.firstRunning; running != nil {
+		c.firstMu.Unlock()
+		select {
+		case <-running:
+		case <-ctx.Done():
+		}
+		return
+	}
+	if now := c.conn.now(); now.Sub(c.firstFailed) < catchUpFirstPause {
+		c.firstMu.Unlock()
+		return
+	}
+	running := make(chan struct{})
+	c.firstRunning = running
+	c.firstMu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, catchUpFirstTimeout)
+	var err error
+	if c.behind() {
+		err = c.catchUp(ctx)
+	}
+	cancel()
+	c.firstMu.Lock()
+	c.firstRunning = nil
+	if err != nil {
+		c.firstFailed = c.conn.now()
+	}
+	c.firstMu.Unlock()
+	close(running)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("Could not catch up before journalling a webhook; earlier messages whose webhooks failed may arrive after it")
+	}
 }
 
 // eventFromLog turns an inbound message of the log into the event its

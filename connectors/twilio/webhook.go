@@ -245,6 +245,7 @@ func (cl *Client) serveIncoming(w http.ResponseWriter, r *http.Request, form url
 		http.Error(w, "To is not the number of this login", http.StatusBadRequest)
 		return
 	}
+	cl.catchUpFirst(r.Context())
 	now := cl.conn.now()
 	evt := &bridgev2.RemoteEvent{
 		Kind:      bridgev2.RemoteMessage,
