@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -121,7 +122,7 @@ func (p *Portal) applyRemote(ctx context.Context, login *UserLogin, row *databas
 	case RemoteReadReceipt:
 		return p.applyReadReceipt(ctx, login, row, evt)
 	case RemoteDeliveryStatus:
-		return p.applyDeliveryStatus(ctx, row, evt)
+		return p.applyDeliveryStatus(ctx, row, evt, false)
 	case RemoteChatInfo:
 		return p.applyChatInfo(ctx, login, row, evt)
 	default:
@@ -559,15 +560,28 @@ func (p *Portal) applyChatInfo(ctx context.Context, login *UserLogin, row *datab
 // applyDeliveryStatus turns the network's delivery report for a message a
 // Matrix user sent into a message status event the sender sees. Reports
 // only move the state forward: a late "sent" never hides "delivered".
-func (p *Portal) applyDeliveryStatus(ctx context.Context, row *database.InboundEvent, evt *RemoteEvent) error {
+// errDeferred means an event was handed to another lane, which finishes its
+// journal row; the inbound lane moves on.
+var errDeferred = errors.New("deferred to another lane")
+
+func (p *Portal) applyDeliveryStatus(ctx context.Context, row *database.InboundEvent, evt *RemoteEvent, deferred bool) error {
 	b := p.Bridge
 	msg, err := b.DB.Messages.GetFirstPart(ctx, p.Receiver, evt.Target)
 	if errors.Is(err, database.ErrNotFound) {
-		if evt.Status.SendToken != "" {
+		if evt.Status.SendToken != "" && !deferred {
 			if out, err := b.DB.Outbound.GetByToken(ctx, evt.Status.SendToken); err == nil &&
 				(out.State == database.StatePending || out.State == database.StateSending) {
-				// The report overtook the send's own response: wait for it.
-				return RetriableError("The message's send is not recorded yet.", errors.New("delivery report before send result"))
+				// The report overtook the send's own response. The send is
+				// running on the outbound lane: queue the report behind it
+				// there, rather than holding up this chat's incoming texts.
+				p.outbound.push(func() {
+					dctx := p.Log.With().Int64("journal_seq", row.Seq).Logger().WithContext(b.ctx)
+					if err := p.applyDeliveryStatus(dctx, row, evt, true); err != nil {
+						zerolog.Ctx(dctx).Warn().Err(err).Msg("Could not apply a deferred delivery report")
+						b.finishInbound(dctx, row, database.StateFailed, err.Error())
+					}
+				})
+				return errDeferred
 			}
 		}
 		return p.skip(ctx, row, "delivery report for a message the bridge did not send")

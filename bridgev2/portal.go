@@ -32,6 +32,10 @@ type Portal struct {
 
 	inbound  lane
 	outbound lane
+	// statuses sends message status events and failure notices, in the
+	// order they were decided, without holding up the lanes that decide
+	// them (a status is a homeserver round trip per message).
+	statuses lane
 	// lastUsed is when the portal was last looked up; guarded by the
 	// bridge's portalsMu, so a lookup and an eviction never interleave.
 	lastUsed time.Time
@@ -42,6 +46,7 @@ func (b *Bridge) newPortal(row *database.Portal, saved bool) *Portal {
 	p.Log = b.Log.With().Str("portal_id", string(row.ID)).Str("portal_receiver", string(row.Receiver)).Logger()
 	p.inbound = lane{name: "inbound", bridge: b, log: &p.Log, lastActive: time.Now()}
 	p.outbound = lane{name: "outbound", bridge: b, log: &p.Log, lastActive: time.Now()}
+	p.statuses = lane{name: "statuses", bridge: b, log: &p.Log, lastActive: time.Now()}
 	return p
 }
 
@@ -117,7 +122,7 @@ func (b *Bridge) cachePortal(p *Portal) *Portal {
 func (b *Bridge) evictIdle(cutoff time.Time) {
 	b.portalsMu.Lock()
 	for key, p := range b.portals {
-		if p.lastUsed.Before(cutoff) && p.inbound.idleSince(cutoff) && p.outbound.idleSince(cutoff) {
+		if p.lastUsed.Before(cutoff) && p.inbound.idleSince(cutoff) && p.outbound.idleSince(cutoff) && p.statuses.idleSince(cutoff) {
 			delete(b.portals, key)
 			if p.MXID != "" && b.portalsByRoom[p.MXID] == p {
 				delete(b.portalsByRoom, p.MXID)

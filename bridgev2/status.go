@@ -9,18 +9,23 @@ import (
 )
 
 // sendStatus reports the outcome of a Matrix event back to its sender as a
-// com.beeper.message_send_status event, if enabled.
-func (p *Portal) sendStatus(ctx context.Context, target id.EventID, content *event.BeeperMessageStatusEventContent) {
+// com.beeper.message_send_status event, if enabled. It is queued on the
+// portal's status lane, so statuses keep their order without making the
+// message lanes wait for the homeserver.
+func (p *Portal) sendStatus(_ context.Context, target id.EventID, content *event.BeeperMessageStatusEventContent) {
 	b := p.Bridge
-	if !b.Config.Bridge.MessageStatusEvents || p.RoomID() == "" {
+	room := p.RoomID()
+	if !b.Config.Bridge.MessageStatusEvents || room == "" {
 		return
 	}
 	content.Network = b.Network.Info().ID
 	content.RelatesTo = event.RelatesTo{Type: event.RelReference, EventID: target}
-	_, err := b.Matrix.SendMessage(ctx, b.Matrix.BotUserID(), p.RoomID(), event.BeeperMessageStatus, content, "", time.Time{})
-	if err != nil {
-		p.Log.Warn().Err(err).Stringer("event_id", target).Msg("Could not send message status")
-	}
+	p.statuses.push(func() {
+		_, err := b.Matrix.SendMessage(b.ctx, b.Matrix.BotUserID(), room, event.BeeperMessageStatus, content, "", time.Time{})
+		if err != nil {
+			p.Log.Warn().Err(err).Stringer("event_id", target).Msg("Could not send message status")
+		}
+	})
 }
 
 // statusForError builds the failure status for err.
@@ -40,16 +45,19 @@ func statusForError(err error, retrying bool) *event.BeeperMessageStatusEventCon
 // failureNotice tells the room in plain words that a message was not
 // bridged, if bridge.failure_notices is on: not every client shows message
 // status events.
-func (p *Portal) failureNotice(ctx context.Context, target id.EventID, message string) {
+func (p *Portal) failureNotice(_ context.Context, target id.EventID, message string) {
 	b := p.Bridge
-	if !b.Config.Bridge.FailureNotices || p.RoomID() == "" {
+	room := p.RoomID()
+	if !b.Config.Bridge.FailureNotices || room == "" {
 		return
 	}
 	content := &event.MessageEventContent{MsgType: event.MsgNotice, Body: "⚠️ Your message was not bridged: " + message}
 	if target != "" {
 		content.RelatesTo = (&event.RelatesTo{}).SetReplyTo(target)
 	}
-	if _, err := b.Matrix.SendMessage(ctx, b.Matrix.BotUserID(), p.RoomID(), event.EventMessage, content, "", time.Time{}); err != nil {
-		p.Log.Warn().Err(err).Msg("Could not send failure notice")
-	}
+	p.statuses.push(func() {
+		if _, err := b.Matrix.SendMessage(b.ctx, b.Matrix.BotUserID(), room, event.EventMessage, content, "", time.Time{}); err != nil {
+			p.Log.Warn().Err(err).Msg("Could not send failure notice")
+		}
+	})
 }

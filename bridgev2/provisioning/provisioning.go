@@ -76,6 +76,7 @@ func New(b *bridgev2.Bridge, log zerolog.Logger) *API {
 		grace:       finishedGrace,
 	}
 	switch secret := a.config.SharedSecret; {
+	case !a.config.Enabled:
 	case bridgeconfig.IsPlaceholderToken(secret):
 		a.log.Warn().Msg("provisioning.shared_secret is not set: only Matrix access tokens are accepted")
 	case len(secret) < minSecretLength:
