@@ -79,10 +79,12 @@ func (q *OutboundQuery) SetState(ctx context.Context, tx Execer, seq int64, stat
 	return err
 }
 
-// RecordAttempt counts a failed send attempt that will be retried.
+// RecordAttempt counts a failed send attempt that will be retried. The
+// state is left alone: a row that was "sending" may have reached the remote
+// network despite the failure, and must be reconciled after a restart.
 func (q *OutboundQuery) RecordAttempt(ctx context.Context, tx Execer, seq int64, lastError string) error {
 	_, err := tx.ExecContext(ctx,
-		"UPDATE outbound_event SET state='pending', attempts=attempts+1, last_error=$2, updated_at=$3 WHERE seq=$1",
+		"UPDATE outbound_event SET attempts=attempts+1, last_error=$2, updated_at=$3 WHERE seq=$1",
 		seq, lastError, nowMillis())
 	return err
 }
