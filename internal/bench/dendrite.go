@@ -3,16 +3,413 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
+	"github.com/trestle-bridge/trestle/internal/dendrite"
+	"github.com/trestle-bridge/trestle/internal/rig"
 )
 
-// DendriteReport compares bridged throughput with what Dendrite accepts
-// from a plain client in the same run.
-type DendriteReport struct{}
-
-// RunDendrite measures against the real Dendrite and the Twilio simulator.
-func RunDendrite(ctx context.Context, opts Options) (*DendriteReport, error) {
-	return nil, errors.New("not implemented yet")
+// DendriteReport compares bridged throughput with what the same Dendrite
+// accepts from a plain client in the same run: the ceiling a bridge can
+// reach.
+type DendriteReport struct {
+	PortalCreation   Summary
+	Inbound          Summary
+	InboundCeiling   Summary
+	Outbound         Summary
+	OutboundCeiling  Summary
+	InboundCPUPer1K  time.Duration
+	OutboundCPUPer1K time.Duration
+	PeakRSS          int64
 }
 
 // Text formats the report.
-func (r *DendriteReport) Text() string { return "" }
+func (r *DendriteReport) Text() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "portal creation (first text from each new number): %s\n", r.PortalCreation)
+	if r.Inbound.Count > 0 {
+		fmt.Fprintf(&sb, "inbound bridged (webhook -> user's sync): %s; bridge CPU %s per 1,000\n", r.Inbound, r.InboundCPUPer1K)
+		fmt.Fprintf(&sb, "inbound ceiling (appservice sends the same to Dendrite directly): %s\n", r.InboundCeiling)
+		fmt.Fprintf(&sb, "inbound bridged / ceiling: %.0f%%\n", 100*r.Inbound.Throughput/r.InboundCeiling.Throughput)
+	}
+	if r.Outbound.Count > 0 {
+		fmt.Fprintf(&sb, "outbound bridged (user's send -> Twilio simulator): %s; bridge CPU %s per 1,000\n", r.Outbound, r.OutboundCPUPer1K)
+		fmt.Fprintf(&sb, "outbound ceiling (the user sends the same to Dendrite, unbridged room): %s\n", r.OutboundCeiling)
+		fmt.Fprintf(&sb, "outbound bridged / ceiling: %.0f%%\n", 100*r.Outbound.Throughput/r.OutboundCeiling.Throughput)
+	}
+	fmt.Fprintf(&sb, "bridge peak RSS: %.1f MB", float64(r.PeakRSS)/(1<<20))
+	return sb.String()
+}
+
+// dendriteRun is the state of a run against Dendrite and the simulator.
+type dendriteRun struct {
+	opts    Options
+	env     *rig.Env
+	user    *mautrix.Client
+	account *twiliosim.Account
+	number  string
+	arrived atomic.Pointer[Latencies]
+	rooms   sync.Map // remote number -> room ID
+}
+
+// RunDendrite measures against the real Dendrite and the Twilio simulator.
+func RunDendrite(ctx context.Context, opts Options) (*DendriteReport, error) {
+	if opts.Numbers <= 0 || opts.Messages <= 0 || opts.Concurrency <= 0 {
+		return nil, errors.New("numbers, messages and concurrency must be positive")
+	}
+	opts.progress("starting Dendrite, the Twilio simulator and the bridge (the first run builds Dendrite)")
+	env, err := rig.StartEnv(ctx, rig.EnvOptions{
+		Dir: opts.Dir, DatabaseType: opts.DatabaseType, DatabaseURI: opts.DatabaseURI,
+		ConfigEdits: map[string]any{
+			"network.max_send_rate": 0, "network.backfill_limit": 0, "logging.level": "info",
+			"homeserver.sync_redactions": false,
+		},
+		DendriteOptions: rigDendriteQuiet(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer env.Close()
+	r := &dendriteRun{opts: opts, env: env, number: "+14155550000"}
+	if err := r.setup(ctx); err != nil {
+		return nil, err
+	}
+	cfg, err := env.Files.LoadConfig()
+	if err != nil {
+		return nil, err
+	}
+	// Arrival is timed through the bridge bot's own /sync: it is in every
+	// portal from the start, so the time is when the text reached the
+	// homeserver, not when a client got round to joining the room.
+	botCli, err := mautrix.NewClient(cfg.Homeserver.Address, id.NewUserID("twiliobot", "localhost"), cfg.AppService.ASToken)
+	if err != nil {
+		return nil, err
+	}
+	botCli.SetAppServiceUserID = true
+	go r.syncLoop(ctx, botCli, true)
+	go r.syncLoop(ctx, r.user, false)
+
+	report := &DendriteReport{}
+	opts.progress("first texts from %d new numbers (portal creation)", opts.Numbers)
+	if report.PortalCreation, err = r.inbound(ctx, opts.Numbers, "first"); err != nil {
+		return nil, err
+	}
+	opts.progress("portal creation: %s", report.PortalCreation)
+	if opts.Inbound {
+		before, _ := ReadProcStats(env.Bridge.PID())
+		if report.Inbound, err = r.inbound(ctx, opts.Messages, "in"); err != nil {
+			return nil, err
+		}
+		after, _ := ReadProcStats(env.Bridge.PID())
+		report.InboundCPUPer1K = (after.CPU - before.CPU) * 1000 / time.Duration(max(report.Inbound.Count, 1))
+		opts.progress("inbound bridged: %s", report.Inbound)
+		if report.InboundCeiling, err = r.inboundCeiling(ctx); err != nil {
+			return nil, err
+		}
+		opts.progress("inbound ceiling: %s", report.InboundCeiling)
+	}
+	if opts.Outbound {
+		before, _ := ReadProcStats(env.Bridge.PID())
+		if report.Outbound, err = r.outbound(ctx, false); err != nil {
+			return nil, err
+		}
+		after, _ := ReadProcStats(env.Bridge.PID())
+		report.OutboundCPUPer1K = (after.CPU - before.CPU) * 1000 / time.Duration(max(report.Outbound.Count, 1))
+		opts.progress("outbound bridged: %s", report.Outbound)
+		if report.OutboundCeiling, err = r.outbound(ctx, true); err != nil {
+			return nil, err
+		}
+		opts.progress("outbound ceiling: %s", report.OutboundCeiling)
+	}
+	st, _ := ReadProcStats(env.Bridge.PID())
+	report.PeakRSS = st.PeakRSS
+	return report, nil
+}
+
+// setup creates the Matrix user and the Twilio account, and logs in
+// through the bot as a person would.
+func (r *dendriteRun) setup(ctx context.Context) error {
+	var err error
+	if r.user, err = r.env.NewUser(ctx, "benchuser", "benchuser-password"); err != nil {
+		return err
+	}
+	if r.account, err = r.env.Sim.AddAccount("", ""); err != nil {
+		return err
+	}
+	if _, err := r.account.AddNumber(r.number, twiliosim.Capabilities{SMS: true, MMS: true}); err != nil {
+		return err
+	}
+	bot := id.NewUserID("twiliobot", "localhost")
+	resp, err := r.user.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", IsDirect: true, Invite: []id.UserID{bot}})
+	if err != nil {
+		return err
+	}
+	// The homeserver only passes on messages in rooms the bot has joined.
+	for joined := false; !joined; {
+		members, err := r.user.JoinedMembers(ctx, resp.RoomID)
+		if err != nil {
+			return err
+		}
+		_, joined = members.Joined[bot]
+		if !joined {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	for _, answer := range []string{"login", r.account.SID(), r.account.AuthToken(), "-", "-", "-"} {
+		if _, err := r.user.SendText(ctx, resp.RoomID, answer); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if url, _ := r.account.SMSURL(r.number); url != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the bench user could not log in; bridge log:\n%s", r.env.Bridge.LogTail(20))
+}
+
+// syncLoop follows a client's /sync. For the user it accepts portal
+// invites (so the user can send in them); for the bot (timing) it records
+// the arrival of every text.
+func (r *dendriteRun) syncLoop(ctx context.Context, cli *mautrix.Client, timing bool) {
+	since := ""
+	// Dendrite does not wake a long-polling /sync for rooms joined after it
+	// began, so the bot polls in short steps; the timing error is at most
+	// one step.
+	timeout := 30000
+	if timing {
+		timeout = 100
+	}
+	for ctx.Err() == nil {
+		resp, err := cli.SyncRequest(ctx, timeout, since, "", false, event.PresenceOffline)
+		if err != nil {
+			continue
+		}
+		now := time.Now()
+		since = resp.NextBatch
+		if !timing {
+			for roomID := range resp.Rooms.Invite {
+				go func(roomID id.RoomID) { _, _ = cli.JoinRoomByID(ctx, roomID) }(roomID)
+			}
+			continue
+		}
+		for roomID, room := range resp.Rooms.Join {
+			for _, evt := range room.Timeline.Events {
+				if evt.Type != event.EventMessage {
+					continue
+				}
+				_ = evt.Content.ParseRaw(evt.Type)
+				body := evt.Content.AsMessage().Body
+				if remote, ok := strings.CutPrefix(string(evt.Sender), "@twilio_"); ok {
+					r.rooms.LoadOrStore("+"+strings.SplitN(remote, ":", 2)[0], roomID)
+				}
+				if l := r.arrived.Load(); l != nil {
+					l.Arrived(body, now)
+				}
+			}
+		}
+	}
+}
+
+// inbound sends count signed webhooks from the remote numbers in turn, at
+// the configured concurrency, and times their arrival at the user.
+func (r *dendriteRun) inbound(ctx context.Context, count int, tag string) (Summary, error) {
+	lat := NewLatencies(count)
+	r.arrived.Store(lat)
+	defer r.arrived.Store(nil)
+	login := strings.TrimPrefix(r.number, "+")
+	webhookURL := r.env.BridgeURL + "/_trestle/twilio/" + login + "/incoming"
+	start := time.Now()
+	err := parallel(ctx, count, r.opts.Concurrency, func(i int) error {
+		token := fmt.Sprintf("%s-%d bench text", tag, i)
+		form := url.Values{
+			"MessageSid": {fmt.Sprintf("SM%s%026d", tagHex(tag), i)}, "AccountSid": {r.account.SID()},
+			"From": {remoteNumber(i % r.opts.Numbers)}, "To": {r.number}, "Body": {token},
+			"NumMedia": {"0"}, "ApiVersion": {"2010-04-01"}, "SmsStatus": {"received"},
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, webhookURL, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Twilio-Signature", twiliosim.Signature(r.account.AuthToken(), webhookURL, form))
+		lat.Sent(token, time.Now())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("webhook answered %d", resp.StatusCode)
+		}
+		return nil
+	})
+	if err != nil {
+		return Summary{}, err
+	}
+	return waitAll(ctx, lat, start)
+}
+
+// inboundCeiling sends the same number of texts straight to Dendrite as
+// the contacts' ghosts, with a plain appservice client, and times their
+// arrival at the user the same way.
+func (r *dendriteRun) inboundCeiling(ctx context.Context) (Summary, error) {
+	cfg, err := r.env.Files.LoadConfig()
+	if err != nil {
+		return Summary{}, err
+	}
+	count := r.opts.Messages
+	lat := NewLatencies(count)
+	r.arrived.Store(lat)
+	defer r.arrived.Store(nil)
+	start := time.Now()
+	err = parallel(ctx, count, r.opts.Concurrency, func(i int) error {
+		remote := remoteNumber(i % r.opts.Numbers)
+		room, ok := r.rooms.Load(remote)
+		if !ok {
+			return fmt.Errorf("no room for %s", remote)
+		}
+		ghost := id.NewUserID("twilio_"+strings.TrimPrefix(remote, "+"), "localhost")
+		cli, err := mautrix.NewClient(cfg.Homeserver.Address, ghost, cfg.AppService.ASToken)
+		if err != nil {
+			return err
+		}
+		cli.SetAppServiceUserID = true
+		token := fmt.Sprintf("ceiling-%d bench text", i)
+		lat.Sent(token, time.Now())
+		_, err = cli.SendText(ctx, room.(id.RoomID), token)
+		return err
+	})
+	if err != nil {
+		return Summary{}, err
+	}
+	return waitAll(ctx, lat, start)
+}
+
+// outbound has the user send texts into the portal rooms and times their
+// arrival at the simulator; with ceiling, the same texts go to a room that
+// is not bridged and are timed until Dendrite accepted them.
+func (r *dendriteRun) outbound(ctx context.Context, ceiling bool) (Summary, error) {
+	var rooms []id.RoomID
+	r.rooms.Range(func(_, v any) bool {
+		rooms = append(rooms, v.(id.RoomID))
+		return true
+	})
+	if ceiling {
+		resp, err := r.user.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+		if err != nil {
+			return Summary{}, err
+		}
+		rooms = []id.RoomID{resp.RoomID}
+	}
+	if len(rooms) == 0 {
+		return Summary{}, errors.New("no portal rooms")
+	}
+	count := r.opts.Messages
+	lat := NewLatencies(count)
+	tag := "out"
+	if ceiling {
+		tag = "outceiling"
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	if !ceiling {
+		go r.watchSimulator(lat, stop)
+	}
+	start := time.Now()
+	err := parallel(ctx, count, r.opts.Concurrency, func(i int) error {
+		token := fmt.Sprintf("%s-%d bench text", tag, i)
+		lat.Sent(token, time.Now())
+		_, err := r.user.SendText(ctx, rooms[i%len(rooms)], token)
+		if ceiling && err == nil {
+			lat.Arrived(token, time.Now())
+		}
+		return err
+	})
+	if err != nil {
+		return Summary{}, err
+	}
+	return waitAll(ctx, lat, start)
+}
+
+// watchSimulator polls the simulator's outbound log for new messages.
+func (r *dendriteRun) watchSimulator(lat *Latencies, stop <-chan struct{}) {
+	seen := map[string]bool{}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		for _, m := range r.env.Sim.Outbound() {
+			if !seen[m.SID] {
+				seen[m.SID] = true
+				lat.Arrived(m.Body, now)
+			}
+		}
+	}
+}
+
+// parallel runs fn for 0..count-1 on workers goroutines.
+func parallel(ctx context.Context, count, workers int, fn func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Pointer[error]
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= count || ctx.Err() != nil || firstErr.Load() != nil {
+					return
+				}
+				if err := fn(i); err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func waitAll(ctx context.Context, lat *Latencies, start time.Time) (Summary, error) {
+	select {
+	case <-lat.Done():
+		return lat.Summarize(start), nil
+	case <-time.After(10 * time.Minute):
+		return lat.Summarize(start), errors.New("not every message arrived within 10 minutes")
+	case <-ctx.Done():
+		return Summary{}, ctx.Err()
+	}
+}
+
+// rigDendriteQuiet keeps Dendrite's own logging from costing CPU that the
+// measurement would then attribute to the homeserver's ceiling.
+func rigDendriteQuiet() dendrite.Options { return dendrite.Options{LogLevel: "warn"} }
