@@ -70,4 +70,3 @@ func CleanupBinary() {
 		_ = os.RemoveAll(filepath.Dir(buildPath))
 	}
 }
-
