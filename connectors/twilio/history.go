@@ -288,10 +288,15 @@ func (c *Connector) apiRoot() string {
 }
 
 // FetchHistory returns the last network.backfill_limit messages between the
-// login's number and the portal's, both directions, oldest first. Messages
-// this client recently journalled are left out: the core delivers those
-// itself, and the one whose arrival created the room is being delivered
-// while this runs (the core would otherwise bridge it twice over).
+// login's number and the portal's, both directions, oldest first, that came
+// before the live ones. Live messages are those still pending in the inbound
+// journal: the one whose arrival created the room is being delivered while
+// this runs, and the core delivers them after the backfill. History ends at
+// the oldest of them, so nothing newer is imported either: Twilio logs a
+// text before posting its webhook, so a second text sent right after the
+// first is often in the log, but not yet journalled, while the room is being
+// created; backfilled, it would reach Matrix before the first. It arrives
+// live instead, by its webhook or, if that fails, by catch-up.
 func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*bridgev2.RemoteEvent, error) {
 	limit := c.conn.cfg.BackfillLimit
 	if limit <= 0 {
@@ -314,22 +319,34 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 	if err != nil {
 		return nil, err
 	}
-	all := make([]openapi.ApiV2010Message, 0, len(in)+len(out))
-	for _, m := range in {
-		if deref(m.Direction) != directionInbound {
+	// in is newest first: the oldest live message is the last pending one.
+	live := -1
+	for i := len(in) - 1; i >= 0; i-- {
+		if deref(in[i].Direction) != directionInbound {
 			continue
 		}
-		// Messages still waiting in the inbound journal (the one that
-		// created the room, and any right behind it) are delivered live
-		// after the backfill; leaving them out keeps the limit for history.
-		if pending, err := c.login.IsPendingMessage(ctx, networkid.MessageID(deref(m.Sid))); err != nil {
+		pending, err := c.login.IsPendingMessage(ctx, networkid.MessageID(deref(in[i].Sid)))
+		if err != nil {
 			return nil, err
-		} else if !pending {
+		}
+		if pending {
+			live = i
+			break
+		}
+	}
+	var liveAt time.Time
+	if live >= 0 {
+		liveAt = messageTime(&in[live])
+	}
+	all := make([]openapi.ApiV2010Message, 0, len(in)+len(out))
+	for i, m := range in {
+		// Older than the oldest live message: listed after it.
+		if deref(m.Direction) == directionInbound && (live < 0 || i > live) {
 			all = append(all, m)
 		}
 	}
 	for _, m := range out {
-		if c.isOwnOutbound(&m) {
+		if c.isOwnOutbound(&m) && (live < 0 || !messageTime(&m).After(liveAt)) {
 			all = append(all, m)
 		}
 	}

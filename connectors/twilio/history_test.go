@@ -1,6 +1,7 @@
 package twilio
 
 import (
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -86,5 +87,42 @@ func TestBackfill(t *testing.T) {
 	}
 	if senders[0] != string(e.ghost(theirNumber)) || senders[1] == senders[0] {
 		t.Fatalf("senders %q", senders)
+	}
+}
+
+// A contact's second text is in Twilio's log while the first one's portal is
+// being created (Twilio logs a text before posting its webhook). Backfill
+// must stop at the first, live one: the second arrives live, after it.
+func TestBackfillStopsAtTheTextThatCreatedTheRoom(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	if _, err := e.acct.AddHistory(twiliosim.Message{From: theirNumber, To: ourNumber, Body: "last week",
+		DateCreated: time.Now().Add(-7 * 24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	e.login()
+	var sids []string
+	for _, body := range []string{"first", "second"} {
+		res, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: theirNumber, To: ourNumber, Body: body, LogOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sids = append(sids, res.MessageSID)
+	}
+	path := "/_trestle/twilio/" + string(ourLoginID) + "/incoming"
+	deliver := func(sid, body string) {
+		t.Helper()
+		form := e.incomingForm(sid)
+		form.Set("Body", body)
+		if code, _ := e.post(path, form, e.signed(path, form)); code != http.StatusOK {
+			t.Fatalf("webhook of %q answered %d", body, code)
+		}
+	}
+	deliver(sids[0], "first")
+	room := e.portalRoom(theirNumber)
+	e.h.WaitForText(room, e.ghost(theirNumber), "first")
+	deliver(sids[1], "second")
+	e.h.WaitForText(room, e.ghost(theirNumber), "second")
+	if got, want := e.messagesFrom(room, e.ghost(theirNumber)), []string{"last week", "first", "second"}; !slices.Equal(got, want) {
+		t.Fatalf("room has %q, want %q", got, want)
 	}
 }
