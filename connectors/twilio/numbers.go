@@ -4,6 +4,8 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/nyaruka/phonenumbers"
 
@@ -78,11 +80,34 @@ func parseTwilioNumber(s string) (string, error) {
 	if !e164Pattern.MatchString(s) {
 		return "", errNotANumber
 	}
+	if _, ok := knownNumbers.Load(s); ok {
+		return s, nil
+	}
 	num, err := phonenumbers.Parse(s, "")
 	if err != nil || !phonenumbers.IsPossibleNumber(num) {
 		return "", errNotANumber
 	}
+	rememberNumber(s)
 	return s, nil
+}
+
+// knownNumbers remembers numbers already found possible: the same contacts
+// text again and again, and parsing a number with phonenumbers was half the
+// cost of handling a webhook.
+var (
+	knownNumbers     sync.Map
+	knownNumberCount atomic.Int64
+)
+
+// maxKnownNumbers bounds the cache; past it, it starts over.
+const maxKnownNumbers = 100_000
+
+func rememberNumber(e164 string) {
+	if knownNumberCount.Add(1) > maxKnownNumbers {
+		knownNumbers.Clear()
+		knownNumberCount.Store(1)
+	}
+	knownNumbers.Store(e164, struct{}{})
 }
 
 func isDigits(s string) bool {
