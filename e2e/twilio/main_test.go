@@ -8,7 +8,9 @@ package twilio_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -35,7 +37,7 @@ func run(m *testing.M) int {
 	opts := rig.EnvOptions{Dir: dir, ConfigEdits: map[string]any{
 		// Tests send bursts; the real default (1/s per number) is tested on
 		// its own in the connector's tests.
-		"network.max_send_rate": 0,
+		"network.max_send_rate":   0,
 		"bridge.shutdown_timeout": "5s",
 	}}
 	if base := os.Getenv(dbtest.PostgresEnv); base != "" {
@@ -57,5 +59,58 @@ func run(m *testing.M) int {
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "bridge log, last lines:\n%s\n", env.Bridge.LogTail(60))
 	}
+	// The log is complete once the bridge has stopped.
+	if err := env.Bridge.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "--- FAIL: stopping the bridge at the end of the run:", err)
+		code = 1
+	}
+	if !theLogHoldsNoSecret() {
+		code = 1
+	}
+	if keep := os.Getenv("TRESTLE_E2E_KEEP_LOG"); keep != "" {
+		// For reading the whole log of a run: the environment's directory
+		// is removed at the end.
+		if data, err := os.ReadFile(env.Bridge.LogPath); err == nil {
+			_ = os.WriteFile(keep, data, 0o600)
+		}
+	}
 	return code
+}
+
+// theLogHoldsNoSecret is the last check of the run: the bridge's log, after
+// every scenario, must not contain any auth token or API key secret the
+// tests handed it (nor their basic-auth form), nor the appservice tokens.
+// It reports each leak, by name only, as a failure.
+func theLogHoldsNoSecret() bool {
+	cfg, err := env.Files.LoadConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "--- FAIL: log secret scan: reading the bridge config:", err)
+		return false
+	}
+	rememberSecret("appservice as_token", cfg.AppService.ASToken)
+	rememberSecret("appservice hs_token", cfg.AppService.HSToken)
+	secrets.Lock()
+	defer secrets.Unlock()
+	if !env.LogContains(`"level"`) {
+		fmt.Fprintln(os.Stderr, "--- FAIL: log secret scan: the bridge log is missing or empty")
+		return false
+	}
+	ok := true
+	names := slices.Sorted(maps.Keys(secrets.byName))
+	for _, name := range names {
+		value := secrets.byName[name]
+		if len(value) < 8 {
+			fmt.Fprintf(os.Stderr, "--- FAIL: log secret scan: %s is too short to scan for\n", name)
+			ok = false
+			continue
+		}
+		if env.LogContains(value) {
+			fmt.Fprintf(os.Stderr, "--- FAIL: log secret scan: the bridge log contains the %s\n", name)
+			ok = false
+		}
+	}
+	if ok {
+		fmt.Fprintf(os.Stderr, "log secret scan: none of %d secrets appears in the bridge log\n", len(names))
+	}
+	return ok
 }
