@@ -1,0 +1,148 @@
+package twilio_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf16"
+
+	"maunium.net/go/mautrix/event"
+
+	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
+)
+
+// longText is exactly n characters of words of varied length separated by
+// single spaces.
+func longText(n int) string {
+	words := []string{"the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while",
+		"telephone", "exchanges", "hum", "quietly", "in", "the", "background"}
+	var b strings.Builder
+	for i := 0; b.Len() < n; i++ {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s%d", words[i%len(words)], i)
+	}
+	s := b.String()[:n]
+	// Never end on a space or a cut-off word's lone space.
+	return strings.TrimRight(s, " ") + strings.Repeat("z", n-len(strings.TrimRight(s, " ")))
+}
+
+func TestALongMessageArrivesAsTwoTextsCutBetweenWordsWithOneSuccessStatus(t *testing.T) {
+	alice := newPerson(t)
+	alice.login("")
+	bob := uniqueNumber()
+	room := alice.chatWith(bob)
+	text := longText(2000)
+	if len(text) != 2000 || strings.Count(text, " ") < 200 {
+		t.Fatalf("bad test text: %d characters, %d spaces", len(text), strings.Count(text, " "))
+	}
+
+	sent := alice.Send(room, text)
+	alice.waitStatus(room, sent, isSent)
+	msgs, err := env.Sim.WaitOutbound(ctx(t), func(all []twiliosim.OutboundMessage) bool {
+		var n int
+		for _, m := range all {
+			if m.To == bob {
+				if !m.Done {
+					return false
+				}
+				n++
+			}
+		}
+		return n >= 2
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, m := range msgs {
+		if m.To == bob {
+			bodies = append(bodies, m.Body)
+			if m.From != alice.Number {
+				t.Errorf("a part went from %s, want %s", m.From, alice.Number)
+			}
+		}
+	}
+	if len(bodies) != 2 {
+		t.Fatalf("the message became %d texts, want 2", len(bodies))
+	}
+	for i, b := range bodies {
+		if n := len(utf16.Encode([]rune(b))); n > 1600 {
+			t.Errorf("part %d has %d characters, over Twilio's 1600", i+1, n)
+		}
+	}
+	// Rejoined with the space the cut fell on, the parts are the original:
+	// nothing lost, nothing reordered, and no word cut in two.
+	if got := strings.Join(bodies, " "); got != text {
+		t.Errorf("the parts rejoin to a different text:\npart 1 ends %q\npart 2 starts %q", tail(bodies[0]), head(bodies[1]))
+	}
+
+	// Every status report of both parts has been handled once Bob's next
+	// text is in the room (reports and texts share the portal's queue).
+	alice.textFrom(bob, "Got both halves")
+	alice.WaitForMessage(room, ghost(bob), "Got both halves")
+	var successes, failures int
+	for _, st := range alice.statuses(room, sent) {
+		switch {
+		case isSent(st):
+			successes++
+		case st.Status != event.MessageStatusSuccess:
+			failures++
+		}
+	}
+	if successes != 1 || failures != 0 {
+		t.Errorf("the sender got %d success and %d failure statuses for the send, want exactly one success: %+v",
+			successes, failures, alice.statuses(room, sent))
+	}
+}
+
+func head(s string) string { return s[:min(len(s), 30)] }
+func tail(s string) string { return s[max(0, len(s)-30):] }
+
+func TestDeliveryReportsReachTheSender(t *testing.T) {
+	alice := newPerson(t)
+	alice.login("")
+
+	t.Run("delivered", func(t *testing.T) {
+		bob := uniqueNumber()
+		room := alice.chatWith(bob)
+		sent := alice.Send(room, "Did this reach you?")
+		alice.waitStatus(room, sent, isDeliveredTo(ghost(bob)))
+	})
+
+	t.Run("failed because the phone is unreachable", func(t *testing.T) {
+		carol := uniqueNumber()
+		env.Sim.SetRecipient(carol, twiliosim.RecipientConfig{Behavior: twiliosim.Undeliverable, ErrorCode: twiliosim.CodeUnreachable})
+		room := alice.chatWith(carol)
+		sent := alice.Send(room, "Are you there, Carol?")
+		st := alice.waitStatus(room, sent, isFailure)
+		if !strings.Contains(st.Message, "phone is unreachable") || !strings.HasSuffix(st.Message, ".") {
+			t.Errorf("the failure reads %q, want a sentence saying the phone is unreachable", st.Message)
+		}
+		if st.Reason == "" {
+			t.Errorf("the failure status has no reason")
+		}
+		notice := alice.WaitForMessageAfter(room, sent, bot(), "unreachable").Content.AsMessage()
+		if notice.MsgType != event.MsgNotice {
+			t.Errorf("the bot told the room with a %s, want an m.notice", notice.MsgType)
+		}
+	})
+}
+
+func TestTextingARecipientWhoRepliedStopFailsSayingSo(t *testing.T) {
+	alice := newPerson(t)
+	alice.login("")
+	dave := uniqueNumber()
+	room := alice.chatWith(dave)
+	env.Sim.SetRecipient(dave, twiliosim.RecipientConfig{Behavior: twiliosim.Unsubscribed})
+
+	sent := alice.Send(room, "Hello again, Dave")
+	st := alice.waitStatus(room, sent, isFailure)
+	if !strings.Contains(st.Message, "unsubscribed") || !strings.Contains(st.Message, "STOP") {
+		t.Errorf("the failure reads %q, want it to say Dave unsubscribed by replying STOP", st.Message)
+	}
+	if n := len(outboundTo(dave)); n != 0 {
+		t.Errorf("Twilio created %d messages to an unsubscribed recipient", n)
+	}
+}
