@@ -47,6 +47,7 @@ func TestANewChatIsBackfilledWithTheLastTwentyMessagesBeforeTheLiveOne(t *testin
 		media    bool
 	}
 	var history []past
+	sentAt := map[string]time.Time{}
 	for i := 1; i <= 25; i++ {
 		h := past{body: fmt.Sprintf("History %02d", i), outbound: i%3 == 0, media: i == 14}
 		m := twiliosim.Message{Direction: twiliosim.DirectionInbound, From: frank, To: alice.Number, Body: h.body,
@@ -61,6 +62,7 @@ func TestANewChatIsBackfilledWithTheLastTwentyMessagesBeforeTheLiveOne(t *testin
 			t.Fatal(err)
 		}
 		history = append(history, h)
+		sentAt[h.body] = m.DateCreated
 	}
 	alice.login("")
 
@@ -93,6 +95,13 @@ func TestANewChatIsBackfilledWithTheLastTwentyMessagesBeforeTheLiveOne(t *testin
 			what = "m.image"
 		}
 		got = append(got, line{evt.Sender.String(), what})
+	}
+	// History keeps its time: the events are dated when the texts were.
+	for _, evt := range alice.messages(room) {
+		body := evt.Content.AsMessage().Body
+		if at, ok := sentAt[body]; ok && !time.UnixMilli(evt.Timestamp).Equal(at) {
+			t.Errorf("%q is dated %v, want %v", body, time.UnixMilli(evt.Timestamp).UTC(), at.UTC())
+		}
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("the new portal shows (sender, message):\n%v\nwant the last 20 history messages, oldest first, then the live text once:\n%v", got, want)
