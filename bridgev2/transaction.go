@@ -17,20 +17,19 @@ import (
 // HandleTransaction takes a transaction the homeserver pushed and returns
 // once every event in it that the bridge will act on is committed to the
 // outbound journal, together with the transaction ID. Only then may the
-// Matrix side answer 200; an error makes the homeserver retry, and a retried
-// transaction that was recorded before is acknowledged without being
-// processed again.
+// Matrix side answer 200; an error makes the homeserver retry.
+//
+// Events are deduplicated by event ID, not by transaction ID: Dendrite
+// names a transaction after its first event, so when the bridge recorded a
+// transaction but died before answering, the retry can carry newer events
+// under the same ID. A known transaction ID only spares the ephemeral
+// events a second handling.
 //
 // Malformed events are logged and skipped rather than failing the whole
 // transaction, which the homeserver would otherwise resend forever.
 func (b *Bridge) HandleTransaction(ctx context.Context, txnID string, events, ephemeral []json.RawMessage) error {
 	if b.stopping.Load() {
 		return ErrShuttingDown
-	}
-	if seen, err := b.DB.Txns.Seen(ctx, txnID); err != nil {
-		return fmt.Errorf("check transaction: %w", err)
-	} else if seen {
-		return nil
 	}
 	type journalled struct {
 		row *database.OutboundEvent
@@ -58,7 +57,7 @@ func (b *Bridge) HandleTransaction(ctx context.Context, txnID string, events, ep
 	inserted := make([]bool, len(keep))
 	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
 		var err error
-		if isNew, err = b.DB.Txns.Insert(ctx, tx, txnID); err != nil || !isNew {
+		if isNew, err = b.DB.Txns.Insert(ctx, tx, txnID); err != nil {
 			return err
 		}
 		for i, j := range keep {
@@ -71,14 +70,14 @@ func (b *Bridge) HandleTransaction(ctx context.Context, txnID string, events, ep
 	if err != nil {
 		return fmt.Errorf("journal transaction: %w", err)
 	}
-	if !isNew {
-		return nil
-	}
 	for i, j := range keep {
 		if inserted[i] {
 			b.metrics.Received("outbound")
 			b.dispatchOutbound(ctx, j.row, j.evt)
 		}
+	}
+	if !isNew {
+		return nil
 	}
 	for _, raw := range ephemeral {
 		if evt, ok := b.parseEvent(raw); ok {

@@ -1,0 +1,50 @@
+package bridgev2_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"maunium.net/go/mautrix/event"
+
+	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/bridgetest"
+	"github.com/trestle-bridge/trestle/bridgev2/bridgetest/testnet"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+)
+
+// Dendrite names a transaction after its first event's position in its
+// queue. When the bridge stored a transaction but died before answering,
+// Dendrite retries that event batched with newer ones under the same
+// transaction ID. The newer events must not be taken for a replay.
+func TestARetriedTransactionIDWithMoreEventsStillBridgesTheNewOnes(t *testing.T) {
+	setup(t, func(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) {
+		receive(t, h, remote, remoteText(login, "bob", "m0", "hi"))
+		room := h.WaitForPortal(networkid.PortalKey{ID: "bob", Receiver: login.ID}, alice)
+		h.WaitForText(room, "", "hi")
+		var raws []json.RawMessage
+		for _, body := range []string{"first", "second", "third"} {
+			evt, err := h.Matrix.AddUserEvent(room, alice, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgText, Body: body})
+			if err != nil {
+				t.Fatal(err)
+			}
+			raws = append(raws, json.RawMessage(fmt.Sprintf(`{"event_id":%q,"room_id":%q,"sender":%q,"type":"m.room.message","origin_server_ts":1,"content":{"msgtype":"m.text","body":%q}}`, evt.ID, room, alice, body)))
+		}
+		if err := h.Bridge().HandleTransaction(h.Ctx(), "1795660086998146926", raws[:1], nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Bridge().HandleTransaction(h.Ctx(), "1795660086998146926", raws, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := remote.WaitForCall(h.Ctx(), func(c testnet.Call) bool { return c.Text == "third" }); err != nil {
+			t.Fatalf("the events batched with the retried one were dropped: %v", err)
+		}
+		sent := map[string]int{}
+		for _, c := range remote.Calls() {
+			sent[c.Text]++
+		}
+		if sent["first"] != 1 || sent["second"] != 1 || sent["third"] != 1 {
+			t.Fatalf("sends per text: %v, want each once", sent)
+		}
+	})
+}
