@@ -52,7 +52,7 @@ func TestLogoutUnbridgesThePortalsAndTheNumber(t *testing.T) {
 	}
 }
 
-func TestRotatedCredentialsFailTheNextSendClearlyAndOthersKeepWorking(t *testing.T) {
+func TestRotatedCredentialsFailSendsClearlyUntilLoggedInAgainAndOthersKeepWorking(t *testing.T) {
 	alice := newPerson(t)
 	alice.login("")
 	bob := uniqueNumber()
@@ -75,6 +75,25 @@ func TestRotatedCredentialsFailTheNextSendClearlyAndOthersKeepWorking(t *testing
 			t.Errorf("Twilio accepted a message with the old token: %+v", m)
 		}
 	}
+
+	// Twilio signs with the new token, which the bridge does not know yet:
+	// Bob's text is refused, and stays in Twilio's log.
+	res, err := env.Sim.SendInbound(ctx(t), twiliosim.InboundMessage{From: bob, To: alice.Number, Body: "Are you ignoring me?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Response.StatusCode != http.StatusForbidden {
+		t.Errorf("a webhook signed with the new token was answered %d, want 403", res.Response.StatusCode)
+	}
+
+	// Logging in again with the new token, as the notice says, mends it,
+	// and recovers the text refused meanwhile.
+	alice.login("")
+	alice.WaitForMessage(room, ghost(bob), "Are you ignoring me?")
+	again := alice.Send(room, "Sent with the new token")
+	alice.waitStatus(room, again, isDeliveredTo(ghost(bob)))
+	alice.textFrom(bob, "Got it")
+	alice.WaitForMessage(room, ghost(bob), "Got it")
 
 	// Another user of the same bridge is not affected.
 	carol := newPerson(t)
