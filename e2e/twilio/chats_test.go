@@ -29,7 +29,7 @@ func TestStartChatWithANationalNumberOpensAPortalThatTextsThatNumber(t *testing.
 	}
 	alice.waitStatus(room, sent, isDeliveredTo(ghost(erin)))
 
-	invalid := alice.command("pm 12345", "").Content.AsMessage().Body
+	invalid := alice.command("pm 12345", "12345").Content.AsMessage().Body
 	if !strings.Contains(invalid, "not a valid phone number") || !strings.Contains(invalid, "12345") {
 		t.Errorf("starting a chat with 12345 got %q, want a reply saying it is not a valid phone number", invalid)
 	}

@@ -35,7 +35,7 @@ func TestLoginWithSeveralNumbersAsksWhichAndAcceptsTheNumberInNationalFormat(t *
 		t.Errorf("the bot confirmed %q, want it to name %s", done, international(second))
 	}
 
-	list := alice.command("list-logins", "").Content.AsMessage().Body
+	list := alice.command("list-logins", international(second)).Content.AsMessage().Body
 	if !strings.Contains(list, international(second)) || strings.Contains(list, international(first)) || strings.Contains(list, international(third)) {
 		t.Errorf("list-logins says %q, want only %s", list, international(second))
 	}
