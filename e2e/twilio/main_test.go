@@ -3,6 +3,12 @@
 // a throwaway Dendrite, a real Matrix client acting as the user, and the
 // Twilio simulator playing Twilio and the phones on the other side. The
 // bridge runs on SQLite, or on PostgreSQL when TRESTLE_TEST_POSTGRES is set.
+//
+// All tests share the one bridge and homeserver; each has its own Matrix
+// user, Twilio account and numbers, so they do not see each other. They run
+// one at a time: one of them stops and restarts the bridge. After the last
+// one, the bridge's log is scanned for every secret the tests handed it.
+// Set TRESTLE_E2E_KEEP_LOG to a file path to keep the whole log of a run.
 package twilio_test
 
 import (
