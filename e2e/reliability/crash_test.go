@@ -271,7 +271,9 @@ func TestCrashesAndOutagesUnderMixedLoadLoseNothingAndDoubleNothing(t *testing.T
 	go func() {
 		defer chaos.Done()
 		begin := time.Now()
-		step := func(at float64) bool { return pause(loadCtx, time.Until(begin.Add(time.Duration(at*float64(plan.loadFor))))) }
+		step := func(at float64) bool {
+			return pause(loadCtx, time.Until(begin.Add(time.Duration(at*float64(plan.loadFor)))))
+		}
 		creates := "/2010-04-01/Accounts/*/Messages.json"
 		// Twilio's API refuses connections.
 		if !step(0.15) {
