@@ -6,6 +6,7 @@
 //	go run ./cmd/trestle-bench -mode null -messages 20000 -numbers 1000 -concurrency 64
 //	go run ./cmd/trestle-bench -mode null -rate 1000 -messages 20000      # latency at 1,000 msg/s
 //	go run ./cmd/trestle-bench -mode dendrite -messages 2000 -numbers 50
+//	go run ./cmd/trestle-bench -mode scale     # 1M portals, 1M ghosts, 10M mappings: start-up and memory
 package main
 
 import (
@@ -20,7 +21,7 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "null", "null (minimal fake homeserver and Twilio) or dendrite (real Dendrite and the Twilio simulator)")
+	mode := flag.String("mode", "null", "null (minimal fake homeserver and Twilio), dendrite (real Dendrite and the Twilio simulator) or scale (start-up and memory with a big store)")
 	numbers := flag.Int("numbers", 1000, "remote phone numbers (portals)")
 	messages := flag.Int("messages", 20000, "messages per direction")
 	concurrency := flag.Int("concurrency", 64, "webhooks in flight at once")
@@ -30,6 +31,10 @@ func main() {
 	dbType := flag.String("db", "sqlite", "sqlite or postgres")
 	dbURI := flag.String("db-uri", "", "PostgreSQL URL (with -db postgres)")
 	keep := flag.String("dir", "", "directory for config, database and logs (default: a temporary one)")
+	portals := flag.Int("portals", 1_000_000, "stored portals (-mode scale)")
+	ghosts := flag.Int("ghosts", 1_000_000, "stored ghosts (-mode scale)")
+	mappings := flag.Int("mappings", 10_000_000, "stored message mappings (-mode scale)")
+	active := flag.Int("active", 1000, "stored portals made active after start-up (-mode scale)")
 	flag.Parse()
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -56,6 +61,12 @@ func main() {
 	case "null":
 		var report *bench.Report
 		report, err = bench.RunNull(ctx, opts)
+		if err == nil {
+			fmt.Println(report.Text())
+		}
+	case "scale":
+		var report *bench.ScaleReport
+		report, err = bench.RunScale(ctx, bench.ScaleOptions{Options: opts, Portals: *portals, Ghosts: *ghosts, Mappings: *mappings, Active: *active})
 		if err == nil {
 			fmt.Println(report.Text())
 		}

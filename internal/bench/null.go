@@ -74,6 +74,10 @@ type nullRun struct {
 	client  *http.Client
 
 	mu        sync.Mutex
+	binary    string
+	files     *rig.BridgeFiles
+	dbType    string
+	dbURI     string
 	rooms     map[string]string // remote number -> room
 	loggedIn  chan struct{}
 	loginOnce sync.Once
@@ -92,77 +96,11 @@ func RunNull(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Numbers <= 0 || opts.Messages <= 0 || opts.Concurrency <= 0 {
 		return nil, errors.New("numbers, messages and concurrency must be positive")
 	}
-	if opts.Batch <= 0 {
-		opts.Batch = 1
-	}
-	r := &nullRun{
-		opts: opts, rooms: make(map[string]string), loggedIn: make(chan struct{}),
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 1024}, Timeout: time.Minute},
-	}
-	r.hs = NewNullHomeserver()
-	r.hs.OnRoom = func(room, channel string) {
-		r.mu.Lock()
-		r.rooms[channel] = room
-		r.mu.Unlock()
-	}
-	r.hs.OnMessage = r.onMatrixMessage
-	r.twilio = &NullTwilio{AccountSID: benchAccount, Number: benchNumber}
-	r.twilio.OnMessage = func(body, _ string, at time.Time) {
-		if l := r.out.Load(); l != nil {
-			l.Arrived(body, at)
-		}
-	}
-	hsServer := httptest.NewServer(r.hs)
-	defer hsServer.Close()
-	twServer := httptest.NewServer(r.twilio)
-	defer twServer.Close()
-
-	binary, err := rig.BridgeBinary(ctx)
+	r, bridgeURL, cleanup, err := startNull(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	port, err := rig.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	bridgeURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	dbType, dbURI := opts.DatabaseType, opts.DatabaseURI
-	if dbType == "" {
-		dbType, dbURI = "sqlite", filepath.Join(opts.Dir, "trestle.db")
-	}
-	files, err := rig.WriteBridgeConfig(opts.Dir, map[string]any{
-		"homeserver.address":         hsServer.URL,
-		"homeserver.domain":          "localhost",
-		"homeserver.sync_redactions": false,
-		"appservice.address":         bridgeURL,
-		"appservice.port":            port,
-		"appservice.public_address":  bridgeURL,
-		"database.type":              dbType,
-		"database.uri":               dbURI,
-		"bridge.permissions":         map[string]string{"localhost": "user"},
-		"logging.level":              "info",
-		"logging.format":             "json",
-		"network.api_url":            twServer.URL,
-		"network.max_send_rate":      0,
-		"network.backfill_limit":     0,
-	})
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := files.LoadConfig()
-	if err != nil {
-		return nil, err
-	}
-	r.hsToken = cfg.AppService.HSToken
-	opts.progress("starting the bridge (%s)", dbType)
-	r.bridge, err = rig.StartBridge(ctx, binary, files, filepath.Join(opts.Dir, "bridge.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = r.bridge.Stop() }()
-	if err := r.login(ctx, bridgeURL); err != nil {
-		return nil, err
-	}
+	defer cleanup()
 	report := &Report{}
 	opts.progress("creating %d portals (first text from each number)", opts.Numbers)
 	if report.PortalCreation, err = r.inbound(ctx, bridgeURL, opts.Numbers, "first"); err != nil {
@@ -190,6 +128,96 @@ func RunNull(ctx context.Context, opts Options) (*Report, error) {
 	st, _ := ReadProcStats(r.bridge.PID())
 	report.PeakRSS = st.PeakRSS
 	return report, nil
+}
+
+// startNull starts the null peers and the bridge, and logs the bench user
+// in. cleanup stops everything.
+func startNull(ctx context.Context, opts Options) (r *nullRun, bridgeURL string, cleanup func(), err error) {
+	if opts.Batch <= 0 {
+		opts.Batch = 1
+	}
+	var cleanups []func()
+	cleanup = func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			cleanup()
+		}
+	}()
+	r = &nullRun{
+		opts: opts, rooms: make(map[string]string), loggedIn: make(chan struct{}),
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 1024}, Timeout: time.Minute},
+	}
+	r.hs = NewNullHomeserver()
+	r.hs.OnRoom = func(room, channel string) {
+		r.mu.Lock()
+		r.rooms[channel] = room
+		r.mu.Unlock()
+	}
+	r.hs.OnMessage = r.onMatrixMessage
+	r.twilio = &NullTwilio{AccountSID: benchAccount, Number: benchNumber}
+	r.twilio.OnMessage = func(body, _ string, at time.Time) {
+		if l := r.out.Load(); l != nil {
+			l.Arrived(body, at)
+		}
+	}
+	hsServer := httptest.NewServer(r.hs)
+	cleanups = append(cleanups, hsServer.Close)
+	twServer := httptest.NewServer(r.twilio)
+	cleanups = append(cleanups, twServer.Close)
+
+	binary, err := rig.BridgeBinary(ctx)
+	if err != nil {
+		return nil, "", cleanup, err
+	}
+	r.binary = binary
+	port, err := rig.FreePort()
+	if err != nil {
+		return nil, "", cleanup, err
+	}
+	bridgeURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	dbType, dbURI := opts.DatabaseType, opts.DatabaseURI
+	if dbType == "" {
+		dbType, dbURI = "sqlite", filepath.Join(opts.Dir, "trestle.db")
+	}
+	files, err := rig.WriteBridgeConfig(opts.Dir, map[string]any{
+		"homeserver.address":         hsServer.URL,
+		"homeserver.domain":          "localhost",
+		"homeserver.sync_redactions": false,
+		"appservice.address":         bridgeURL,
+		"appservice.port":            port,
+		"appservice.public_address":  bridgeURL,
+		"database.type":              dbType,
+		"database.uri":               dbURI,
+		"bridge.permissions":         map[string]string{"localhost": "user"},
+		"logging.level":              "info",
+		"logging.format":             "json",
+		"network.api_url":            twServer.URL,
+		"network.max_send_rate":      0,
+		"network.backfill_limit":     0,
+	})
+	if err != nil {
+		return nil, "", cleanup, err
+	}
+	cfg, err := files.LoadConfig()
+	if err != nil {
+		return nil, "", cleanup, err
+	}
+	r.hsToken = cfg.AppService.HSToken
+	r.files, r.dbType, r.dbURI = files, dbType, dbURI
+	opts.progress("starting the bridge (%s)", dbType)
+	r.bridge, err = rig.StartBridge(ctx, binary, files, filepath.Join(opts.Dir, "bridge.log"))
+	if err != nil {
+		return nil, "", cleanup, err
+	}
+	cleanups = append(cleanups, func() { _ = r.bridge.Stop() })
+	if err := r.login(ctx, bridgeURL); err != nil {
+		return nil, "", cleanup, err
+	}
+	return r, bridgeURL, cleanup, nil
 }
 
 func (r *nullRun) onMatrixMessage(body, sender, _ string, at time.Time) {
