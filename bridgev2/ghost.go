@@ -86,11 +86,11 @@ func (g *Ghost) ensureReady(ctx context.Context, login *UserLogin, info *UserInf
 	return nil
 }
 
-// UpdateInfo applies new contact info (displayname, avatar) to the ghost.
+// UpdateInfo applies new contact info (displayname, avatar) to the ghost,
+// registering it first if needed. Connectors that learn of a rename outside
+// a message can call it; usually EventSender.Info is simpler.
 func (g *Ghost) UpdateInfo(ctx context.Context, login *UserLogin, info *UserInfo) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.updateInfoLocked(ctx, login, info)
+	return g.ensureReady(ctx, login, info)
 }
 
 func (g *Ghost) updateInfoLocked(ctx context.Context, login *UserLogin, info *UserInfo) error {

@@ -78,24 +78,29 @@ func (l *UserLogin) Ingest(ctx context.Context, evt *RemoteEvent) (IngestResult,
 	return Journalled, nil
 }
 
+// ErrInvalidEvent is wrapped by Ingest's errors for events that can never
+// be accepted (a connector bug or bad input), as opposed to failures worth
+// retrying: a webhook handler answers the former 4xx and the latter 5xx.
+var ErrInvalidEvent = errors.New("invalid remote event")
+
 func (l *UserLogin) validate(evt *RemoteEvent) error {
 	switch evt.Kind {
 	case RemoteMessage, RemoteEdit, RemoteReaction, RemoteReactionRemove, RemoteDelete,
 		RemoteReadReceipt, RemoteDeliveryStatus, RemoteTyping, RemoteChatInfo:
 	default:
-		return fmt.Errorf("unknown remote event kind %q", evt.Kind)
+		return fmt.Errorf("%w: unknown kind %q", ErrInvalidEvent, evt.Kind)
 	}
 	if evt.Portal.ID == "" {
-		return errors.New("remote event has no portal ID")
+		return fmt.Errorf("%w: no portal ID", ErrInvalidEvent)
 	}
 	if evt.Portal.Receiver != "" && evt.Portal.Receiver != l.ID {
-		return fmt.Errorf("remote event for portal %s arrived through login %s", evt.Portal, l.ID)
+		return fmt.Errorf("%w: event for portal %s arrived through login %s", ErrInvalidEvent, evt.Portal, l.ID)
 	}
 	if evt.Kind == RemoteMessage && evt.ID == "" {
-		return errors.New("remote message has no ID")
+		return fmt.Errorf("%w: a message needs an ID", ErrInvalidEvent)
 	}
 	if evt.Kind == RemoteDeliveryStatus && evt.Status == nil {
-		return errors.New("delivery status event has no status")
+		return fmt.Errorf("%w: delivery status event without a status", ErrInvalidEvent)
 	}
 	return nil
 }

@@ -78,6 +78,10 @@ type EventSender struct {
 	// IsFromMe marks events the logged-in account itself caused elsewhere
 	// (sent from another device or console).
 	IsFromMe bool `json:"is_from_me,omitempty"`
+	// Info, if the network tells who the sender is along with the event
+	// (a display name in a webhook), updates the sender's ghost when it
+	// differs from what the ghost shows.
+	Info *UserInfo `json:"info,omitempty"`
 }
 
 // MessagePart is one Matrix event of a remote message.

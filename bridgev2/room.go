@@ -212,7 +212,7 @@ func (p *Portal) senderFor(ctx context.Context, login *UserLogin, sender EventSe
 	if err != nil {
 		return "", err
 	}
-	if err := ghost.ensureReady(ctx, login, nil); err != nil {
+	if err := ghost.ensureReady(ctx, login, sender.Info); err != nil {
 		return "", err
 	}
 	return ghost.MXID, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"regexp"
 	"strings"
@@ -247,4 +248,23 @@ func (a *AppService) ParseGhostLocalpart(localpart string) (string, bool) {
 func (c *Config) GhostRegex() string {
 	prefix, suffix, _ := c.AppService.templateParts()
 	return "^@" + regexp.QuoteMeta(prefix) + ".+" + regexp.QuoteMeta(suffix) + ":" + regexp.QuoteMeta(c.Homeserver.Domain) + "$"
+}
+
+// DecodeNetwork decodes the network section into the connector's config,
+// refusing unknown keys, so a typo fails at start-up instead of silently
+// leaving a default in place. target should hold the defaults already.
+func DecodeNetwork(section yaml.Node, target any) error {
+	if section.Kind == 0 {
+		return nil
+	}
+	data, err := yaml.Marshal(&section)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(target); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config section network: %w", err)
+	}
+	return nil
 }

@@ -51,8 +51,8 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 	if err := cfg.CheckTokens(); err != nil {
 		return nil, err
 	}
-	if err := cfg.Network.Decode(connector.Config()); err != nil {
-		return nil, fmt.Errorf("config section network: %w", err)
+	if err := bridgeconfig.DecodeNetwork(cfg.Network, connector.Config()); err != nil {
+		return nil, err
 	}
 	if v, ok := connector.(bridgev2.ConfigValidator); ok {
 		if err := v.ValidateConfig(); err != nil {

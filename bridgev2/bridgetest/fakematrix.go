@@ -31,6 +31,7 @@ type FakeMatrix struct {
 	mu      sync.Mutex
 	changed *sync.Cond
 	rooms   map[id.RoomID]*FakeRoom
+	order   []id.RoomID // creation order, for Rooms
 	users   map[id.UserID]*FakeProfile
 	txns    map[string]id.EventID
 	media   map[id.ContentURIString]fakeMedia
@@ -215,6 +216,7 @@ func (m *FakeMatrix) CreateRoom(_ context.Context, as id.UserID, req *mautrix.Re
 		room.State[st.Type.Type+"|"+key] = st
 	}
 	m.rooms[room.ID] = room
+	m.order = append(m.order, room.ID)
 	m.changed.Broadcast()
 	return room.ID, nil
 }
@@ -475,13 +477,13 @@ func (m *FakeMatrix) Ping(context.Context) error {
 	return m.check("Ping")
 }
 
-// Rooms returns the IDs of every room, oldest first.
+// Rooms returns every room, oldest first.
 func (m *FakeMatrix) Rooms() []*FakeRoom {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]*FakeRoom, 0, len(m.rooms))
-	for _, r := range m.rooms {
-		out = append(out, r)
+	out := make([]*FakeRoom, 0, len(m.order))
+	for _, roomID := range m.order {
+		out = append(out, m.rooms[roomID])
 	}
 	return out
 }
@@ -589,6 +591,7 @@ func (m *FakeMatrix) CreateUserRoom(creator id.UserID, invite ...id.UserID) id.R
 		room.Members[u] = "invite"
 	}
 	m.rooms[room.ID] = room
+	m.order = append(m.order, room.ID)
 	m.changed.Broadcast()
 	return room.ID
 }

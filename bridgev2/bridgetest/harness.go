@@ -106,10 +106,8 @@ func (h *Harness) start() {
 	h.T.Helper()
 	ctx := context.Background()
 	network := h.newNetwork()
-	if h.Config.Network.Kind != 0 {
-		if err := h.Config.Network.Decode(network.Config()); err != nil {
-			h.T.Fatalf("decode network config: %v", err)
-		}
+	if err := bridgeconfig.DecodeNetwork(h.Config.Network, network.Config()); err != nil {
+		h.T.Fatalf("network config: %v", err)
 	}
 	if v, ok := network.(bridgev2.ConfigValidator); ok {
 		if err := v.ValidateConfig(); err != nil {

@@ -71,6 +71,8 @@ func run(m *testing.M) int {
 			"bridge.shutdown_timeout":      "5s",
 			"logging.level":                "debug",
 			"logging.format":               "json",
+			// The test network has no settings; the example's are Twilio's.
+			"network": map[string]any{},
 		})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
