@@ -21,9 +21,13 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
@@ -39,6 +43,10 @@ network:
     max_body: 1048576
     # Deadline of each request to a service: sends, the login ping and attachment downloads.
     request_timeout: 30s
+    # Let logins use services on loopback, private or link-local addresses. Off, a user who
+    # may log in cannot make the bridge reach internal hosts (cloud metadata, admin ports)
+    # through their send URL or attachment URLs. Turn on only for services you run yourself.
+    allow_private_networks: false
 `
 
 // ExampleConfigFile is the full example config file of a webhook chat
@@ -49,8 +57,9 @@ var ExampleConfigFile []byte
 
 // Config is the network section of the config file.
 type Config struct {
-	MaxBody        int64         `yaml:"max_body"`
-	RequestTimeout time.Duration `yaml:"request_timeout"`
+	MaxBody              int64         `yaml:"max_body"`
+	RequestTimeout       time.Duration `yaml:"request_timeout"`
+	AllowPrivateNetworks bool          `yaml:"allow_private_networks"`
 }
 
 // Network is the webhook chat connector.
@@ -109,8 +118,40 @@ func (n *Network) DBMetaTypes() database.MetaTypes {
 // Init implements bridgev2.NetworkConnector.
 func (n *Network) Init(b *bridgev2.Bridge) error {
 	n.bridge = b
-	n.http = &http.Client{Timeout: n.config.RequestTimeout}
+	n.http = &http.Client{Timeout: n.config.RequestTimeout, Transport: n.transport()}
 	return nil
+}
+
+// errPrivateAddress refuses connections to internal addresses.
+var errPrivateAddress = errors.New("refusing to connect to a loopback, private or link-local address (network.allow_private_networks is off)")
+
+// transport checks every address the bridge connects to, after DNS
+// resolution, so a hostname that resolves to an internal address (or is
+// made to, between two lookups) is refused just like a literal one.
+func (n *Network) transport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if n.config.AllowPrivateNetworks {
+		return tr
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return err
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return err
+		}
+		ip = ip.Unmap()
+		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+			ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
+			return errPrivateAddress
+		}
+		return nil
+	}}
+	tr.DialContext = dialer.DialContext
+	tr.Proxy = nil
+	return tr
 }
 
 // LoginFlows implements bridgev2.NetworkConnector.

@@ -126,7 +126,7 @@ func (s *service) waitFor(typ string, nth int) webhookchat.Event {
 func setup(t *testing.T) (*bridgetest.Harness, *service) {
 	svc := newService(t)
 	h := bridgetest.New(t, func() bridgev2.NetworkConnector { return webhookchat.New() },
-		bridgetest.Options{NetworkConfig: "max_body: 4096\nrequest_timeout: 5s\n"})
+		bridgetest.Options{NetworkConfig: "max_body: 4096\nrequest_timeout: 5s\nallow_private_networks: true\n"})
 	h.Login(alice, map[string]string{"name": "shop", "send_url": svc.srv.URL + "/send", "secret": secret})
 	return h, svc
 }
@@ -439,5 +439,20 @@ func TestRestartKeepsMappings(t *testing.T) {
 	}
 	if rooms := h.Matrix.Rooms(); len(rooms) != 1 {
 		t.Errorf("%d rooms after the restart, want the one portal", len(rooms))
+	}
+}
+
+// A user who may log in must not be able to point the bridge at internal
+// hosts: without allow_private_networks, a loopback send URL is refused.
+func TestLoginToAnInternalAddressIsRefused(t *testing.T) {
+	svc := newService(t)
+	h := bridgetest.New(t, func() bridgev2.NetworkConnector { return webhookchat.New() },
+		bridgetest.Options{NetworkConfig: "max_body: 4096\nrequest_timeout: 5s\n"})
+	_, err := h.TryLogin(alice, map[string]string{"name": "shop", "send_url": svc.srv.URL + "/send", "secret": secret})
+	if err == nil || !strings.Contains(err.Error(), "private") {
+		t.Fatalf("login to a loopback service: %v, want a refusal naming allow_private_networks", err)
+	}
+	if len(svc.got) != 0 {
+		t.Fatal("the bridge contacted the internal service anyway")
 	}
 }
