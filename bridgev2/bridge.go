@@ -95,6 +95,8 @@ type Bridge struct {
 	stopBg   chan struct{}
 	bgDone   sync.WaitGroup
 	metrics  Metrics
+	// startedAt is when Start began; see replayGrace.
+	startedAt time.Time
 }
 
 // Options are the parts a Bridge is made of.
@@ -145,6 +147,7 @@ func New(opts Options) (*Bridge, error) {
 // connects every stored login. Call it before serving HTTP, so that replayed
 // events are queued ahead of new ones.
 func (b *Bridge) Start(ctx context.Context) error {
+	b.startedAt = time.Now()
 	bot := b.Matrix.BotUserID()
 	if err := b.Matrix.EnsureRegistered(ctx, bot); err != nil {
 		return fmt.Errorf("register bridge bot %s: %w", bot, err)

@@ -258,6 +258,13 @@ func (p *Portal) applyMessage(ctx context.Context, login *UserLogin, row *databa
 	return nil
 }
 
+// replayGrace is how long after start-up a send found missing from the
+// room is looked for once more before it is repeated. A homeserver keeps
+// processing a request after its client died (Dendrite does not even
+// remember the transaction ID then), and shows the event in /messages only
+// once its sync stream caught up: under load that takes seconds.
+const replayGrace = 5 * time.Second
+
 // findSentLimit is how far back in a room findSent looks. A portal's
 // inbound lane sends one event at a time, so an interrupted send is among
 // the newest few events; the rest is room for other traffic in between.
@@ -275,6 +282,17 @@ func (p *Portal) findSent(ctx context.Context, txn string) (id.EventID, error) {
 		return "", nil
 	}
 	eventID, err := finder.FindSent(ctx, p.RoomID(), txn, findSentLimit)
+	if err == nil && eventID == "" {
+		// Right after a restart, the send the previous run was making
+		// may still be in the homeserver's hands: look once more when
+		// the grace period is over.
+		if wait := time.Until(p.Bridge.startedAt.Add(replayGrace)); wait > 0 {
+			if !p.Bridge.sleep(ctx, wait) {
+				return "", errShutdownRetry
+			}
+			eventID, err = finder.FindSent(ctx, p.RoomID(), txn, findSentLimit)
+		}
+	}
 	if isRetriable(err) {
 		return "", err
 	} else if err != nil {
