@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,8 +36,11 @@ type world struct {
 	env *rig.Env
 	// dbType and dbURI are the bridge's store.
 	dbType, dbURI string
-	numbers       atomic.Int64
-	users         atomic.Int64
+	// pgApp is the application_name of the bridge's PostgreSQL
+	// connections, so a test can cut exactly those.
+	pgApp   string
+	numbers atomic.Int64
+	users   atomic.Int64
 }
 
 // newWorld starts a fresh environment for t with the given config edits on
@@ -62,7 +66,9 @@ func newWorld(t *testing.T, edits map[string]any) *world {
 			t.Fatal(err)
 		}
 		t.Cleanup(drop)
-		opts.DatabaseType, opts.DatabaseURI = "postgres", uri
+		w.pgApp = fmt.Sprintf("trestle_reliability_%d", time.Now().UnixNano())
+		bridgeURI := withParam(uri, "application_name", w.pgApp)
+		opts.DatabaseType, opts.DatabaseURI = "postgres", bridgeURI
 		w.dbType, w.dbURI = "postgres", uri
 	} else {
 		w.dbType, w.dbURI = "sqlite", filepath.Join(opts.Dir, "trestle.db")
@@ -82,6 +88,17 @@ func newWorld(t *testing.T, edits map[string]any) *world {
 		}
 	})
 	return w
+}
+
+// withParam adds a connection parameter to a PostgreSQL URL or DSN.
+func withParam(uri, key, value string) string {
+	if u, err := url.Parse(uri); err == nil && u.Scheme != "" {
+		q := u.Query()
+		q.Set(key, value)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return strings.TrimSpace(uri) + " " + key + "=" + value
 }
 
 // keepLog copies the bridge log of a failed test out of its temporary
