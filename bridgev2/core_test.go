@@ -389,3 +389,100 @@ func TestLoggingOutUnbridgesTheLoginsPortals(t *testing.T) {
 		}
 	})
 }
+
+// A network may report delivery before the send that it reports on has
+// returned. The report waits for the send instead of failing, and the
+// chat's other incoming texts do not wait for it.
+func TestDeliveryReportOvertakingItsSendIsAppliedAfterIt(t *testing.T) {
+	setup(t, func(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) {
+		portal := networkid.PortalKey{ID: "bob", Receiver: login.ID}
+		receive(t, h, remote, remoteText(login, "bob", "m0", "hi"))
+		room := h.WaitForPortal(portal, alice)
+		h.WaitForText(room, "", "hi")
+
+		remote.DuringSend(func(c testnet.Call) {
+			receive(t, h, remote, &bridgev2.RemoteEvent{Kind: bridgev2.RemoteDeliveryStatus, Portal: portal, Target: c.MessageID,
+				Status: &bridgev2.DeliveryStatus{State: database.DeliveryDelivered, SendToken: c.SendToken}})
+			// Received while the send is still in flight: it must not wait
+			// behind the report.
+			receive(t, h, remote, remoteText(login, "bob", "m1", "meanwhile"))
+			h.WaitForText(room, "", "meanwhile")
+		})
+		sent := h.SendText(alice, room, "how are you?")
+		status := h.WaitForStatus(room, sent, event.MessageStatusSuccess)
+		if status.DeliveredToUsers == nil {
+			status = waitDelivered(t, h, room, sent)
+		}
+		if len(*status.DeliveredToUsers) == 0 {
+			t.Fatalf("the early delivery report never reached the sender: %+v", status)
+		}
+	})
+}
+
+func waitDelivered(t *testing.T, h *bridgetest.Harness, room id.RoomID, eventID id.EventID) *event.BeeperMessageStatusEventContent {
+	t.Helper()
+	evt, err := h.Matrix.WaitForEvent(h.Ctx(), room, "delivered status", func(e *event.Event) bool {
+		c, ok := e.Content.Parsed.(*event.BeeperMessageStatusEventContent)
+		return e.Type == event.BeeperMessageStatus && ok && c.RelatesTo.EventID == eventID &&
+			c.DeliveredToUsers != nil && len(*c.DeliveredToUsers) > 0
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evt.Content.Parsed.(*event.BeeperMessageStatusEventContent)
+}
+
+// A Matrix message sent as several remote messages is reported delivered
+// once, when every part is, and failed as soon as one part fails.
+func TestSplitMessageIsDeliveredWhenEveryPartIs(t *testing.T) {
+	setup(t, func(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) {
+		portal := networkid.PortalKey{ID: "bob", Receiver: login.ID}
+		receive(t, h, remote, remoteText(login, "bob", "m0", "hi"))
+		room := h.WaitForPortal(portal, alice)
+		remote.SplitMessages(2)
+		report := func(target networkid.MessageID, state database.Delivery) {
+			receive(t, h, remote, &bridgev2.RemoteEvent{Kind: bridgev2.RemoteDeliveryStatus, Portal: portal, Target: target,
+				Status: &bridgev2.DeliveryStatus{State: state, Message: "The phone is unreachable."}})
+		}
+		countStatuses := func(eventID id.EventID) (delivered, failed int) {
+			for _, e := range h.Matrix.Events(room) {
+				if c, ok := e.Content.Parsed.(*event.BeeperMessageStatusEventContent); ok && c.RelatesTo.EventID == eventID {
+					if c.DeliveredToUsers != nil && len(*c.DeliveredToUsers) > 0 {
+						delivered++
+					}
+					if c.Status == event.MessageStatusFail {
+						failed++
+					}
+				}
+			}
+			return
+		}
+
+		long := h.SendText(alice, room, "a long text")
+		call, err := remote.WaitForCall(h.Ctx(), func(c testnet.Call) bool { return c.Text == "a long text" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.WaitForStatus(room, long, event.MessageStatusSuccess)
+		report(call.MessageID+".0", database.DeliveryDelivered)
+		report(call.MessageID+".1", database.DeliveryDelivered)
+		waitDelivered(t, h, room, long)
+
+		other := h.SendText(alice, room, "another long text")
+		call2, err := remote.WaitForCall(h.Ctx(), func(c testnet.Call) bool { return c.Text == "another long text" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		report(call2.MessageID+".0", database.DeliveryDelivered)
+		report(call2.MessageID+".1", database.DeliveryFailed)
+		h.WaitForStatus(room, other, event.MessageStatusFail)
+		h.WaitForText(room, h.Matrix.BotUserID(), "was not delivered: The phone is unreachable.")
+
+		if d, f := countStatuses(long); d != 1 || f != 0 {
+			t.Errorf("the first message got %d delivered and %d failed statuses, want exactly one delivered", d, f)
+		}
+		if d, f := countStatuses(other); d != 0 || f != 1 {
+			t.Errorf("the half-failed message got %d delivered and %d failed statuses, want one failure only", d, f)
+		}
+	})
+}

@@ -37,6 +37,9 @@ func (p *Portal) deliverInbound(row *database.InboundEvent, evt *RemoteEvent, re
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		err := p.applyRemote(ctx, login, row, evt, attempt, replayed || attempt > 1)
+		if errors.Is(err, errDeferred) {
+			return // another lane finishes it
+		}
 		if err == nil {
 			b.metrics.Bridged("inbound", "success", time.Since(row.ReceivedAt))
 			return
@@ -167,16 +170,21 @@ func (p *Portal) applyMessage(ctx context.Context, login *UserLogin, row *databa
 	if len(evt.Parts) == 0 {
 		return p.skip(ctx, row, "message without content")
 	}
-	existing, err := b.DB.Messages.GetAllParts(ctx, p.Receiver, evt.ID)
-	if err != nil {
-		return RetriableError("Could not read the message mapping.", err)
-	}
-	done := make(map[networkid.PartID]bool, len(existing))
-	for _, m := range existing {
-		done[m.PartID] = true
-	}
-	if len(done) >= len(evt.Parts) {
-		return p.skip(ctx, row, "already bridged")
+	done := make(map[networkid.PartID]bool, len(evt.Parts))
+	if mayBeSent || row == nil {
+		// A fresh event on its first attempt cannot have parts bridged
+		// yet (backfill is checked below, after it ran); everything else
+		// may, and a part already mapped is not sent again.
+		existing, err := b.DB.Messages.GetAllParts(ctx, p.Receiver, evt.ID)
+		if err != nil {
+			return RetriableError("Could not read the message mapping.", err)
+		}
+		for _, m := range existing {
+			done[m.PartID] = true
+		}
+		if len(done) >= len(evt.Parts) {
+			return p.skip(ctx, row, "already bridged")
+		}
 	}
 	if p.RoomID() == "" && evt.NoRoomCreation {
 		return p.skip(ctx, row, "portal has no room and the event may not create one")
@@ -187,7 +195,8 @@ func (p *Portal) applyMessage(ctx context.Context, login *UserLogin, row *databa
 		}
 		// Creating the room backfilled history, which may include this
 		// very message.
-		if existing, err = b.DB.Messages.GetAllParts(ctx, p.Receiver, evt.ID); err != nil {
+		existing, err := b.DB.Messages.GetAllParts(ctx, p.Receiver, evt.ID)
+		if err != nil {
 			return RetriableError("Could not read the message mapping.", err)
 		}
 		for _, m := range existing {
@@ -578,6 +587,25 @@ func (p *Portal) applyChatInfo(ctx context.Context, login *UserLogin, row *datab
 // applyDeliveryStatus turns the network's delivery report for a message a
 // Matrix user sent into a message status event the sender sees. Reports
 // only move the state forward: a late "sent" never hides "delivered".
+// combinedDelivery is the delivery state of a Matrix event from those of
+// the remote messages it was sent as: failed if any failed, otherwise the
+// least advanced.
+func combinedDelivery(parts []*database.Message) database.Delivery {
+	if len(parts) == 0 {
+		return database.DeliveryNone
+	}
+	least := parts[0].Delivery
+	for _, part := range parts {
+		if part.Delivery == database.DeliveryFailed {
+			return database.DeliveryFailed
+		}
+		if part.Delivery.Rank() < least.Rank() {
+			least = part.Delivery
+		}
+	}
+	return least
+}
+
 // errDeferred means an event was handed to another lane, which finishes its
 // journal row; the inbound lane moves on.
 var errDeferred = errors.New("deferred to another lane")
@@ -606,6 +634,14 @@ func (p *Portal) applyDeliveryStatus(ctx context.Context, row *database.InboundE
 	} else if err != nil {
 		return RetriableError("Could not read the message mapping.", err)
 	}
+	// A Matrix event sent as several remote messages is delivered when all
+	// of them are, and failed as soon as one fails: the sender hears about
+	// the event, not its parts.
+	parts, err := b.DB.Messages.GetAllByMXID(ctx, msg.MXID)
+	if err != nil {
+		return RetriableError("Could not read the message mapping.", err)
+	}
+	before := combinedDelivery(parts)
 	var changed bool
 	err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
 		var err error
@@ -617,10 +653,18 @@ func (p *Portal) applyDeliveryStatus(ctx context.Context, row *database.InboundE
 	if err != nil {
 		return RetriableError("Could not record the delivery report.", err)
 	}
-	if !changed || p.RoomID() == "" {
+	if changed {
+		for _, part := range parts {
+			if part.Seq == msg.Seq {
+				part.Delivery = evt.Status.State
+			}
+		}
+	}
+	after := combinedDelivery(parts)
+	if !changed || after == before || p.RoomID() == "" {
 		return nil
 	}
-	switch evt.Status.State {
+	switch after {
 	case database.DeliveryDelivered, database.DeliveryRead:
 		delivered := []id.UserID{}
 		if p.OtherUserID != "" {
@@ -642,7 +686,7 @@ func (p *Portal) applyDeliveryStatus(ctx context.Context, row *database.InboundE
 			Status: event.MessageStatusFail, Reason: event.MessageStatusNetworkError,
 			Message: message, InternalError: internal,
 		})
-		p.failureNotice(ctx, msg.MXID, message)
+		p.failureNotice(ctx, msg.MXID, message, true)
 	}
 	return nil
 }

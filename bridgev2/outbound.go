@@ -84,7 +84,7 @@ func (p *Portal) fail(ctx context.Context, row *database.OutboundEvent, evt *eve
 	b.finishOutbound(ctx, row, database.StateFailed, err.Error())
 	b.metrics.Bridged("outbound", "failed", time.Since(row.ReceivedAt))
 	p.sendStatus(ctx, evt.ID, statusForError(err, false))
-	p.failureNotice(ctx, evt.ID, HumanMessage(err))
+	p.failureNotice(ctx, evt.ID, HumanMessage(err), false)
 }
 
 // succeed reports success to the sender and closes the journal row, unless

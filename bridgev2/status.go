@@ -43,15 +43,20 @@ func statusForError(err error, retrying bool) *event.BeeperMessageStatusEventCon
 }
 
 // failureNotice tells the room in plain words that a message was not
-// bridged, if bridge.failure_notices is on: not every client shows message
-// status events.
-func (p *Portal) failureNotice(_ context.Context, target id.EventID, message string) {
+// bridged, or (undelivered) bridged but not delivered, if
+// bridge.failure_notices is on: not every client shows message status
+// events.
+func (p *Portal) failureNotice(_ context.Context, target id.EventID, message string, undelivered bool) {
 	b := p.Bridge
 	room := p.RoomID()
 	if !b.Config.Bridge.FailureNotices || room == "" {
 		return
 	}
-	content := &event.MessageEventContent{MsgType: event.MsgNotice, Body: "⚠️ Your message was not bridged: " + message}
+	prefix := "⚠️ Your message was not bridged: "
+	if undelivered {
+		prefix = "⚠️ Your message was not delivered: "
+	}
+	content := &event.MessageEventContent{MsgType: event.MsgNotice, Body: prefix + message}
 	if target != "" {
 		content.RelatesTo = (&event.RelatesTo{}).SetReplyTo(target)
 	}

@@ -129,19 +129,27 @@ func (u *User) NewLogin(ctx context.Context, params NewLoginParams) (*UserLogin,
 		Metadata: params.Metadata, State: string(StateConnecting),
 	}
 	b := u.Bridge
+	old := b.GetLogin(params.ID)
+	if old != nil && old.UserMXID == u.MXID {
+		// From now on the old client's saves would overwrite the new
+		// credentials; they become no-ops before the new row is written.
+		old.replaced.Store(true)
+	}
 	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
 		if err := b.DB.Users.Upsert(ctx, tx, &database.User{MXID: u.MXID, ManagementRoom: u.ManagementRoom()}); err != nil {
 			return err
 		}
 		return b.DB.Logins.Upsert(ctx, tx, row)
 	})
+	if err != nil && old != nil {
+		old.replaced.Store(false)
+	}
 	if errors.Is(err, database.ErrLoginTaken) {
 		return nil, NewError("That account is already logged in by another Matrix user.", err)
 	} else if err != nil {
 		return nil, fmt.Errorf("store login: %w", err)
 	}
-	if old := b.GetLogin(params.ID); old != nil {
-		old.replaced.Store(true)
+	if old != nil {
 		old.Client.Disconnect()
 	}
 	login, err := b.activateLogin(ctx, u, row)

@@ -33,6 +33,8 @@ type Call struct {
 	// MessageID is the remote ID given to a sent message.
 	MessageID networkid.MessageID
 	MediaURL  id.ContentURIString
+	// SendToken is the core's token of a sent message.
+	SendToken string
 }
 
 // Remote is the shared "remote network" all connector instances of one
@@ -45,6 +47,30 @@ type Remote struct {
 	// failNext errors are returned by the next sends, in order.
 	failNext []error
 	bridges  []*Network
+	// parts is how many remote messages each Matrix message becomes, as
+	// with a long SMS split in several.
+	parts int
+	// duringSend, if set, runs inside HandleMatrixMessage after the
+	// message got its remote ID and before the call returns, as a network
+	// that reports back early would.
+	duringSend func(Call)
+}
+
+// SplitMessages makes every Matrix message become n remote messages, with
+// IDs "<id>.0", "<id>.1", ..., as a network that splits long texts does.
+func (r *Remote) SplitMessages(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.parts = n
+}
+
+// DuringSend installs a hook that runs inside every message send, after
+// the message got its ID and before the send returns to the core: for
+// example to deliver a delivery report that overtakes the send's result.
+func (r *Remote) DuringSend(fn func(Call)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.duringSend = fn
 }
 
 // NewRemote returns an empty remote network.
@@ -238,7 +264,8 @@ func (c *Client) LogoutRemote(context.Context) {}
 
 // HandleMatrixMessage implements bridgev2.NetworkClient.
 func (c *Client) HandleMatrixMessage(_ context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
-	call := Call{Kind: "message", Login: c.login.ID, Portal: msg.Portal.PortalKey, Text: msg.Content.Body, MediaURL: msg.Content.URL}
+	call := Call{Kind: "message", Login: c.login.ID, Portal: msg.Portal.PortalKey, Text: msg.Content.Body,
+		MediaURL: msg.Content.URL, SendToken: msg.SendToken}
 	if msg.ReplyTo != nil {
 		call.Target = msg.ReplyTo.ID
 	}
@@ -246,7 +273,22 @@ func (c *Client) HandleMatrixMessage(_ context.Context, msg *bridgev2.MatrixMess
 	if err != nil {
 		return nil, err
 	}
-	return &bridgev2.MatrixMessageResponse{Messages: []bridgev2.SentMessage{{ID: call.MessageID, Timestamp: time.Now()}}}, nil
+	c.network.remote.mu.Lock()
+	hook, parts := c.network.remote.duringSend, c.network.remote.parts
+	c.network.remote.mu.Unlock()
+	if hook != nil {
+		hook(call)
+	}
+	if parts <= 1 {
+		return &bridgev2.MatrixMessageResponse{Messages: []bridgev2.SentMessage{{ID: call.MessageID, Timestamp: time.Now()}}}, nil
+	}
+	resp := &bridgev2.MatrixMessageResponse{DeliveryReported: true}
+	for i := 0; i < parts; i++ {
+		resp.Messages = append(resp.Messages, bridgev2.SentMessage{
+			ID: networkid.MessageID(fmt.Sprintf("%s.%d", call.MessageID, i)), PartID: networkid.PartID(fmt.Sprint(i)), Timestamp: time.Now(),
+		})
+	}
+	return resp, nil
 }
 
 // HandleMatrixEdit implements bridgev2.EditHandler.
