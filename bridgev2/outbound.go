@@ -214,11 +214,36 @@ func (p *Portal) outboundMessage(ctx context.Context, row *database.OutboundEven
 }
 
 // recordSent stores the remote IDs a Matrix message became and closes its
-// journal row, in one transaction.
+// journal row, in one transaction. The message went out, so the record is
+// retried while the database is away: until it is written, the row stays
+// "sending" and the message's delivery reports wait for it. A part recorded
+// by an attempt whose commit was not confirmed is not inserted again. If the
+// bridge stops first, the next start finds the row "sending" and reconciles.
 func (p *Portal) recordSent(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, resp *MatrixMessageResponse) {
 	b := p.Bridge
-	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+	for attempt := 1; ; attempt++ {
+		err := p.writeSent(ctx, row, evt, login, resp)
+		if err == nil {
+			break
+		}
+		delay := backoff(attempt)
+		zerolog.Ctx(ctx).Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("Sent, but could not record the message mapping; will retry")
+		if !b.sleep(ctx, delay) {
+			return // the row stays "sending" and is reconciled at the next start
+		}
+	}
+	p.succeed(ctx, row, evt, resp.DeliveryReported)
+}
+
+func (p *Portal) writeSent(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, resp *MatrixMessageResponse) error {
+	b := p.Bridge
+	return b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
 		for _, sent := range resp.Messages {
+			if _, err := b.DB.Messages.GetPart(ctx, p.Receiver, sent.ID, sent.PartID); err == nil {
+				continue
+			} else if !errors.Is(err, database.ErrNotFound) {
+				return err
+			}
 			ts := sent.Timestamp
 			if ts.IsZero() {
 				ts = time.UnixMilli(evt.Timestamp)
@@ -234,11 +259,6 @@ func (p *Portal) recordSent(ctx context.Context, row *database.OutboundEvent, ev
 		}
 		return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, "")
 	})
-	if err != nil {
-		// The message went out; losing its mapping only costs replies to it.
-		zerolog.Ctx(ctx).Err(err).Msg("Sent, but could not record the message mapping")
-	}
-	p.succeed(ctx, row, evt, resp.DeliveryReported)
 }
 
 func (p *Portal) outboundEdit(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, content *event.MessageEventContent, targetID id.EventID) {
