@@ -363,10 +363,11 @@ func TestCrashesAndOutagesUnderMixedLoadLoseNothingAndDoubleNothing(t *testing.T
 	}
 	settled := time.Now()
 
-	// Count, from the homeserver's own record and the simulator's.
-	timelines, err := joinedTimelines(w.ctx(), alice.Matrix)
-	if err != nil {
-		t.Fatal(err)
+	// Count, from what the user's client received and the homeserver's
+	// own record (/messages), and from the simulator's.
+	timelines, onlySync := alice.allTimelines()
+	if onlySync > 0 {
+		t.Logf("%d events the client received by /sync are missing from /messages (a Dendrite pagination quirk); counted", onlySync)
 	}
 	in := countInbound(timelines, remotes, inPerPortal)
 	out := countOutbound(sim.Outbound(), alice.Account.Messages(), plan.portals, outPerPortal)
@@ -443,12 +444,12 @@ func TestCrashesAndOutagesUnderMixedLoadLoseNothingAndDoubleNothing(t *testing.T
 
 	t.Logf("RELIABILITY FIGURES (%s run): portals=%d inbound=%d (webhooks failed and recovered by catch-up: %d) outbound=%d "+
 		"kills=%d bridge_downtime=%v homeserver_crashes=%d (down %v) twilio_outages=%d (refused %v, 500/429 faults hit %d times) | "+
-		"inbound lost=%d doubled=%d (within bound: %d) out_of_order=%d (after a failed catch-up: %v) | outbound lost=%d doubled=%d (within bound: %d) out_of_order=%d "+
+		"inbound lost=%d (events seen by /sync but missing from /messages: %d) doubled=%d (within bound: %d) out_of_order=%d (after a failed catch-up: %v) | outbound lost=%d doubled=%d (within bound: %d) out_of_order=%d "+
 		"(portals the homeserver handed over out of order after its crash: %d) | "+
 		"load=%v settle=%v wall=%v",
 		pick("short", "long"), plan.portals, len(wantIn), webhooksFailed.Load(), len(wantOut),
 		len(tr.kills), tr.downtime.Round(time.Millisecond), len(tr.homeserverDown), plan.homeserverDown, len(tr.twilioDown), plan.twilioDown, faultHits.Load(),
-		len(in.lost), len(in.doubles), in.boundDoubles, len(in.disorder), catchUpFailed,
+		len(in.lost), onlySync, len(in.doubles), in.boundDoubles, len(in.disorder), catchUpFailed,
 		len(out.lost), len(out.doubles), out.boundDoubles, len(out.disorder), hsDisorder,
 		loadDone.Sub(started).Round(time.Second), settled.Sub(loadDone).Round(time.Second), time.Since(started).Round(time.Second))
 }

@@ -114,10 +114,7 @@ func TestSIGTERMDuringABurstExitsCleanlyAndLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	timelines, err := joinedTimelines(w.ctx(), alice.Matrix)
-	if err != nil {
-		t.Fatal(err)
-	}
+	timelines, _ := alice.allTimelines()
 	in := countInbound(timelines, remotes, perPortal+2)
 	out := countOutbound(w.env.Sim.Outbound(), alice.Account.Messages(), portals, perPortal)
 	for _, b := range in.lost {

@@ -324,6 +324,45 @@ func joinedTimelines(ctx context.Context, cli *mautrix.Client) (map[id.RoomID][]
 	return out, nil
 }
 
+// allTimelines merges, for every room the person is in, the events the
+// homeserver lists with /messages and those the person's client received by
+// /sync (in /sync order, events only /messages knows appended), each event
+// once. It also returns how many events only /sync had: Dendrite's
+// /messages can skip events after it crashed, and a text the user received
+// is not lost.
+func (p *person) allTimelines() (map[id.RoomID][]*event.Event, int) {
+	p.w.t.Helper()
+	listed, err := joinedTimelines(p.w.ctx(), p.Matrix)
+	if err != nil {
+		p.w.t.Fatal(err)
+	}
+	onlySync := 0
+	out := map[id.RoomID][]*event.Event{}
+	for room, fromMessages := range listed {
+		known := map[id.EventID]bool{}
+		inMessages := map[id.EventID]bool{}
+		for _, e := range fromMessages {
+			inMessages[e.ID] = true
+		}
+		for _, e := range p.Events(room) {
+			if !known[e.ID] {
+				known[e.ID] = true
+				out[room] = append(out[room], e)
+				if !inMessages[e.ID] && e.Type == event.EventMessage {
+					onlySync++
+				}
+			}
+		}
+		for _, e := range fromMessages {
+			if !known[e.ID] {
+				known[e.ID] = true
+				out[room] = append(out[room], e)
+			}
+		}
+	}
+	return out, onlySync
+}
+
 // body is a message's text, "" for anything else.
 func body(e *event.Event) string {
 	if e.Type != event.EventMessage {
