@@ -7,6 +7,7 @@
 //	go run ./cmd/trestle-bench -mode null -rate 1000 -messages 20000      # latency at 1,000 msg/s
 //	go run ./cmd/trestle-bench -mode dendrite -messages 2000 -numbers 50
 //	go run ./cmd/trestle-bench -mode scale     # 1M portals, 1M ghosts, 10M mappings: start-up and memory
+//	go run ./cmd/trestle-bench -mode fairness -messages 10000  # one flooded portal, another's latency
 package main
 
 import (
@@ -21,7 +22,7 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "null", "null (minimal fake homeserver and Twilio), dendrite (real Dendrite and the Twilio simulator) or scale (start-up and memory with a big store)")
+	mode := flag.String("mode", "null", "null (minimal fake homeserver and Twilio), dendrite (real Dendrite and the Twilio simulator) scale (start-up and memory with a big store) or fairness (one flooded portal)")
 	numbers := flag.Int("numbers", 1000, "remote phone numbers (portals)")
 	messages := flag.Int("messages", 20000, "messages per direction")
 	concurrency := flag.Int("concurrency", 64, "webhooks in flight at once")
@@ -61,6 +62,12 @@ func main() {
 	case "null":
 		var report *bench.Report
 		report, err = bench.RunNull(ctx, opts)
+		if err == nil {
+			fmt.Println(report.Text())
+		}
+	case "fairness":
+		var report *bench.FairnessReport
+		report, err = bench.RunFairness(ctx, opts)
 		if err == nil {
 			fmt.Println(report.Text())
 		}
