@@ -73,7 +73,7 @@ func RunDendrite(ctx context.Context, opts Options) (*DendriteReport, error) {
 		Dir: opts.Dir, DatabaseType: opts.DatabaseType, DatabaseURI: opts.DatabaseURI,
 		ConfigEdits: map[string]any{
 			"network.max_send_rate": 0, "network.backfill_limit": 0, "logging.level": "info",
-			"homeserver.sync_redactions": false,
+			"homeserver.sync_redactions": false, "bridge.message_status_events": !opts.NoStatusEvents,
 		},
 		DendriteOptions: rigDendriteQuiet(),
 	})

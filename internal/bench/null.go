@@ -45,6 +45,9 @@ type Options struct {
 	Inbound, Outbound bool
 	// Progress receives human-readable progress lines.
 	Progress io.Writer
+	// NoStatusEvents turns off com.beeper.message_send_status events, each
+	// of which is one more event the homeserver must store per message.
+	NoStatusEvents bool
 }
 
 // Report is what a run measured.
@@ -184,20 +187,21 @@ func startNull(ctx context.Context, opts Options) (r *nullRun, bridgeURL string,
 		dbType, dbURI = "sqlite", filepath.Join(opts.Dir, "trestle.db")
 	}
 	files, err := rig.WriteBridgeConfig(opts.Dir, map[string]any{
-		"homeserver.address":         hsServer.URL,
-		"homeserver.domain":          "localhost",
-		"homeserver.sync_redactions": false,
-		"appservice.address":         bridgeURL,
-		"appservice.port":            port,
-		"appservice.public_address":  bridgeURL,
-		"database.type":              dbType,
-		"database.uri":               dbURI,
-		"bridge.permissions":         map[string]string{"localhost": "user"},
-		"logging.level":              "info",
-		"logging.format":             "json",
-		"network.api_url":            twServer.URL,
-		"network.max_send_rate":      0,
-		"network.backfill_limit":     0,
+		"homeserver.address":           hsServer.URL,
+		"homeserver.domain":            "localhost",
+		"homeserver.sync_redactions":   false,
+		"appservice.address":           bridgeURL,
+		"appservice.port":              port,
+		"appservice.public_address":    bridgeURL,
+		"database.type":                dbType,
+		"database.uri":                 dbURI,
+		"bridge.permissions":           map[string]string{"localhost": "user"},
+		"logging.level":                "info",
+		"logging.format":               "json",
+		"network.api_url":              twServer.URL,
+		"network.max_send_rate":        0,
+		"network.backfill_limit":       0,
+		"bridge.message_status_events": !opts.NoStatusEvents,
 	})
 	if err != nil {
 		return nil, "", cleanup, err
