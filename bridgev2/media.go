@@ -88,12 +88,17 @@ func (b *Bridge) bridgeMedia(ctx context.Context, login *UserLogin, as id.UserID
 	}
 	defer body.Close()
 	limit := b.Config.Bridge.MaxMediaSize
+	tooLarge := NewError(fmt.Sprintf("The attachment is larger than the bridge's limit of %d MB.", limit>>20), ErrMediaTooLarge)
 	data, err := io.ReadAll(io.LimitReader(body, limit+1))
-	if err != nil {
+	if errors.Is(err, ErrMediaTooLarge) {
+		// The connector's own guard stopped a download that ran past
+		// the limit: final, not an interruption to retry.
+		return nil, tooLarge
+	} else if err != nil {
 		return nil, RetriableError("The attachment download was interrupted.", err)
 	}
 	if int64(len(data)) > limit {
-		return nil, NewError(fmt.Sprintf("The attachment is larger than the bridge's limit of %d MB.", limit>>20), ErrMediaTooLarge)
+		return nil, tooLarge
 	}
 	mimeType := firstNonEmpty(info.MimeType, ref.MimeType, http.DetectContentType(data))
 	mimeType, _, _ = strings.Cut(mimeType, ";")

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +55,25 @@ type Remote struct {
 	// message got its remote ID and before the call returns, as a network
 	// that reports back early would.
 	duringSend func(Call)
+	// download, if set, serves media downloads; see ServeMedia.
+	download func(ref *bridgev2.MediaRef) (io.ReadCloser, *bridgev2.MediaInfo, error)
+	// downloads counts DownloadMedia calls.
+	downloads int
+}
+
+// ServeMedia makes the network's clients download media with fn. Without
+// it they refuse, as a network without media does.
+func (r *Remote) ServeMedia(fn func(ref *bridgev2.MediaRef) (io.ReadCloser, *bridgev2.MediaInfo, error)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.download = fn
+}
+
+// Downloads returns how many media downloads the clients made.
+func (r *Remote) Downloads() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.downloads
 }
 
 // SplitMessages makes every Matrix message become n remote messages, with
@@ -246,6 +266,7 @@ type Client struct {
 }
 
 var (
+	_ bridgev2.MediaDownloader  = (*Client)(nil)
 	_ bridgev2.EditHandler      = (*Client)(nil)
 	_ bridgev2.ReactionHandler  = (*Client)(nil)
 	_ bridgev2.RedactionHandler = (*Client)(nil)
@@ -261,6 +282,20 @@ func (c *Client) Disconnect() {}
 
 // LogoutRemote implements bridgev2.NetworkClient.
 func (c *Client) LogoutRemote(context.Context) {}
+
+// DownloadMedia implements bridgev2.MediaDownloader with the function
+// given to ServeMedia.
+func (c *Client) DownloadMedia(_ context.Context, ref *bridgev2.MediaRef) (io.ReadCloser, *bridgev2.MediaInfo, error) {
+	r := c.network.remote
+	r.mu.Lock()
+	fn := r.download
+	r.downloads++
+	r.mu.Unlock()
+	if fn == nil {
+		return nil, nil, bridgev2.NewError("This network cannot download media.", bridgev2.ErrUnsupported)
+	}
+	return fn(ref)
+}
 
 // HandleMatrixMessage implements bridgev2.NetworkClient.
 func (c *Client) HandleMatrixMessage(_ context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
