@@ -21,7 +21,8 @@ import (
 
 // accessConfig gives alice and bob the user level, mallory only relay,
 // and eve nothing at all; relays may be set by any user, and public media
-// URLs live for 4 s so that their expiry can be seen.
+// URLs live for 8 s so that their expiry can be seen (long enough for a busy
+// CI machine to fetch one before it expires).
 var accessConfig = map[string]any{
 	"bridge.permissions": map[string]string{
 		"@alice:localhost": "user", "@bob:localhost": "user",
@@ -29,7 +30,7 @@ var accessConfig = map[string]any{
 	},
 	"bridge.relay.enabled":       true,
 	"bridge.relay.admin_only":    false,
-	"bridge.media_url_lifetime":  "4s",
+	"bridge.media_url_lifetime":  "8s",
 	"provisioning.enabled":       true,
 	"provisioning.shared_secret": "provisioning-secret-for-the-log-scan-0123456789abcdef",
 }
