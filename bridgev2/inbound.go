@@ -96,11 +96,12 @@ func shouldRetryInbound(err error, attempt int) bool {
 	return attempt < unclassifiedAttempts
 }
 
-// backoff grows exponentially from one second to a minute, with jitter so
-// that many portals retrying after an outage do not stampede together.
+// backoff grows exponentially from one second to half a minute, with
+// jitter so that many portals retrying after an outage do not stampede
+// together. The cap bounds how long delivery lags once the peer is back.
 func backoff(attempt int) time.Duration {
-	d := time.Second << min(attempt-1, 6)
-	d = min(d, time.Minute)
+	d := time.Second << min(attempt-1, 5)
+	d = min(d, 30*time.Second)
 	return d/2 + rand.N(d/2+1)
 }
 
