@@ -99,7 +99,8 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 	}
 	maxConns := opts.MaxOpenConns
 	if maxConns <= 0 {
-		maxConns = 8
+		// Readers plus the writer's connections (see newWriter).
+		maxConns = 16
 	}
 	sqlDB.SetMaxOpenConns(maxConns)
 	sqlDB.SetMaxIdleConns(maxConns)
@@ -117,7 +118,11 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 		return nil, err
 	}
 	d.stmts = newStmtCache(sqlDB)
-	d.writer = newWriter(sqlDB, d.stmts, opts.Log)
+	workers := 1
+	if dialect == Postgres {
+		workers = 4
+	}
+	d.writer = newWriter(sqlDB, d.stmts, opts.Log, workers)
 	d.Users = &UserQuery{d}
 	d.Logins = &LoginQuery{d}
 	d.Portals = &PortalQuery{d}

@@ -36,7 +36,6 @@ type writer struct {
 	db    *sql.DB
 	stmts *stmtCache
 	ops   chan *writeOp
-	stop  chan struct{}
 	wg    sync.WaitGroup
 	log   zerolog.Logger
 
@@ -45,10 +44,16 @@ type writer struct {
 	closed    bool
 }
 
-func newWriter(db *sql.DB, stmts *stmtCache, log zerolog.Logger) *writer {
-	w := &writer{db: db, stmts: stmts, ops: make(chan *writeOp, maxBatch), stop: make(chan struct{}), log: log}
-	w.wg.Add(1)
-	go w.run()
+// newWriter starts the writer with the given number of committing
+// goroutines: one for SQLite, which allows a single writer anyway; a few
+// for PostgreSQL, where each commit is a network round trip that other
+// batches can overlap with.
+func newWriter(db *sql.DB, stmts *stmtCache, log zerolog.Logger, workers int) *writer {
+	w := &writer{db: db, stmts: stmts, ops: make(chan *writeOp, maxBatch), log: log}
+	for i := 0; i < max(workers, 1); i++ {
+		w.wg.Add(1)
+		go w.run()
+	}
 	return w
 }
 
@@ -113,54 +118,69 @@ func (w *writer) commit(batch []*writeOp) {
 	// database from wedging the writer forever.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	results := make([]error, len(batch))
-	err := w.commitOnce(ctx, batch, results)
-	for i, op := range batch {
-		if err != nil {
+	live := batch[:0:0]
+	for _, op := range batch {
+		if err := op.ctx.Err(); err != nil {
 			op.done <- err
 		} else {
-			op.done <- results[i]
+			live = append(live, op)
 		}
+	}
+	if len(live) > 0 {
+		w.commitBatch(ctx, live)
 	}
 	if d := time.Since(start); d > time.Second {
 		w.log.Warn().Dur("duration", d).Int("batch", len(batch)).Msg("Slow database write batch")
 	}
 }
 
-func (w *writer) commitOnce(ctx context.Context, batch []*writeOp, results []error) error {
+// commitBatch runs every op in one transaction. If one of them fails, the
+// transaction is rolled back and each op runs again in its own, so that
+// only the failing caller sees its error. Failures are rare (constraint
+// violations; most inserts use ON CONFLICT), so the common case costs one
+// commit for the whole batch and no per-op savepoints, whose round trips
+// made PostgreSQL slow.
+func (w *writer) commitBatch(ctx context.Context, batch []*writeOp) {
+	err := w.runTx(ctx, batch)
+	if err == nil {
+		for _, op := range batch {
+			op.done <- nil
+		}
+		return
+	}
+	var opErr *opError
+	if len(batch) == 1 || !errors.As(err, &opErr) {
+		for _, op := range batch {
+			op.done <- err
+		}
+		return
+	}
+	for _, op := range batch {
+		op.done <- w.runTx(ctx, []*writeOp{op})
+	}
+}
+
+// opError marks an error returned by a caller's function, as opposed to the
+// transaction itself failing.
+type opError struct{ err error }
+
+func (e *opError) Error() string { return e.err.Error() }
+func (e *opError) Unwrap() error { return e.err }
+
+func (w *writer) runTx(ctx context.Context, batch []*writeOp) error {
 	sqlTx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin write transaction: %w", err)
 	}
 	tx := &cachedTx{tx: sqlTx, stmts: w.stmts}
-	single := len(batch) == 1
-	for i, op := range batch {
-		if op.ctx.Err() != nil {
-			results[i] = op.ctx.Err()
-			continue
-		}
-		if single {
-			results[i] = op.fn(ctx, tx)
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT trestle_op"); err != nil {
+	for _, op := range batch {
+		if err := op.fn(ctx, tx); err != nil {
 			_ = sqlTx.Rollback()
-			return fmt.Errorf("create savepoint: %w", err)
-		}
-		if results[i] = op.fn(ctx, tx); results[i] != nil {
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT trestle_op"); err != nil {
-				_ = sqlTx.Rollback()
-				return fmt.Errorf("roll back savepoint: %w", err)
+			if len(batch) == 1 {
+				return err
 			}
+			return &opError{err}
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT trestle_op"); err != nil {
-			_ = sqlTx.Rollback()
-			return fmt.Errorf("release savepoint: %w", err)
-		}
-	}
-	if single && results[0] != nil {
-		_ = sqlTx.Rollback()
-		return nil
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("commit write transaction: %w", err)
