@@ -87,6 +87,9 @@ type Bridge struct {
 	ghostsMu sync.Mutex
 	ghosts   map[networkid.UserID]*Ghost
 
+	// roomCreation bounds how many portal rooms are created at once.
+	roomCreation chan struct{}
+
 	// ctx is cancelled when Stop gives up waiting for in-flight work.
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -98,6 +101,9 @@ type Bridge struct {
 	// startedAt is when Start began; see replayGrace.
 	startedAt time.Time
 }
+
+// maxConcurrentRoomCreations bounds concurrent portal room creations.
+const maxConcurrentRoomCreations = 4
 
 // Options are the parts a Bridge is made of.
 type Options struct {
@@ -126,6 +132,7 @@ func New(opts Options) (*Bridge, error) {
 		portalsByRoom: make(map[id.RoomID]*Portal),
 		ghosts:        make(map[networkid.UserID]*Ghost),
 		stopBg:        make(chan struct{}),
+		roomCreation:  make(chan struct{}, maxConcurrentRoomCreations),
 		metrics:       opts.Metrics,
 	}
 	if b.metrics == nil {

@@ -61,7 +61,16 @@ func (p *Portal) ensureRoom(ctx context.Context, login *UserLogin, info *ChatInf
 		}
 		info = fetched
 	}
+	// Room creation is the homeserver's most expensive request. A burst of
+	// new chats shares it in order rather than all at once: the first
+	// rooms are ready sooner, and the last no later.
+	select {
+	case p.Bridge.roomCreation <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 	room, err := p.createRoom(ctx, login, info)
+	<-p.Bridge.roomCreation
 	if err != nil {
 		return "", err
 	}

@@ -25,6 +25,7 @@ import (
 // reach.
 type DendriteReport struct {
 	PortalCreation   Summary
+	CreationCeiling  Summary
 	Inbound          Summary
 	InboundCeiling   Summary
 	Outbound         Summary
@@ -38,6 +39,7 @@ type DendriteReport struct {
 func (r *DendriteReport) Text() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "portal creation (first text from each new number): %s\n", r.PortalCreation)
+	fmt.Fprintf(&sb, "room creation ceiling (a plain appservice client creates the same rooms and sends the text): %s\n", r.CreationCeiling)
 	if r.Inbound.Count > 0 {
 		fmt.Fprintf(&sb, "inbound bridged (webhook -> user's sync): %s; bridge CPU %s per 1,000\n", r.Inbound, r.InboundCPUPer1K)
 		fmt.Fprintf(&sb, "inbound ceiling (appservice sends the same to Dendrite directly): %s\n", r.InboundCeiling)
@@ -106,6 +108,10 @@ func RunDendrite(ctx context.Context, opts Options) (*DendriteReport, error) {
 		return nil, err
 	}
 	opts.progress("portal creation: %s", report.PortalCreation)
+	if report.CreationCeiling, err = r.creationCeiling(ctx); err != nil {
+		return nil, err
+	}
+	opts.progress("room creation ceiling: %s", report.CreationCeiling)
 	if opts.Inbound {
 		before, _ := ReadProcStats(env.Bridge.PID())
 		if report.Inbound, err = r.inbound(ctx, opts.Messages, "in"); err != nil {
@@ -201,9 +207,20 @@ func (r *dendriteRun) syncLoop(ctx context.Context, cli *mautrix.Client, timing 
 	if timing {
 		timeout = 100
 	}
+	// A timeline limit above any burst, so a busy room's sync is never
+	// "limited" (which would skip events and lose their timing).
+	filter := ""
+	if timing {
+		filter = `{"presence":{"types":[]},"account_data":{"types":[]},"room":{"state":{"types":[]},"ephemeral":{"types":[]},` +
+			`"account_data":{"types":[]},"timeline":{"types":["m.room.message"],"limit":5000}}}`
+	}
 	for ctx.Err() == nil {
-		resp, err := cli.SyncRequest(ctx, timeout, since, "", false, event.PresenceOffline)
+		resp, err := cli.SyncRequest(ctx, timeout, since, filter, false, event.PresenceOffline)
 		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
 			continue
 		}
 		now := time.Now()
@@ -296,6 +313,75 @@ func (r *dendriteRun) inboundCeiling(ctx context.Context) (Summary, error) {
 		token := fmt.Sprintf("ceiling-%d bench text", i)
 		lat.Sent(token, time.Now())
 		_, err = cli.SendText(ctx, room.(id.RoomID), token)
+		return err
+	})
+	if err != nil {
+		return Summary{}, err
+	}
+	return waitAll(ctx, lat, start)
+}
+
+// creationCeiling does what the bridge does for a first text from a new
+// number, with a plain appservice client and nothing else: register a
+// ghost, set its name, create the DM with the same state, have the bot
+// join, send the text; for as many numbers, at the same concurrency. It is
+// what Dendrite allows, and so the bound on portal creation.
+func (r *dendriteRun) creationCeiling(ctx context.Context) (Summary, error) {
+	cfg, err := r.env.Files.LoadConfig()
+	if err != nil {
+		return Summary{}, err
+	}
+	count := r.opts.Numbers
+	lat := NewLatencies(count)
+	r.arrived.Store(lat)
+	defer r.arrived.Store(nil)
+	bot := id.NewUserID("twiliobot", "localhost")
+	asClient := func(user id.UserID) (*mautrix.Client, error) {
+		cli, err := mautrix.NewClient(cfg.Homeserver.Address, user, cfg.AppService.ASToken)
+		if err == nil {
+			cli.SetAppServiceUserID = true
+		}
+		return cli, err
+	}
+	botCli, err := asClient(bot)
+	if err != nil {
+		return Summary{}, err
+	}
+	start := time.Now()
+	err = parallel(ctx, count, r.opts.Concurrency, func(i int) error {
+		token := fmt.Sprintf("ceil-first-%d bench text", i)
+		// Timed from the start, like the bridge's texts, which all arrive
+		// at once: queueing for a turn is part of the latency.
+		lat.Sent(token, start)
+		localpart := fmt.Sprintf("twilio_1555777%04d", i)
+		ghost, err := asClient(id.NewUserID(localpart, "localhost"))
+		if err != nil {
+			return err
+		}
+		if _, err := ghost.MakeRequest(ctx, http.MethodPost, ghost.BuildClientURL("v3", "register"), &mautrix.ReqRegister[any]{
+			Username: localpart, Type: mautrix.AuthTypeAppservice, InhibitLogin: true}, nil); err != nil {
+			return err
+		}
+		if err := ghost.SetDisplayName(ctx, "+1 555-777-"+fmt.Sprintf("%04d", i)); err != nil {
+			return err
+		}
+		info := map[string]any{"bridgebot": bot, "protocol": map[string]string{"id": "twilio"}, "channel": map[string]string{"id": localpart}}
+		resp, err := ghost.CreateRoom(ctx, &mautrix.ReqCreateRoom{
+			Visibility: "private", Preset: "private_chat", Name: "+1 555-777", IsDirect: true,
+			Invite: []id.UserID{r.user.UserID, bot},
+			InitialState: []*event.Event{
+				{Type: event.StateBridge, StateKey: &localpart, Content: event.Content{Raw: info}},
+				{Type: event.StateHalfShotBridge, StateKey: &localpart, Content: event.Content{Raw: info}},
+			},
+			PowerLevelOverride: &event.PowerLevelsEventContent{Users: map[id.UserID]int{ghost.UserID: 100, bot: 100}},
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := botCli.JoinRoomByID(ctx, resp.RoomID); err != nil {
+			return err
+		}
+		_, err = ghost.SendText(ctx, resp.RoomID, token)
 		return err
 	})
 	if err != nil {
