@@ -614,23 +614,29 @@ var errDeferred = errors.New("deferred to another lane")
 func (p *Portal) applyDeliveryStatus(ctx context.Context, row *database.InboundEvent, evt *RemoteEvent, deferred bool) error {
 	b := p.Bridge
 	msg, err := b.DB.Messages.GetFirstPart(ctx, p.Receiver, evt.Target)
-	if errors.Is(err, database.ErrNotFound) {
-		if evt.Status.SendToken != "" && !deferred {
-			if out, err := b.DB.Outbound.GetByToken(ctx, evt.Status.SendToken); err == nil &&
-				(out.State == database.StatePending || out.State == database.StateSending) {
-				// The report overtook the send's own response. The send is
-				// running on the outbound lane: queue the report behind it
-				// there, rather than holding up this chat's incoming texts.
-				p.outbound.push(func() {
-					dctx := p.Log.With().Int64("journal_seq", row.Seq).Logger().WithContext(b.ctx)
-					if err := p.applyDeliveryStatus(dctx, row, evt, true); err != nil {
-						zerolog.Ctx(dctx).Warn().Err(err).Msg("Could not apply a deferred delivery report")
-						b.finishInbound(dctx, row, database.StateFailed, err.Error())
-					}
-				})
-				return errDeferred
-			}
+	if errors.Is(err, database.ErrNotFound) && evt.Status.SendToken != "" && !deferred {
+		out, oerr := b.DB.Outbound.GetByToken(ctx, evt.Status.SendToken)
+		switch {
+		case oerr != nil:
+		case out.State == database.StatePending || out.State == database.StateSending:
+			// The report overtook the send's own response. The send is
+			// running on the outbound lane: queue the report behind it
+			// there, rather than holding up this chat's incoming texts.
+			p.outbound.push(func() {
+				dctx := p.Log.With().Int64("journal_seq", row.Seq).Logger().WithContext(b.ctx)
+				if err := p.applyDeliveryStatus(dctx, row, evt, true); err != nil {
+					zerolog.Ctx(dctx).Warn().Err(err).Msg("Could not apply a deferred delivery report")
+					b.finishInbound(dctx, row, database.StateFailed, err.Error())
+				}
+			})
+			return errDeferred
+		case out.State == database.StateSent:
+			// The send was recorded between the two reads (its mapping
+			// and its state commit together): the mapping is there now.
+			msg, err = b.DB.Messages.GetFirstPart(ctx, p.Receiver, evt.Target)
 		}
+	}
+	if errors.Is(err, database.ErrNotFound) {
 		return p.skip(ctx, row, "delivery report for a message the bridge did not send")
 	} else if err != nil {
 		return RetriableError("Could not read the message mapping.", err)
