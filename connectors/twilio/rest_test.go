@@ -11,8 +11,10 @@ import (
 	"time"
 
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
 )
 
@@ -256,6 +258,35 @@ func TestSendRateLimit(t *testing.T) {
 	e.outbound(4)
 	if took := time.Since(start); took < 250*time.Millisecond {
 		t.Fatalf("4 sends at 10/s took %v", took)
+	}
+}
+
+func TestSendRateLimitNeverHoldsBackAnotherSender(t *testing.T) {
+	e := newEnv(t, envOptions{network: "max_send_rate: 1\n", numbers: []string{ourNumber, ourNumber2}})
+	first := e.login(e.creds(), map[string]string{"phone_number": ourNumber})
+	second := e.login(e.creds(), map[string]string{"phone_number": ourNumber2})
+	rooms := map[*bridgev2.UserLogin]id.RoomID{}
+	for ul, number := range map[*bridgev2.UserLogin]string{first: ourNumber, second: ourNumber2} {
+		if _, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: theirNumber, To: number, Body: "hi " + number}); err != nil {
+			t.Fatal(err)
+		}
+		key := networkid.PortalKey{ID: networkid.PortalID(idFromE164(theirNumber)), Receiver: ul.ID}
+		rooms[ul] = e.h.WaitForPortal(key, alice)
+		e.h.WaitForText(rooms[ul], e.ghost(theirNumber), "hi "+number)
+	}
+
+	// At 1 text/s the first number's burst takes over two seconds; the
+	// second number has a limiter of its own and sends at once.
+	for i := range 3 {
+		e.h.SendText(alice, rooms[first], fmt.Sprintf("burst %d", i))
+	}
+	e.h.SendText(alice, rooms[second], "from the other number")
+	var order []string
+	for _, m := range e.outbound(4) {
+		order = append(order, m.Body)
+	}
+	if order[3] == "from the other number" {
+		t.Fatalf("the other number's text waited behind the first number's burst: %q", order)
 	}
 }
 

@@ -6,6 +6,7 @@ package core_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,6 +26,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// Every test here needs the shared Dendrite, which a cold cache
+		// spends minutes building.
+		fmt.Println("skipping the end-to-end tests: -short leaves out everything that needs Dendrite")
+		os.Exit(0)
+	}
 	os.Exit(run(m))
 }
 

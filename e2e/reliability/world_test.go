@@ -47,6 +47,9 @@ type world struct {
 // top of the reliability defaults.
 func newWorld(t *testing.T, edits map[string]any) *world {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping: needs Dendrite and the bridge binary, which -short leaves out")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	w := &world{t: t}

@@ -13,6 +13,7 @@ package twilio_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"maps"
 	"os"
@@ -27,6 +28,13 @@ import (
 var env *rig.Env
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// Every test here needs the shared Dendrite, which a cold cache
+		// spends minutes building.
+		fmt.Println("skipping the end-to-end tests: -short leaves out everything that needs Dendrite")
+		os.Exit(0)
+	}
 	os.Exit(run(m))
 }
 
