@@ -238,7 +238,9 @@ func (r *dendriteRun) syncLoop(ctx context.Context, cli *mautrix.Client, timing 
 				}
 				_ = evt.Content.ParseRaw(evt.Type)
 				body := evt.Content.AsMessage().Body
-				if remote, ok := strings.CutPrefix(string(evt.Sender), "@twilio_"); ok {
+				// The creation ceiling's rooms (texts tagged "ceil-") look
+				// like portals but are not bridged: outbound must not use them.
+				if remote, ok := strings.CutPrefix(string(evt.Sender), "@twilio_"); ok && !strings.HasPrefix(body, "ceil-") {
 					r.rooms.LoadOrStore("+"+strings.SplitN(remote, ":", 2)[0], roomID)
 				}
 				if l := r.arrived.Load(); l != nil {
