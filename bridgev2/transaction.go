@@ -53,6 +53,12 @@ func (b *Bridge) HandleTransaction(ctx context.Context, txnID string, events, ep
 		})
 	}
 	zerolog.Ctx(ctx).Debug().Int("events", len(events)).Int("kept", len(keep)).Int("ephemeral", len(ephemeral)).Msg("Received transaction")
+	if len(keep) == 0 && len(ephemeral) == 0 {
+		// Nothing to act on (typically the echo of the bridge's own event):
+		// a retry would be ignored the same way, so there is nothing to
+		// record, and no commit to wait for.
+		return nil
+	}
 	var isNew bool
 	inserted := make([]bool, len(keep))
 	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {

@@ -1,6 +1,7 @@
 package bridgev2_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgetest"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgetest/testnet"
+	"github.com/trestle-bridge/trestle/bridgev2/database"
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
@@ -45,6 +47,36 @@ func TestARetriedTransactionIDWithMoreEventsStillBridgesTheNewOnes(t *testing.T)
 		}
 		if sent["first"] != 1 || sent["second"] != 1 || sent["third"] != 1 {
 			t.Fatalf("sends per text: %v, want each once", sent)
+		}
+	})
+}
+
+// Every event the bridge sends comes back in a transaction of its own. Those
+// echoes are ignored; recording them would cost a commit (an fsync on
+// SQLite) per bridged message for nothing.
+func TestATransactionOfOnlyTheBridgesOwnEchoesIsNotWritten(t *testing.T) {
+	setup(t, func(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) {
+		receive(t, h, remote, remoteText(login, "bob", "m0", "hi"))
+		room := h.WaitForPortal(networkid.PortalKey{ID: "bob", Receiver: login.ID}, alice)
+		echo := h.WaitForText(room, "", "hi")
+		raw, err := json.Marshal(echo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Bridge().HandleTransaction(h.Ctx(), "echo-only", []json.RawMessage{raw}, nil); err != nil {
+			t.Fatal(err)
+		}
+		var recorded bool
+		err = h.Bridge().DB.Write(h.Ctx(), func(ctx context.Context, tx database.Execer) error {
+			isNew, err := h.Bridge().DB.Txns.Insert(ctx, tx, "echo-only")
+			recorded = !isNew
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recorded {
+			t.Fatal("a transaction holding only the bridge's own echo was written to the database")
 		}
 	})
 }

@@ -47,7 +47,7 @@ func (r *DendriteReport) Text() string {
 	}
 	if r.Outbound.Count > 0 {
 		fmt.Fprintf(&sb, "outbound bridged (user's send -> Twilio simulator): %s; bridge CPU %s per 1,000\n", r.Outbound, r.OutboundCPUPer1K)
-		fmt.Fprintf(&sb, "outbound ceiling (the user sends the same to Dendrite, unbridged room): %s\n", r.OutboundCeiling)
+		fmt.Fprintf(&sb, "outbound ceiling (the user sends the same to Dendrite, as many unbridged rooms): %s\n", r.OutboundCeiling)
 		fmt.Fprintf(&sb, "outbound bridged / ceiling: %.0f%%\n", 100*r.Outbound.Throughput/r.OutboundCeiling.Throughput)
 	}
 	fmt.Fprintf(&sb, "bridge peak RSS: %.1f MB", float64(r.PeakRSS)/(1<<20))
@@ -393,8 +393,8 @@ func (r *dendriteRun) creationCeiling(ctx context.Context) (Summary, error) {
 }
 
 // outbound has the user send texts into the portal rooms and times their
-// arrival at the simulator; with ceiling, the same texts go to a room that
-// is not bridged and are timed until Dendrite accepted them.
+// arrival at the simulator; with ceiling, the same texts go to as many rooms
+// that are not bridged and are timed until Dendrite accepted them.
 func (r *dendriteRun) outbound(ctx context.Context, ceiling bool) (Summary, error) {
 	var rooms []id.RoomID
 	r.rooms.Range(func(_, v any) bool {
@@ -402,11 +402,17 @@ func (r *dendriteRun) outbound(ctx context.Context, ceiling bool) (Summary, erro
 		return true
 	})
 	if ceiling {
-		resp, err := r.user.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
-		if err != nil {
-			return Summary{}, err
+		// As many rooms as there are portals: Dendrite orders sends per
+		// room, so one room would understate what it accepts.
+		n := len(rooms)
+		rooms = rooms[:0]
+		for range n {
+			resp, err := r.user.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+			if err != nil {
+				return Summary{}, err
+			}
+			rooms = append(rooms, resp.RoomID)
 		}
-		rooms = []id.RoomID{resp.RoomID}
 	}
 	if len(rooms) == 0 {
 		return Summary{}, errors.New("no portal rooms")
