@@ -486,3 +486,51 @@ func TestSplitMessageIsDeliveredWhenEveryPartIs(t *testing.T) {
 		}
 	})
 }
+
+// When the homeserver is slow, statuses queue up. A delivery report decided
+// while the message's "sent" status still waits replaces it: the sender
+// sees the newest state, and the homeserver takes one event, not two.
+func TestAStatusStillQueuedIsReplacedByANewerOne(t *testing.T) {
+	setup(t, func(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) {
+		key := networkid.PortalKey{ID: "bob", Receiver: login.ID}
+		receive(t, h, remote, remoteText(login, "bob", "m0", "hi"))
+		room := h.WaitForPortal(key, alice)
+		h.WaitForText(room, "", "hi")
+		portal, err := h.Bridge().GetPortal(h.Ctx(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release := portal.HoldStatuses()
+
+		sent := h.SendText(alice, room, "how are you?")
+		call, err := remote.WaitForCall(h.Ctx(), func(c testnet.Call) bool { return c.Text == "how are you?" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if _, err := h.Bridge().DB.Messages.GetByMXID(h.Ctx(), sent); err == nil {
+				break // recorded as sent: its "sent" status is queued
+			} else if time.Now().After(deadline) {
+				t.Fatalf("the send was never recorded: %v", err)
+			}
+		}
+		receive(t, h, remote, &bridgev2.RemoteEvent{Kind: bridgev2.RemoteDeliveryStatus, Portal: key, Target: call.MessageID,
+			Status: &bridgev2.DeliveryStatus{State: database.DeliveryDelivered, SendToken: call.SendToken}})
+		// The chat's inbound events apply in order: once this text is in
+		// the room, the delivery report has been applied.
+		receive(t, h, remote, remoteText(login, "bob", "m1", "after"))
+		h.WaitForText(room, "", "after")
+		release()
+
+		waitDelivered(t, h, room, sent)
+		var statuses int
+		for _, evt := range h.Matrix.Events(room) {
+			if c, ok := evt.Content.Parsed.(*event.BeeperMessageStatusEventContent); ok && c.RelatesTo.EventID == sent {
+				statuses++
+			}
+		}
+		if statuses != 1 {
+			t.Fatalf("the sender got %d statuses for one message, want the delivered one only", statuses)
+		}
+	})
+}

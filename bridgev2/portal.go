@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/trestle-bridge/trestle/bridgev2/database"
@@ -36,6 +37,11 @@ type Portal struct {
 	// order they were decided, without holding up the lanes that decide
 	// them (a status is a homeserver round trip per message).
 	statuses lane
+	// queuedStatus holds, for each event whose status is queued on the
+	// statuses lane but not yet sent, the newest status decided for it;
+	// guarded by statusMu.
+	statusMu     sync.Mutex
+	queuedStatus map[id.EventID]*event.BeeperMessageStatusEventContent
 	// lastUsed is when the portal was last looked up; guarded by the
 	// bridge's portalsMu, so a lookup and an eviction never interleave.
 	lastUsed time.Time

@@ -12,6 +12,11 @@ import (
 // com.beeper.message_send_status event, if enabled. It is queued on the
 // portal's status lane, so statuses keep their order without making the
 // message lanes wait for the homeserver.
+//
+// A status decided while an earlier one for the same event is still queued
+// replaces it ("sent" becomes "delivered", "retrying" becomes "sent"):
+// clients show only the newest, and when the homeserver is the bottleneck
+// each status is one more event for it to take.
 func (p *Portal) sendStatus(_ context.Context, target id.EventID, content *event.BeeperMessageStatusEventContent) {
 	b := p.Bridge
 	room := p.RoomID()
@@ -20,12 +25,31 @@ func (p *Portal) sendStatus(_ context.Context, target id.EventID, content *event
 	}
 	content.Network = b.Network.Info().ID
 	content.RelatesTo = event.RelatesTo{Type: event.RelReference, EventID: target}
-	p.statuses.push(func() {
-		_, err := b.Matrix.SendMessage(b.ctx, b.Matrix.BotUserID(), room, event.BeeperMessageStatus, content, "", time.Time{})
+	p.statusMu.Lock()
+	_, queued := p.queuedStatus[target]
+	if p.queuedStatus == nil {
+		p.queuedStatus = make(map[id.EventID]*event.BeeperMessageStatusEventContent)
+	}
+	p.queuedStatus[target] = content
+	p.statusMu.Unlock()
+	if queued {
+		return
+	}
+	pushed := p.statuses.push(func() {
+		p.statusMu.Lock()
+		newest := p.queuedStatus[target]
+		delete(p.queuedStatus, target)
+		p.statusMu.Unlock()
+		_, err := b.Matrix.SendMessage(b.ctx, b.Matrix.BotUserID(), room, event.BeeperMessageStatus, newest, "", time.Time{})
 		if err != nil {
 			p.Log.Warn().Err(err).Stringer("event_id", target).Msg("Could not send message status")
 		}
 	})
+	if !pushed {
+		p.statusMu.Lock()
+		delete(p.queuedStatus, target)
+		p.statusMu.Unlock()
+	}
 }
 
 // statusForError builds the failure status for err.

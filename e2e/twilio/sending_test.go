@@ -94,8 +94,10 @@ func TestALongMessageArrivesAsTwoTextsCutBetweenWordsWithOneSuccessStatus(t *tes
 			failures++
 		}
 	}
-	if successes != 1 || failures != 0 {
-		t.Errorf("the sender got %d success and %d other statuses for the send, want exactly one success: %+v",
+	// A "sent" status still queued when the delivery report comes is
+	// replaced by it, so there may be no plain success; never two.
+	if successes > 1 || failures != 0 {
+		t.Errorf("the sender got %d success and %d other statuses for the send, want at most one success: %+v",
 			successes, failures, alice.statuses(room, sent))
 	}
 	if delivered == 0 {
