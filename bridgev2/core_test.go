@@ -534,3 +534,32 @@ func TestAStatusStillQueuedIsReplacedByANewerOne(t *testing.T) {
 		}
 	})
 }
+
+// Networks report "sent" after the send's own answer said as much. Such a
+// report changes nothing and is acknowledged without a journal entry; one
+// that moves the message on is journalled and applied.
+func TestADeliveryReportThatChangesNothingIsNotJournalled(t *testing.T) {
+	setup(t, func(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) {
+		key := networkid.PortalKey{ID: "bob", Receiver: login.ID}
+		receive(t, h, remote, remoteText(login, "bob", "m0", "hi"))
+		room := h.WaitForPortal(key, alice)
+		h.WaitForText(room, "", "hi")
+		sent := h.SendText(alice, room, "how are you?")
+		h.WaitForStatus(room, sent, event.MessageStatusSuccess)
+		call, err := remote.WaitForCall(h.Ctx(), func(c testnet.Call) bool { return c.Text == "how are you?" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		report := func(state database.Delivery) bridgev2.IngestResult {
+			return receive(t, h, remote, &bridgev2.RemoteEvent{Kind: bridgev2.RemoteDeliveryStatus, Portal: key, Target: call.MessageID,
+				Status: &bridgev2.DeliveryStatus{State: state, SendToken: call.SendToken}})
+		}
+		if got := report(database.DeliverySent); got != bridgev2.Duplicate {
+			t.Errorf("a \"sent\" report for a message recorded as sent was %v, want Duplicate (not journalled)", got)
+		}
+		if got := report(database.DeliveryDelivered); got != bridgev2.Journalled {
+			t.Errorf("a \"delivered\" report was %v, want Journalled", got)
+		}
+		waitDelivered(t, h, room, sent)
+	})
+}

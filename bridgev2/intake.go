@@ -20,8 +20,9 @@ type IngestResult int
 const (
 	// Journalled: the event is committed and will be delivered.
 	Journalled IngestResult = iota
-	// Duplicate: an event with the same kind and ID was journalled before;
-	// nothing new happens, and the connector may acknowledge again.
+	// Duplicate: an event with the same kind and ID was journalled before,
+	// or it is a delivery report that can no longer change anything; nothing
+	// new happens, and the connector may acknowledge again.
 	Duplicate
 )
 
@@ -52,6 +53,9 @@ func (l *UserLogin) Ingest(ctx context.Context, evt *RemoteEvent) (IngestResult,
 		portal.inbound.push(func() { portal.applyTyping(b.ctx, l, evt) })
 		return Journalled, nil
 	}
+	if l.isStaleDeliveryReport(ctx, evt) {
+		return Duplicate, nil
+	}
 	payload, err := json.Marshal(evt)
 	if err != nil {
 		return 0, fmt.Errorf("encode remote event: %w", err)
@@ -76,6 +80,20 @@ func (l *UserLogin) Ingest(ctx context.Context, evt *RemoteEvent) (IngestResult,
 	b.metrics.Received("inbound")
 	b.dispatchInbound(ctx, row, evt, false)
 	return Journalled, nil
+}
+
+// isStaleDeliveryReport reports whether evt is a delivery report for a
+// message already recorded at that state or a later one ("sent" after the
+// send's own answer, say). Applying it would change nothing, so it needs no
+// journal entry: a lookup is far cheaper than a commit, and every text a
+// network reports on brings one or two such reports. Delivery states only
+// advance, so a report stale now stays stale.
+func (l *UserLogin) isStaleDeliveryReport(ctx context.Context, evt *RemoteEvent) bool {
+	if evt.Kind != RemoteDeliveryStatus || evt.Status == nil {
+		return false
+	}
+	msg, err := l.Bridge.DB.Messages.GetFirstPart(ctx, evt.Portal.Receiver, evt.Target)
+	return err == nil && evt.Status.State.Rank() <= msg.Delivery.Rank()
 }
 
 // ErrInvalidEvent is wrapped by Ingest's errors for events that can never
