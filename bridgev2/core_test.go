@@ -44,6 +44,17 @@ func remoteText(login *bridgev2.UserLogin, chat, msgID, text string) *bridgev2.R
 	}
 }
 
+// chatWithBob opens the portal with "bob" by receiving a text from him, and
+// returns its key and room once the text is in it.
+func chatWithBob(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) (networkid.PortalKey, id.RoomID) {
+	t.Helper()
+	key := networkid.PortalKey{ID: "bob", Receiver: login.ID}
+	receive(t, h, remote, remoteText(login, "bob", "m0", "hi"))
+	room := h.WaitForPortal(key, alice)
+	h.WaitForText(room, "", "hi")
+	return key, room
+}
+
 func receive(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, evt *bridgev2.RemoteEvent) bridgev2.IngestResult {
 	t.Helper()
 	res, err := remote.Receive(h.Ctx(), evt)
@@ -395,10 +406,7 @@ func TestLoggingOutUnbridgesTheLoginsPortals(t *testing.T) {
 // chat's other incoming texts do not wait for it.
 func TestDeliveryReportOvertakingItsSendIsAppliedAfterIt(t *testing.T) {
 	setup(t, func(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) {
-		portal := networkid.PortalKey{ID: "bob", Receiver: login.ID}
-		receive(t, h, remote, remoteText(login, "bob", "m0", "hi"))
-		room := h.WaitForPortal(portal, alice)
-		h.WaitForText(room, "", "hi")
+		portal, room := chatWithBob(t, h, remote, login)
 
 		remote.DuringSend(func(c testnet.Call) {
 			receive(t, h, remote, &bridgev2.RemoteEvent{Kind: bridgev2.RemoteDeliveryStatus, Portal: portal, Target: c.MessageID,
@@ -492,10 +500,7 @@ func TestSplitMessageIsDeliveredWhenEveryPartIs(t *testing.T) {
 // sees the newest state, and the homeserver takes one event, not two.
 func TestAStatusStillQueuedIsReplacedByANewerOne(t *testing.T) {
 	setup(t, func(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) {
-		key := networkid.PortalKey{ID: "bob", Receiver: login.ID}
-		receive(t, h, remote, remoteText(login, "bob", "m0", "hi"))
-		room := h.WaitForPortal(key, alice)
-		h.WaitForText(room, "", "hi")
+		key, room := chatWithBob(t, h, remote, login)
 		portal, err := h.Bridge().GetPortal(h.Ctx(), key)
 		if err != nil {
 			t.Fatal(err)
@@ -540,10 +545,7 @@ func TestAStatusStillQueuedIsReplacedByANewerOne(t *testing.T) {
 // that moves the message on is journalled and applied.
 func TestADeliveryReportThatChangesNothingIsNotJournalled(t *testing.T) {
 	setup(t, func(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) {
-		key := networkid.PortalKey{ID: "bob", Receiver: login.ID}
-		receive(t, h, remote, remoteText(login, "bob", "m0", "hi"))
-		room := h.WaitForPortal(key, alice)
-		h.WaitForText(room, "", "hi")
+		key, room := chatWithBob(t, h, remote, login)
 		sent := h.SendText(alice, room, "how are you?")
 		h.WaitForStatus(room, sent, event.MessageStatusSuccess)
 		call, err := remote.WaitForCall(h.Ctx(), func(c testnet.Call) bool { return c.Text == "how are you?" })

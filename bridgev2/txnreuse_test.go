@@ -12,7 +12,6 @@ import (
 	"github.com/trestle-bridge/trestle/bridgev2/bridgetest"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgetest/testnet"
 	"github.com/trestle-bridge/trestle/bridgev2/database"
-	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
 // Dendrite names a transaction after its first event's position in its
@@ -21,9 +20,7 @@ import (
 // transaction ID. The newer events must not be taken for a replay.
 func TestARetriedTransactionIDWithMoreEventsStillBridgesTheNewOnes(t *testing.T) {
 	setup(t, func(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) {
-		receive(t, h, remote, remoteText(login, "bob", "m0", "hi"))
-		room := h.WaitForPortal(networkid.PortalKey{ID: "bob", Receiver: login.ID}, alice)
-		h.WaitForText(room, "", "hi")
+		_, room := chatWithBob(t, h, remote, login)
 		var raws []json.RawMessage
 		for _, body := range []string{"first", "second", "third"} {
 			evt, err := h.Matrix.AddUserEvent(room, alice, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgText, Body: body})
@@ -56,8 +53,7 @@ func TestARetriedTransactionIDWithMoreEventsStillBridgesTheNewOnes(t *testing.T)
 // SQLite) per bridged message for nothing.
 func TestATransactionOfOnlyTheBridgesOwnEchoesIsNotWritten(t *testing.T) {
 	setup(t, func(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) {
-		receive(t, h, remote, remoteText(login, "bob", "m0", "hi"))
-		room := h.WaitForPortal(networkid.PortalKey{ID: "bob", Receiver: login.ID}, alice)
+		_, room := chatWithBob(t, h, remote, login)
 		echo := h.WaitForText(room, "", "hi")
 		raw, err := json.Marshal(echo)
 		if err != nil {

@@ -32,6 +32,10 @@ type DendriteReport struct {
 	OutboundCeiling  Summary
 	InboundCPUPer1K  time.Duration
 	OutboundCPUPer1K time.Duration
+	// OutboundStatuses is how many message status events the bridge sent
+	// for the outbound texts, counted once the ceiling run is over: each is
+	// one more event Dendrite takes for a bridged text.
+	OutboundStatuses int64
 	PeakRSS          int64
 }
 
@@ -49,6 +53,9 @@ func (r *DendriteReport) Text() string {
 		fmt.Fprintf(&sb, "outbound bridged (user's send -> Twilio simulator): %s; bridge CPU %s per 1,000\n", r.Outbound, r.OutboundCPUPer1K)
 		fmt.Fprintf(&sb, "outbound ceiling (the user sends the same to Dendrite, as many unbridged rooms): %s\n", r.OutboundCeiling)
 		fmt.Fprintf(&sb, "outbound bridged / ceiling: %.0f%%\n", 100*r.Outbound.Throughput/r.OutboundCeiling.Throughput)
+		perText := 1 + float64(r.OutboundStatuses)/float64(r.Outbound.Count)
+		fmt.Fprintf(&sb, "outbound homeserver events per bridged text: %.2f (the text and %d status events for %d texts), %.0f events/s\n",
+			perText, r.OutboundStatuses, r.Outbound.Count, perText*r.Outbound.Throughput)
 	}
 	fmt.Fprintf(&sb, "bridge peak RSS: %.1f MB", float64(r.PeakRSS)/(1<<20))
 	return sb.String()
@@ -62,7 +69,9 @@ type dendriteRun struct {
 	account *twiliosim.Account
 	number  string
 	arrived atomic.Pointer[Latencies]
-	rooms   sync.Map // remote number -> room ID
+	// statuses counts the message status events the bot's sync saw.
+	statuses atomic.Int64
+	rooms    sync.Map // remote number -> room ID
 }
 
 // RunDendrite measures against the real Dendrite and the Twilio simulator.
@@ -127,6 +136,7 @@ func RunDendrite(ctx context.Context, opts Options) (*DendriteReport, error) {
 	}
 	if opts.Outbound {
 		before, _ := ReadProcStats(env.Bridge.PID())
+		statusesBefore := r.statuses.Load()
 		if report.Outbound, err = r.outbound(ctx, false); err != nil {
 			return nil, err
 		}
@@ -136,6 +146,7 @@ func RunDendrite(ctx context.Context, opts Options) (*DendriteReport, error) {
 		if report.OutboundCeiling, err = r.outbound(ctx, true); err != nil {
 			return nil, err
 		}
+		report.OutboundStatuses = r.statuses.Load() - statusesBefore
 		opts.progress("outbound ceiling: %s", report.OutboundCeiling)
 	}
 	st, _ := ReadProcStats(env.Bridge.PID())
@@ -197,7 +208,7 @@ func (r *dendriteRun) setup(ctx context.Context) error {
 
 // syncLoop follows a client's /sync. For the user it accepts portal
 // invites (so the user can send in them); for the bot (timing) it records
-// the arrival of every text.
+// the arrival of every text and counts the status events.
 func (r *dendriteRun) syncLoop(ctx context.Context, cli *mautrix.Client, timing bool) {
 	since := ""
 	// Dendrite does not wake a long-polling /sync for rooms joined after it
@@ -212,7 +223,7 @@ func (r *dendriteRun) syncLoop(ctx context.Context, cli *mautrix.Client, timing 
 	filter := ""
 	if timing {
 		filter = `{"presence":{"types":[]},"account_data":{"types":[]},"room":{"state":{"types":[]},"ephemeral":{"types":[]},` +
-			`"account_data":{"types":[]},"timeline":{"types":["m.room.message"],"limit":5000}}}`
+			`"account_data":{"types":[]},"timeline":{"types":["m.room.message","com.beeper.message_send_status"],"limit":5000}}}`
 	}
 	for ctx.Err() == nil {
 		resp, err := cli.SyncRequest(ctx, timeout, since, filter, false, event.PresenceOffline)
@@ -233,6 +244,9 @@ func (r *dendriteRun) syncLoop(ctx context.Context, cli *mautrix.Client, timing 
 		}
 		for roomID, room := range resp.Rooms.Join {
 			for _, evt := range room.Timeline.Events {
+				if evt.Type == event.BeeperMessageStatus {
+					r.statuses.Add(1)
+				}
 				if evt.Type != event.EventMessage {
 					continue
 				}
