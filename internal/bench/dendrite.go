@@ -71,7 +71,12 @@ type dendriteRun struct {
 	arrived atomic.Pointer[Latencies]
 	// statuses counts the message status events the bot's sync saw.
 	statuses atomic.Int64
-	rooms    sync.Map // remote number -> room ID
+	// botPaused stops the bot's sync, which only times inbound texts, so
+	// that it costs Dendrite nothing while outbound is measured; botSyncs
+	// counts its completed syncs.
+	botPaused atomic.Bool
+	botSyncs  atomic.Int64
+	rooms     sync.Map // remote number -> room ID
 }
 
 // RunDendrite measures against the real Dendrite and the Twilio simulator.
@@ -135,6 +140,7 @@ func RunDendrite(ctx context.Context, opts Options) (*DendriteReport, error) {
 		opts.progress("inbound ceiling: %s", report.InboundCeiling)
 	}
 	if opts.Outbound {
+		r.botPaused.Store(true)
 		before, _ := ReadProcStats(env.Bridge.PID())
 		statusesBefore := r.statuses.Load()
 		if report.Outbound, err = r.outbound(ctx, false); err != nil {
@@ -144,6 +150,11 @@ func RunDendrite(ctx context.Context, opts Options) (*DendriteReport, error) {
 		report.OutboundCPUPer1K = (after.CPU - before.CPU) * 1000 / time.Duration(max(report.Outbound.Count, 1))
 		opts.progress("outbound bridged: %s", report.Outbound)
 		if report.OutboundCeiling, err = r.outbound(ctx, true); err != nil {
+			return nil, err
+		}
+		// Resumed, the bot's sync catches up on the status events.
+		r.botPaused.Store(false)
+		if err := r.awaitBotSyncs(ctx, 2); err != nil {
 			return nil, err
 		}
 		report.OutboundStatuses = r.statuses.Load() - statusesBefore
@@ -226,6 +237,13 @@ func (r *dendriteRun) syncLoop(ctx context.Context, cli *mautrix.Client, timing 
 			`"account_data":{"types":[]},"timeline":{"types":["m.room.message","com.beeper.message_send_status"],"limit":5000}}}`
 	}
 	for ctx.Err() == nil {
+		if timing && r.botPaused.Load() {
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+			continue
+		}
 		resp, err := cli.SyncRequest(ctx, timeout, since, filter, false, event.PresenceOffline)
 		if err != nil {
 			select {
@@ -262,6 +280,7 @@ func (r *dendriteRun) syncLoop(ctx context.Context, cli *mautrix.Client, timing 
 				}
 			}
 		}
+		r.botSyncs.Add(1)
 	}
 }
 
@@ -477,6 +496,23 @@ func (r *dendriteRun) watchSimulator(lat *Latencies, stop <-chan struct{}) {
 			}
 		}
 	}
+}
+
+// awaitBotSyncs waits until the bot's sync completed n more times.
+func (r *dendriteRun) awaitBotSyncs(ctx context.Context, n int64) error {
+	want := r.botSyncs.Load() + n
+	deadline := time.Now().Add(time.Minute)
+	for r.botSyncs.Load() < want {
+		if time.Now().After(deadline) {
+			return errors.New("the bot's sync did not resume")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // parallel runs fn for 0..count-1 on workers goroutines.
