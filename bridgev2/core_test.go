@@ -481,6 +481,9 @@ func TestSplitMessageIsDeliveredWhenEveryPartIs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Reports without a send token find their message by its mapping,
+		// which is recorded when the send's success is.
+		h.WaitForStatus(room, other, event.MessageStatusSuccess)
 		report(call2.MessageID+".0", database.DeliveryDelivered)
 		report(call2.MessageID+".1", database.DeliveryFailed)
 		h.WaitForStatus(room, other, event.MessageStatusFail)
