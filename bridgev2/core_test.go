@@ -568,3 +568,26 @@ func TestADeliveryReportThatChangesNothingIsNotJournalled(t *testing.T) {
 		waitDelivered(t, h, room, sent)
 	})
 }
+
+// The first part's report of a split message can overtake the send while
+// the second part's comes after it: the message is delivered once both
+// are, whichever way each report went.
+func TestASplitMessageWhoseFirstReportOvertookItsSendIsDelivered(t *testing.T) {
+	setup(t, func(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) {
+		key, room := chatWithBob(t, h, remote, login)
+		remote.SplitMessages(2)
+		report := func(c testnet.Call, part string) {
+			receive(t, h, remote, &bridgev2.RemoteEvent{Kind: bridgev2.RemoteDeliveryStatus, Portal: key, Target: c.MessageID + networkid.MessageID(part),
+				Status: &bridgev2.DeliveryStatus{State: database.DeliveryDelivered, SendToken: c.SendToken}})
+		}
+		remote.DuringSend(func(c testnet.Call) { report(c, ".0") })
+		sent := h.SendText(alice, room, "a long text")
+		h.WaitForStatus(room, sent, event.MessageStatusSuccess)
+		call, err := remote.WaitForCall(h.Ctx(), func(c testnet.Call) bool { return c.Text == "a long text" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		report(call, ".1")
+		waitDelivered(t, h, room, sent)
+	})
+}

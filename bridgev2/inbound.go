@@ -620,14 +620,19 @@ func (p *Portal) applyDeliveryStatus(ctx context.Context, row *database.InboundE
 		case oerr != nil:
 		case out.State == database.StatePending || out.State == database.StateSending:
 			// The report overtook the send's own response. The send is
-			// running on the outbound lane: queue the report behind it
-			// there, rather than holding up this chat's incoming texts.
+			// running on the outbound lane: wait behind it there, rather
+			// than holding up this chat's incoming texts, then come back
+			// to this lane. Reports are applied here only, one at a time:
+			// the parts of a split message are delivered when all are,
+			// which two lanes reading them at once could both miss.
 			p.outbound.push(func() {
-				dctx := p.Log.With().Int64("journal_seq", row.Seq).Logger().WithContext(b.ctx)
-				if err := p.applyDeliveryStatus(dctx, row, evt, true); err != nil {
-					zerolog.Ctx(dctx).Warn().Err(err).Msg("Could not apply a deferred delivery report")
-					b.finishInbound(dctx, row, database.StateFailed, err.Error())
-				}
+				p.inbound.push(func() {
+					dctx := p.Log.With().Int64("journal_seq", row.Seq).Logger().WithContext(b.ctx)
+					if err := p.applyDeliveryStatus(dctx, row, evt, true); err != nil {
+						zerolog.Ctx(dctx).Warn().Err(err).Msg("Could not apply a deferred delivery report")
+						b.finishInbound(dctx, row, database.StateFailed, err.Error())
+					}
+				})
 			})
 			return errDeferred
 		case out.State == database.StateSent:
