@@ -13,6 +13,12 @@
 // within one login: ghosts are keyed "<login>.<user>" (see ghostID), and
 // portals by chat ID with the login as receiver. A chat whose ID is the
 // sender's ID is a DM with that sender; any other chat is a group.
+//
+// After a crash in the middle of a send the bridge sends again: the
+// protocol has no way to ask whether a message arrived (the connector
+// implements no SendReconciler). Each outbound message carries an
+// idempotency_key, the same on every retry, so a service that remembers
+// the keys it has seen receives each message once.
 package webhookchat
 
 import (
