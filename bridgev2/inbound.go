@@ -145,6 +145,19 @@ func (p *Portal) finish(ctx context.Context, row *database.InboundEvent, state d
 	})
 }
 
+// markBridgedParts records in done the parts of evt that are already mapped
+// to Matrix events, and reports whether that is all of them.
+func (p *Portal) markBridgedParts(ctx context.Context, evt *RemoteEvent, done map[networkid.PartID]bool) (bool, error) {
+	existing, err := p.Bridge.DB.Messages.GetAllParts(ctx, p.Receiver, evt.ID)
+	if err != nil {
+		return false, RetriableError("Could not read the message mapping.", err)
+	}
+	for _, m := range existing {
+		done[m.PartID] = true
+	}
+	return len(done) >= len(evt.Parts), nil
+}
+
 // skip finishes an event that cannot apply (its target is unknown, say),
 // logging why; it is not an error worth retrying.
 func (p *Portal) skip(ctx context.Context, row *database.InboundEvent, why string) error {
@@ -176,14 +189,9 @@ func (p *Portal) applyMessage(ctx context.Context, login *UserLogin, row *databa
 		// A fresh event on its first attempt cannot have parts bridged
 		// yet (backfill is checked below, after it ran); everything else
 		// may, and a part already mapped is not sent again.
-		existing, err := b.DB.Messages.GetAllParts(ctx, p.Receiver, evt.ID)
-		if err != nil {
-			return RetriableError("Could not read the message mapping.", err)
-		}
-		for _, m := range existing {
-			done[m.PartID] = true
-		}
-		if len(done) >= len(evt.Parts) {
+		if all, err := p.markBridgedParts(ctx, evt, done); err != nil {
+			return err
+		} else if all {
 			return p.skip(ctx, row, "already bridged")
 		}
 	}
@@ -196,14 +204,9 @@ func (p *Portal) applyMessage(ctx context.Context, login *UserLogin, row *databa
 		}
 		// Creating the room backfilled history, which may include this
 		// very message.
-		existing, err := b.DB.Messages.GetAllParts(ctx, p.Receiver, evt.ID)
-		if err != nil {
-			return RetriableError("Could not read the message mapping.", err)
-		}
-		for _, m := range existing {
-			done[m.PartID] = true
-		}
-		if len(done) >= len(evt.Parts) {
+		if all, err := p.markBridgedParts(ctx, evt, done); err != nil {
+			return err
+		} else if all {
 			return p.skip(ctx, row, "already bridged by backfill")
 		}
 	}

@@ -50,18 +50,7 @@ func FuzzWebhookHandler(f *testing.F) {
 		f.Add(seed.rel, []byte(seed.body), seed.ct, seed.sign)
 	}
 
-	sim := twiliosim.New(twiliosim.Options{})
-	if err := sim.Start(); err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(sim.Close)
-	acct, err := sim.AddAccount("", "")
-	if err != nil {
-		f.Fatal(err)
-	}
-	if _, err := acct.AddNumber(ourNumber, twiliosim.Capabilities{SMS: true, MMS: true}); err != nil {
-		f.Fatal(err)
-	}
+	sim, acct := twiliosim.StartForTest(f, ourNumber)
 	// The test log writer may not be used from inside a fuzz target.
 	quiet := zerolog.Nop()
 	h := bridgetest.New(f, newTestConnector, bridgetest.Options{Log: &quiet,

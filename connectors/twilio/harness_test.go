@@ -50,23 +50,10 @@ type envOptions struct {
 // newEnv starts the simulator and a bridge pointed at it.
 func newEnv(t *testing.T, opts envOptions) *env {
 	t.Helper()
-	sim := twiliosim.New(twiliosim.Options{})
-	if err := sim.Start(); err != nil {
-		t.Fatalf("start simulator: %v", err)
-	}
-	t.Cleanup(sim.Close)
-	acct, err := sim.AddAccount("", "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if opts.numbers == nil {
 		opts.numbers = []string{ourNumber}
 	}
-	for _, n := range opts.numbers {
-		if _, err := acct.AddNumber(n, twiliosim.Capabilities{SMS: true, MMS: true}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sim, acct := twiliosim.StartForTest(t, opts.numbers...)
 	netCfg := "api_url: " + sim.URL() + "\nrequest_timeout: 5s\n" + opts.network
 	if !strings.Contains(opts.network, "max_send_rate") {
 		netCfg += "max_send_rate: 0\n"

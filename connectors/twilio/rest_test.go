@@ -30,18 +30,7 @@ type restEnv struct {
 
 func newRestEnv(t *testing.T, configure func(*Config)) *restEnv {
 	t.Helper()
-	sim := twiliosim.New(twiliosim.Options{})
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sim.Close)
-	acct, err := sim.AddAccount("", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := acct.AddNumber(ourNumber, twiliosim.Capabilities{SMS: true, MMS: true}); err != nil {
-		t.Fatal(err)
-	}
+	sim, acct := twiliosim.StartForTest(t, ourNumber)
 	conn := New()
 	conn.retryBase = time.Millisecond
 	conn.cfg.APIURL = sim.URL()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -294,25 +293,10 @@ func (r *dendriteRun) inbound(ctx context.Context, count int, tag string) (Summa
 	webhookURL := r.env.BridgeURL + "/_trestle/twilio/" + login + "/incoming"
 	start := time.Now()
 	err := parallel(ctx, count, r.opts.Concurrency, func(i int) error {
-		token := fmt.Sprintf("%s-%d bench text", tag, i)
-		form := url.Values{
-			"MessageSid": {fmt.Sprintf("SM%s%026d", tagHex(tag), i)}, "AccountSid": {r.account.SID()},
-			"From": {remoteNumber(i % r.opts.Numbers)}, "To": {r.number}, "Body": {token},
-			"NumMedia": {"0"}, "ApiVersion": {"2010-04-01"}, "SmsStatus": {"received"},
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, webhookURL, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Twilio-Signature", twiliosim.Signature(r.account.AuthToken(), webhookURL, form))
-		lat.Sent(token, time.Now())
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("webhook answered %d", resp.StatusCode)
-		}
-		return nil
+		return postInbound(ctx, http.DefaultClient, webhookURL, r.account.AuthToken(), inboundText{
+			SID: fmt.Sprintf("SM%s%026d", tagHex(tag), i), Account: r.account.SID(),
+			From: remoteNumber(i % r.opts.Numbers), To: r.number, Body: fmt.Sprintf("%s-%d bench text", tag, i),
+		}, lat)
 	})
 	if err != nil {
 		return Summary{}, err

@@ -3,13 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
-
-	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
 )
 
 // FairnessReport is what RunFairness measured.
@@ -47,24 +42,10 @@ func RunFairness(ctx context.Context, opts Options) (*FairnessReport, error) {
 	}
 	webhookURL := bridgeURL + "/_trestle/twilio/" + benchLogin + "/incoming"
 	send := func(from, token string, n int, lat *Latencies) error {
-		form := url.Values{
-			"MessageSid": {fmt.Sprintf("SM%s%026d", tagHex(token[:3]), n)}, "AccountSid": {benchAccount},
-			"From": {from}, "To": {benchNumber}, "Body": {token},
-			"NumMedia": {"0"}, "ApiVersion": {"2010-04-01"}, "SmsStatus": {"received"},
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, webhookURL, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Twilio-Signature", twiliosim.Signature(benchToken, webhookURL, form))
-		lat.Sent(token, time.Now())
-		resp, err := r.client.Do(req)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("webhook answered %d", resp.StatusCode)
-		}
-		return nil
+		return postInbound(ctx, r.client, webhookURL, benchToken, inboundText{
+			SID: fmt.Sprintf("SM%s%026d", tagHex(token[:3]), n), Account: benchAccount,
+			From: from, To: benchNumber, Body: token,
+		}, lat)
 	}
 	start := time.Now()
 	var wg sync.WaitGroup

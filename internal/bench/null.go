@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,7 +17,6 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
 	"github.com/trestle-bridge/trestle/internal/rig"
 )
 
@@ -316,25 +314,12 @@ func (r *nullRun) inbound(ctx context.Context, bridgeURL string, count int, tag 
 						return
 					}
 				}
-				token := fmt.Sprintf("%s-%d bench text", tag, i)
-				form := url.Values{
-					"MessageSid": {fmt.Sprintf("SM%s%026d", tagHex(tag), i)}, "AccountSid": {benchAccount},
-					"From": {remoteNumber(i % r.opts.Numbers)}, "To": {benchNumber}, "Body": {token},
-					"NumMedia": {"0"}, "ApiVersion": {"2010-04-01"}, "SmsStatus": {"received"},
-				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, webhookURL, strings.NewReader(form.Encode()))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.Header.Set("X-Twilio-Signature", twiliosim.Signature(benchToken, webhookURL, form))
-				lat.Sent(token, time.Now())
-				resp, err := r.client.Do(req)
+				err := postInbound(ctx, r.client, webhookURL, benchToken, inboundText{
+					SID: fmt.Sprintf("SM%s%026d", tagHex(tag), i), Account: benchAccount,
+					From: remoteNumber(i % r.opts.Numbers), To: benchNumber, Body: fmt.Sprintf("%s-%d bench text", tag, i),
+				}, lat)
 				if err != nil {
 					errs <- err
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				_ = resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					errs <- fmt.Errorf("webhook answered %d", resp.StatusCode)
 					return
 				}
 			}

@@ -75,18 +75,7 @@ type phoneRig struct {
 
 func newPhoneRig(t *testing.T) *phoneRig {
 	t.Helper()
-	sim := twiliosim.New(twiliosim.Options{})
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sim.Close)
-	acct, err := sim.AddAccount("", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := acct.AddNumber(testNumber, twiliosim.Capabilities{SMS: true, MMS: true}); err != nil {
-		t.Fatal(err)
-	}
+	sim, acct := twiliosim.StartForTest(t, testNumber)
 	fb := newFakeBridge(t)
 	if err := acct.SetSMSURL(testNumber, fb.URL+"/incoming"); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,24 @@
+package twiliosim
+
+import "testing"
+
+// StartForTest starts a simulator for tb, with one account that owns the
+// given numbers (each able to send SMS and MMS), and closes it when tb ends.
+func StartForTest(tb testing.TB, numbers ...string) (*Server, *Account) {
+	tb.Helper()
+	sim := New(Options{})
+	if err := sim.Start(); err != nil {
+		tb.Fatalf("starting the Twilio simulator: %v", err)
+	}
+	tb.Cleanup(sim.Close)
+	acct, err := sim.AddAccount("", "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, n := range numbers {
+		if _, err := acct.AddNumber(n, Capabilities{SMS: true, MMS: true}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return sim, acct
+}
