@@ -1,6 +1,7 @@
 package matrixtest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -83,6 +84,20 @@ type room struct {
 // until ctx is done or Stop is called. When Start returns, everything the
 // account could see at that moment has been recorded.
 func Start(ctx context.Context, cli *mautrix.Client, opts Options) (*Client, error) {
+	c, err := New(cli, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Run(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// New returns a client that records nothing until Run starts its sync loop,
+// or until Record is handed /sync responses (tests that script what the
+// user sees).
+func New(cli *mautrix.Client, opts Options) (*Client, error) {
 	if cli.UserID == "" || cli.AccessToken == "" {
 		return nil, errors.New("starting a matrixtest client: the mautrix client is not logged in (no user ID or access token)")
 	}
@@ -98,7 +113,7 @@ func Start(ctx context.Context, cli *mautrix.Client, opts Options) (*Client, err
 	if err != nil {
 		return nil, fmt.Errorf("encoding the sync filter: %w", err)
 	}
-	c := &Client{
+	return &Client{
 		Matrix:  cli,
 		UserID:  cli.UserID,
 		opts:    opts,
@@ -106,28 +121,46 @@ func Start(ctx context.Context, cli *mautrix.Client, opts Options) (*Client, err
 		done:    make(chan struct{}),
 		changed: make(chan struct{}),
 		rooms:   map[id.RoomID]*room{},
-	}
+	}, nil
+}
 
+// Run does an initial /sync, then keeps syncing in the background until ctx
+// is done or Stop is called. When it returns, everything the account could
+// see at that moment has been recorded. It may be called once.
+func (c *Client) Run(ctx context.Context) error {
 	resp, err := c.sync(ctx, "", 0)
 	if err != nil {
-		return nil, fmt.Errorf("initial /sync for %s: %w", c.UserID, err)
+		return fmt.Errorf("initial /sync for %s: %w", c.UserID, err)
 	}
 	c.fillGaps(ctx, resp)
 	c.process(resp)
 	c.autoJoin(ctx, resp)
 
 	loopCtx, cancel := context.WithCancel(ctx)
+	c.mu.Lock()
 	c.cancel = cancel
+	c.mu.Unlock()
 	go c.loop(loopCtx, resp.NextBatch)
-	return c, nil
+	return nil
 }
 
-// Stop ends the sync loop and waits for it to return. It is idempotent. The
-// records stay readable, but waits fail from then on instead of hanging.
+// Stop ends the sync loop, if Run started one, and waits for it to return.
+// It is idempotent. The records stay readable, but waits fail from then on
+// instead of hanging.
 func (c *Client) Stop() {
-	c.cancel()
+	c.mu.Lock()
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
 	<-c.done
 }
+
+// Record adds a /sync response to the records, as the sync loop does with
+// each response it receives, and wakes every waiter.
+func (c *Client) Record(resp *mautrix.RespSync) { c.process(resp) }
 
 // sync makes one /sync request.
 func (c *Client) sync(ctx context.Context, since string, timeout time.Duration) (*mautrix.RespSync, error) {
@@ -360,4 +393,36 @@ func (c *Client) Invites() []*Invite {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.invites)
+}
+
+// StateEvents returns the latest state event of each state key of a type in
+// a room, such as every member's m.room.member event.
+func (c *Client) StateEvents(roomID id.RoomID, evtType event.Type) []*event.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.rooms[roomID]
+	if !ok {
+		return nil
+	}
+	out := make([]*event.Event, 0, len(r.state[evtType]))
+	for _, evt := range r.state[evtType] {
+		out = append(out, evt)
+	}
+	return out
+}
+
+// Changed returns a channel that is closed the next time the records or
+// the client's health change.
+func (c *Client) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+// Err reports why what the client shows may be stale: its sync loop ended,
+// the last /sync failed (until one succeeds), or an auto-join failed.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return cmp.Or(c.stopErr, c.syncErr, c.joinErr)
 }

@@ -12,7 +12,8 @@
 //
 // StartForTest returns a [T], whose methods fail the test on error and take
 // their deadline from [T.Timeout]. The same operations exist on [Client] with
-// a context and an error, for code that is not a test body.
+// a context and an error, for code that is not a test body: the sandbox's
+// Matrix pane is such a client too.
 //
 // Every wait sees the events that arrived before it started, so there is no
 // race between sending a request and starting to wait for its effect. To wait

@@ -87,50 +87,27 @@ func redactSecret(s, secret string) string {
 func (m *matrixSide) waitBot(ctx context.Context, room id.RoomID, after id.EventID, want string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, botReplyTimeout)
 	defer cancel()
-	cursor, last := -1, ""
-	if after == "" {
-		cursor = 0
+	var failure string
+	evt, err := m.user.WaitForEventAfter(ctx, room, after, func(evt *event.Event) bool {
+		if evt.Type != event.EventMessage || evt.Sender != m.bot {
+			return false
+		}
+		body := evt.Content.AsMessage().Body
+		// Failures first: "Login failed: ... auth token." also mentions
+		// what the next question would ask for.
+		for _, f := range botFailures {
+			if strings.HasPrefix(body, f) {
+				failure = body
+				return true
+			}
+		}
+		return strings.Contains(body, want)
+	})
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("waiting for the bridge bot to say %q: %w", want, err)
+	case failure != "":
+		return "", fmt.Errorf("the bridge bot answered: %s", failure)
 	}
-	for {
-		_, changed := m.notify.current()
-		m.mu.Lock()
-		var newer []*event.Event
-		if r, ok := m.rooms[room]; ok {
-			if cursor < 0 {
-				if i, ok := r.index[after]; ok {
-					cursor = i + 1
-				}
-			}
-			if cursor >= 0 {
-				newer = r.timeline[cursor:]
-				cursor = len(r.timeline)
-			}
-		}
-		m.mu.Unlock()
-		for _, evt := range newer {
-			if evt.Type != event.EventMessage || evt.Sender != m.bot {
-				continue
-			}
-			body := evt.Content.AsMessage().Body
-			// Failures first: "Login failed: ... auth token." also
-			// mentions what the next question would ask for.
-			for _, f := range botFailures {
-				if strings.HasPrefix(body, f) {
-					return "", fmt.Errorf("the bridge bot answered: %s", body)
-				}
-			}
-			if strings.Contains(body, want) {
-				return body, nil
-			}
-			last = body
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			if last != "" {
-				return "", fmt.Errorf("waiting for the bridge bot to say %q: %w (its last message: %s)", want, ctx.Err(), last)
-			}
-			return "", fmt.Errorf("waiting for the bridge bot to say %q: %w", want, ctx.Err())
-		}
-	}
+	return evt.Content.AsMessage().Body, nil
 }

@@ -3,7 +3,6 @@ package sandbox
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,12 +11,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/trestle-bridge/trestle/internal/matrixtest"
 )
 
 const (
@@ -31,24 +31,21 @@ const (
 	syncTimeout = 30 * time.Second
 )
 
-// matrixSide is the sandbox user as a Matrix client sees things: a mautrix
-// client logged in as that user inside the sandbox process, with a /sync loop
-// recording the rooms, their members and timelines. It joins every room it
-// is invited to, as a person would accept the bridge's invites to portals,
-// and serves the page's Matrix pane.
+// matrixSide is the sandbox user as a Matrix client sees things: a
+// matrixtest client, logged in as that user inside the sandbox process,
+// whose /sync loop records the rooms, their members and timelines and joins
+// every room the user is invited to, as a person would accept the bridge's
+// invites to portals. It serves the page's Matrix pane.
 type matrixSide struct {
 	cli    *mautrix.Client
+	user   *matrixtest.Client
 	me     id.UserID
 	bot    id.UserID
 	ghosts ghostNames
 	notify *notifier
 
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the sync loop has returned
-
-	mu      sync.Mutex
-	rooms   map[id.RoomID]*roomLog
-	syncErr error // the last failed /sync, cleared by the next success
+	done   chan struct{} // closed when the page is no longer told of changes
 }
 
 // ghostNames recognises the bridge's ghost users from the bridge config's
@@ -71,201 +68,72 @@ func (g ghostNames) phone(user id.UserID) string {
 	return "+" + digits
 }
 
-// roomLog is what the client knows about one room.
-type roomLog struct {
-	id       id.RoomID
-	name     string
-	members  map[id.UserID]*event.MemberEventContent
-	timeline []*event.Event
-	index    map[id.EventID]int
-}
-
-func newMatrixSide(cli *mautrix.Client, bot id.UserID, ghosts ghostNames, n *notifier) *matrixSide {
-	return &matrixSide{
-		cli:    cli,
-		me:     cli.UserID,
-		bot:    bot,
-		ghosts: ghosts,
-		notify: n,
-		rooms:  map[id.RoomID]*roomLog{},
+func newMatrixSide(cli *mautrix.Client, bot id.UserID, ghosts ghostNames, n *notifier) (*matrixSide, error) {
+	user, err := matrixtest.New(cli, matrixtest.Options{AutoJoin: true, PollTimeout: syncTimeout, TimelineLimit: timelineLimit})
+	if err != nil {
+		return nil, err
 	}
+	return &matrixSide{cli: cli, user: user, me: cli.UserID, bot: bot, ghosts: ghosts, notify: n}, nil
 }
 
 // start does an initial /sync, so that everything the account could see is
-// recorded when it returns, then keeps syncing in the background until stop.
+// recorded when it returns, then keeps syncing in the background until stop,
+// waking the page at every change.
 func (m *matrixSide) start(ctx context.Context) error {
-	filter, err := json.Marshal(mautrix.Filter{Room: &mautrix.RoomFilter{Timeline: &mautrix.FilterPart{Limit: timelineLimit}}})
-	if err != nil {
-		return fmt.Errorf("encoding the sync filter: %w", err)
+	if err := m.user.Run(context.WithoutCancel(ctx)); err != nil {
+		return err
 	}
-	resp, err := m.cli.FullSyncRequest(ctx, mautrix.ReqSync{FilterID: string(filter)})
-	if err != nil {
-		return fmt.Errorf("initial /sync of %s: %w", m.me, err)
-	}
-	m.process(resp)
-	m.autoJoin(ctx, resp)
-	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	fwdCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel, m.done = cancel, make(chan struct{})
-	go m.loop(loopCtx, string(filter), resp.NextBatch)
+	go func() {
+		defer close(m.done)
+		for {
+			select {
+			case <-m.user.Changed():
+				m.notify.bump()
+			case <-fwdCtx.Done():
+				return
+			}
+		}
+	}()
 	return nil
 }
 
 // stop ends the sync loop and waits for it.
 func (m *matrixSide) stop() {
+	m.user.Stop()
 	if m.cancel != nil {
 		m.cancel()
 		<-m.done
 	}
 }
 
-// loop syncs until ctx ends, retrying failures with a growing pause: the
-// homeserver may be slow or restarting, and the sandbox should outlive that.
-func (m *matrixSide) loop(ctx context.Context, filter, since string) {
-	defer close(m.done)
-	const minBackoff, maxBackoff = 100 * time.Millisecond, 5 * time.Second
-	backoff := minBackoff
-	for ctx.Err() == nil {
-		resp, err := m.cli.FullSyncRequest(ctx, mautrix.ReqSync{
-			Timeout:  int(syncTimeout.Milliseconds()),
-			Since:    since,
-			FilterID: filter,
-		})
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			m.mu.Lock()
-			m.syncErr = err
-			m.mu.Unlock()
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, maxBackoff)
-			continue
-		}
-		backoff = minBackoff
-		m.process(resp)
-		m.autoJoin(ctx, resp)
-		since = resp.NextBatch
-	}
-}
-
-// process records a /sync response and wakes the page and any waiter.
-func (m *matrixSide) process(resp *mautrix.RespSync) {
-	m.mu.Lock()
-	defer m.notify.bump()
-	defer m.mu.Unlock()
-	m.syncErr = nil
-	for roomID, data := range resp.Rooms.Join {
-		r := m.room(roomID)
-		for _, evt := range data.State.Events {
-			prepare(roomID, evt, event.StateEventType)
-			r.setState(evt)
-		}
-		for _, evt := range data.Timeline.Events {
-			prepare(roomID, evt, event.MessageEventType)
-			r.append(evt)
-		}
-	}
-	for roomID, data := range resp.Rooms.Leave {
-		r := m.room(roomID)
-		for _, evt := range data.Timeline.Events {
-			prepare(roomID, evt, event.MessageEventType)
-			r.append(evt)
-		}
-		for _, evt := range data.State.Events {
-			prepare(roomID, evt, event.StateEventType)
-			r.setState(evt)
-		}
-	}
-}
-
-// autoJoin accepts every invite, as the sandbox user would: the bridge
-// invites the user to a new portal when a phone texts for the first time.
-func (m *matrixSide) autoJoin(ctx context.Context, resp *mautrix.RespSync) {
-	for roomID := range resp.Rooms.Invite {
-		if _, err := m.cli.JoinRoomByID(ctx, roomID); err != nil && ctx.Err() == nil {
-			m.mu.Lock()
-			m.syncErr = fmt.Errorf("joining %s: %w", roomID, err)
-			m.mu.Unlock()
-		}
-	}
-}
-
-// prepare fills in what /sync leaves implicit: the room ID, the type class
-// and the parsed content.
-func prepare(roomID id.RoomID, evt *event.Event, class event.TypeClass) {
-	evt.RoomID = roomID
-	if evt.StateKey != nil {
-		class = event.StateEventType
-	}
-	evt.Type.Class = class
-	// Unknown event types stay unparsed; they are not shown anyway.
-	_ = evt.Content.ParseRaw(evt.Type)
-}
-
-// room returns the log of a room, creating it. The caller holds m.mu.
-func (m *matrixSide) room(roomID id.RoomID) *roomLog {
-	r, ok := m.rooms[roomID]
-	if !ok {
-		r = &roomLog{id: roomID, members: map[id.UserID]*event.MemberEventContent{}, index: map[id.EventID]int{}}
-		m.rooms[roomID] = r
-	}
-	return r
-}
-
-func (r *roomLog) append(evt *event.Event) {
-	if _, dup := r.index[evt.ID]; dup {
-		return
-	}
-	r.index[evt.ID] = len(r.timeline)
-	r.timeline = append(r.timeline, evt)
-	if evt.StateKey != nil {
-		r.setState(evt)
-	}
-}
-
-func (r *roomLog) setState(evt *event.Event) {
-	switch evt.Type {
-	case event.StateRoomName:
-		r.name = evt.Content.AsRoomName().Name
-	case event.StateMember:
-		r.members[id.UserID(evt.GetStateKey())] = evt.Content.AsMember()
-	}
-}
-
-// membership returns a user's membership as last seen. The caller holds m.mu.
-func (r *roomLog) membership(user id.UserID) event.Membership {
-	if c := r.members[user]; c != nil {
-		return c.Membership
-	}
-	return ""
-}
-
-// displayName returns a member's display name, falling back to the
-// localpart. The caller holds m.mu.
-func (r *roomLog) displayName(user id.UserID) string {
-	if c := r.members[user]; c != nil && c.Displayname != "" {
-		return c.Displayname
-	}
-	return user.Localpart()
-}
-
-// joined reports whether both users are joined to a room the client knows.
+// joined reports whether all the users are joined to a room.
 func (m *matrixSide) joined(roomID id.RoomID, users ...id.UserID) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.rooms[roomID]
-	if !ok {
-		return false
-	}
 	for _, u := range users {
-		if r.membership(u) != event.MembershipJoin {
+		if m.user.Membership(roomID, u) != event.MembershipJoin {
 			return false
 		}
 	}
 	return true
+}
+
+// members returns the member events of a room by user.
+func (m *matrixSide) members(roomID id.RoomID) map[id.UserID]*event.MemberEventContent {
+	out := map[id.UserID]*event.MemberEventContent{}
+	for _, evt := range m.user.StateEvents(roomID, event.StateMember) {
+		out[id.UserID(evt.GetStateKey())] = evt.Content.AsMember()
+	}
+	return out
+}
+
+// displayName returns a member's display name, falling back to the
+// localpart.
+func displayName(members map[id.UserID]*event.MemberEventContent, user id.UserID) string {
+	if c := members[user]; c != nil && c.Displayname != "" {
+		return c.Displayname
+	}
+	return user.Localpart()
 }
 
 // matrixState is the answer of GET /api/matrix.
@@ -317,17 +185,15 @@ type matrixStatus struct {
 
 // state renders every joined room for the page.
 func (m *matrixSide) state(version uint64) matrixState {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	st := matrixState{Version: version, User: m.me, Rooms: []matrixRoom{}}
-	if m.syncErr != nil {
-		st.SyncError = m.syncErr.Error()
+	if err := m.user.Err(); err != nil {
+		st.SyncError = err.Error()
 	}
-	for _, r := range m.rooms {
-		if r.membership(m.me) != event.MembershipJoin {
+	for _, roomID := range m.user.Rooms() {
+		if m.user.Membership(roomID, m.me) != event.MembershipJoin {
 			continue
 		}
-		st.Rooms = append(st.Rooms, m.render(r))
+		st.Rooms = append(st.Rooms, m.render(roomID))
 	}
 	slices.SortFunc(st.Rooms, func(a, b matrixRoom) int {
 		return cmp.Or(cmp.Compare(b.LastTS, a.LastTS), strings.Compare(string(a.ID), string(b.ID)))
@@ -337,11 +203,15 @@ func (m *matrixSide) state(version uint64) matrixState {
 
 // render turns a room's timeline into messages: edits are applied to their
 // targets, redactions blank them, and the bridge's status events become each
-// sent message's status. The caller holds m.mu.
-func (m *matrixSide) render(r *roomLog) matrixRoom {
-	out := matrixRoom{ID: r.id, Name: r.name, Kind: "other", Messages: []matrixMessage{}}
+// sent message's status.
+func (m *matrixSide) render(roomID id.RoomID) matrixRoom {
+	out := matrixRoom{ID: roomID, Kind: "other", Messages: []matrixMessage{}}
+	if evt := m.user.State(roomID, event.StateRoomName, ""); evt != nil {
+		out.Name = evt.Content.AsRoomName().Name
+	}
+	members := m.members(roomID)
 	others := 0
-	for user, c := range r.members {
+	for user, c := range members {
 		if user == m.me || (c.Membership != event.MembershipJoin && c.Membership != event.MembershipInvite) {
 			continue
 		}
@@ -350,22 +220,22 @@ func (m *matrixSide) render(r *roomLog) matrixRoom {
 			out.Kind, out.Phone = "portal", phone
 		}
 	}
-	if out.Kind == "other" && others == 1 && r.membership(m.bot) == event.MembershipJoin {
+	if out.Kind == "other" && others == 1 && m.joined(roomID, m.bot) {
 		out.Kind = "management"
 	}
 	if out.Name == "" {
 		switch out.Kind {
 		case "management":
-			out.Name = r.displayName(m.bot)
+			out.Name = displayName(members, m.bot)
 		case "portal":
 			out.Name = out.Phone
 		default:
-			out.Name = string(r.id)
+			out.Name = string(roomID)
 		}
 	}
 
 	byID := map[id.EventID]int{}
-	for _, evt := range r.timeline {
+	for _, evt := range m.user.Events(roomID) {
 		out.LastTS = max(out.LastTS, evt.Timestamp)
 		switch evt.Type {
 		case event.EventMessage:
@@ -380,7 +250,7 @@ func (m *matrixSide) render(r *roomLog) matrixRoom {
 			msg := matrixMessage{
 				ID:         evt.ID,
 				Sender:     evt.Sender,
-				SenderName: r.displayName(evt.Sender),
+				SenderName: displayName(members, evt.Sender),
 				Mine:       evt.Sender == m.me,
 				Type:       string(content.MsgType),
 				Body:       content.Body,

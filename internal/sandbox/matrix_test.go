@@ -29,7 +29,11 @@ func newTestMatrixSide(t *testing.T) *matrixSide {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newMatrixSide(cli, bot, ghostNames{prefix: "twilio_", server: "localhost"}, newNotifier())
+	m, err := newMatrixSide(cli, bot, ghostNames{prefix: "twilio_", server: "localhost"}, newNotifier())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // feed processes a /sync response written as JSON.
@@ -39,7 +43,7 @@ func feed(t *testing.T, m *matrixSide, syncJSON string) {
 	if err := json.Unmarshal([]byte(syncJSON), &resp); err != nil {
 		t.Fatalf("bad test sync: %v", err)
 	}
-	m.process(&resp)
+	m.user.Record(&resp)
 }
 
 func member(user id.UserID, membership, name string) string {

@@ -185,8 +185,11 @@ func Start(ctx context.Context, opts Options) (s *Sandbox, err error) {
 	}
 	prefix, suffix, _ := strings.Cut(cfg.AppService.UsernameTemplate, "{{.}}")
 	n := newNotifier()
-	s.matrix = newMatrixSide(cli, id.NewUserID(cfg.AppService.Bot.Username, s.Env.Dendrite.ServerName),
+	s.matrix, err = newMatrixSide(cli, id.NewUserID(cfg.AppService.Bot.Username, s.Env.Dendrite.ServerName),
 		ghostNames{prefix: prefix, suffix: suffix, server: s.Env.Dendrite.ServerName}, n)
+	if err != nil {
+		return s, err
+	}
 	if err := s.matrix.start(ctx); err != nil {
 		return s, err
 	}
