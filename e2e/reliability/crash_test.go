@@ -553,17 +553,21 @@ func countInbound(timelines map[id.RoomID][]*event.Event, remotes []string, perP
 	var t tally
 	for i := range remotes {
 		for k := range perPortal {
-			b := inboundBody(i, k)
-			switch n := len(seen[b]); {
-			case n == 0:
-				t.lost = append(t.lost, b)
-			case n > 1:
-				t.doubles = append(t.doubles, double{body: b, times: n, first: seen[b][0], second: seen[b][1]})
-			}
+			t.count(inboundBody(i, k), seen)
 		}
 		t.disorder = append(t.disorder, disorder(fmt.Sprintf("portal %d", i), order[i])...)
 	}
 	return t
+}
+
+// count files text b as lost or doubled by how often it was seen (and when).
+func (t *tally) count(b string, seen map[string][]time.Time) {
+	switch n := len(seen[b]); {
+	case n == 0:
+		t.lost = append(t.lost, b)
+	case n > 1:
+		t.doubles = append(t.doubles, double{body: b, times: n, first: seen[b][0], second: seen[b][1]})
+	}
 }
 
 // countOutbound checks what Twilio was asked to send: each text once, and
@@ -586,13 +590,7 @@ func countOutbound(all []twiliosim.OutboundMessage, log []twiliosim.Message, por
 	t := tally{order: order}
 	for i := range portals {
 		for k := range perPortal {
-			b := outboundBody(i, k)
-			switch n := len(seen[b]); {
-			case n == 0:
-				t.lost = append(t.lost, b)
-			case n > 1:
-				t.doubles = append(t.doubles, double{body: b, times: n, first: seen[b][0], second: seen[b][1]})
-			}
+			t.count(outboundBody(i, k), seen)
 		}
 	}
 	return t
