@@ -37,6 +37,12 @@ func (s *Server) CreateUser(ctx context.Context, localpart, password string, adm
 // Login logs a local user in with a password and returns a mautrix client
 // holding the new access token and device ID.
 func (s *Server) Login(ctx context.Context, localpart, password string) (*mautrix.Client, error) {
+	return s.LoginDevice(ctx, localpart, password, "trestle test client")
+}
+
+// LoginDevice is Login with the display name of the new device (session),
+// which clients show in the user's session list.
+func (s *Server) LoginDevice(ctx context.Context, localpart, password, device string) (*mautrix.Client, error) {
 	cli, err := mautrix.NewClient(s.URL, "", "")
 	if err != nil {
 		return nil, fmt.Errorf("creating a Matrix client for %s: %w", s.URL, err)
@@ -45,7 +51,7 @@ func (s *Server) Login(ctx context.Context, localpart, password string) (*mautri
 		Type:                     mautrix.AuthTypePassword,
 		Identifier:               mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: localpart},
 		Password:                 password,
-		InitialDeviceDisplayName: "trestle test client",
+		InitialDeviceDisplayName: device,
 		StoreCredentials:         true,
 	})
 	if err != nil {

@@ -369,19 +369,9 @@ func (s *Sandbox) matrixLogin(ctx context.Context, password string) (*mautrix.Cl
 // passwordLogin opens a session (a device named after the page) for the
 // sandbox user.
 func (s *Sandbox) passwordLogin(ctx context.Context, password string) (*mautrix.Client, error) {
-	cli, err := mautrix.NewClient(s.Env.Dendrite.URL, "", "")
+	cli, err := s.Env.Dendrite.LoginDevice(ctx, Localpart, password, "Trestle sandbox page")
 	if err != nil {
 		return nil, err
-	}
-	_, err = cli.Login(ctx, &mautrix.ReqLogin{
-		Type:                     mautrix.AuthTypePassword,
-		Identifier:               mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: Localpart},
-		Password:                 password,
-		InitialDeviceDisplayName: "Trestle sandbox page",
-		StoreCredentials:         true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("logging in as %s: %w", s.Env.Dendrite.UserID(Localpart), err)
 	}
 	s.UserID = cli.UserID
 	return cli, nil
