@@ -199,7 +199,11 @@ func (p *Portal) applyMessage(ctx context.Context, login *UserLogin, row *databa
 		return p.skip(ctx, row, "portal has no room and the event may not create one")
 	}
 	if p.RoomID() == "" {
-		if _, err := p.ensureRoom(ctx, login, evt.ChatInfo); err != nil {
+		var creator networkid.UserID
+		if !evt.Sender.IsFromMe {
+			creator = evt.Sender.Sender
+		}
+		if _, err := p.ensureRoom(ctx, login, evt.ChatInfo, creator); err != nil {
 			return err
 		}
 		// Creating the room backfilled history, which may include this
