@@ -46,8 +46,8 @@ type OutgoingEvent interface {
 }
 
 // SendProgress is the journalled progress of one Outgoing event. It is
-// safe for use by one connector call at a time, which is how the core
-// calls connectors for an event.
+// safe for concurrent use. The zero value keeps its progress in memory
+// only, for connectors' unit tests.
 type SendProgress struct {
 	bridge *Bridge
 	seq    int64
