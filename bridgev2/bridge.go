@@ -171,6 +171,9 @@ func (b *Bridge) Start(ctx context.Context) error {
 	if err := b.replayOutbound(ctx); err != nil {
 		return err
 	}
+	if err := b.replayReports(ctx); err != nil {
+		return fmt.Errorf("read undelivered message outcomes: %w", err)
+	}
 	b.bgDone.Add(1)
 	go b.housekeeping()
 	b.Log.Info().Msg("Bridge started")

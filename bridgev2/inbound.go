@@ -683,52 +683,67 @@ func (p *Portal) applyDeliveryStatus(ctx context.Context, row *database.InboundE
 	if err != nil {
 		return RetriableError("Could not read the message mapping.", err)
 	}
+	// The outcome the sender will see is decided and journalled in the same
+	// commit as the report that decides it.
 	before := combinedDelivery(parts)
-	var changed bool
+	var report *database.Report
+	var queued bool
 	err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
-		var err error
-		if changed, err = b.DB.Messages.AdvanceDelivery(ctx, tx, msg.Seq, evt.Status.State); err != nil {
+		changed, err := b.DB.Messages.AdvanceDelivery(ctx, tx, msg.Seq, evt.Status.State)
+		if err != nil {
 			return err
+		}
+		report, queued = nil, false
+		if changed {
+			report = p.deliveryReport(msg, parts, before, evt.Status)
+		}
+		if report != nil {
+			if queued, err = p.putReport(ctx, tx, report); err != nil {
+				return err
+			}
 		}
 		return p.finishTx(ctx, tx, row)
 	})
 	if err != nil {
 		return RetriableError("Could not record the delivery report.", err)
 	}
-	if changed {
-		for _, part := range parts {
-			if part.Seq == msg.Seq {
-				part.Delivery = evt.Status.State
-			}
-		}
+	if queued {
+		p.queueReport(report)
 	}
-	after := combinedDelivery(parts)
-	if !changed || after == before || p.RoomID() == "" {
+	return nil
+}
+
+// deliveryReport is what the sender should now see of the Matrix event
+// whose part msg just reached the reported state, or nil if the event as a
+// whole did not change (another part is still on its way).
+func (p *Portal) deliveryReport(msg *database.Message, parts []*database.Message, before database.Delivery, st *DeliveryStatus) *database.Report {
+	updated := make([]*database.Message, len(parts))
+	for i, part := range parts {
+		cp := *part
+		if part.Seq == msg.Seq {
+			cp.Delivery = st.State
+		}
+		updated[i] = &cp
+	}
+	after := combinedDelivery(updated)
+	if after == before {
 		return nil
 	}
 	switch after {
 	case database.DeliveryDelivered, database.DeliveryRead:
-		delivered := []id.UserID{}
-		if p.OtherUserID != "" {
-			delivered = append(delivered, b.Matrix.GhostUserID(p.OtherUserID))
-		}
-		p.sendStatus(ctx, msg.MXID, &event.BeeperMessageStatusEventContent{
-			Status: event.MessageStatusSuccess, DeliveredToUsers: &delivered,
-		})
 	case database.DeliveryFailed:
-		message := evt.Status.Message
-		if message == "" {
-			message = "The message could not be delivered."
-		}
-		internal := ""
-		if evt.Status.Code != "" {
-			internal = "error " + evt.Status.Code
-		}
-		p.sendStatus(ctx, msg.MXID, &event.BeeperMessageStatusEventContent{
-			Status: event.MessageStatusFail, Reason: event.MessageStatusNetworkError,
-			Message: message, InternalError: internal,
-		})
-		p.failureNotice(ctx, msg.MXID, message, true)
+	default:
+		return nil
 	}
-	return nil
+	r := &database.Report{EventID: msg.MXID, RoomID: p.RoomID(), Portal: p.PortalKey, State: after, EventTS: msg.Timestamp}
+	if after == database.DeliveryFailed {
+		r.Message, r.Reason, r.Undelivered = st.Message, string(event.MessageStatusNetworkError), true
+		if r.Message == "" {
+			r.Message = "The message could not be delivered."
+		}
+		if st.Code != "" {
+			r.InternalError = "error " + st.Code
+		}
+	}
+	return r
 }

@@ -77,27 +77,29 @@ func (p *Portal) loginFor(ctx context.Context, user *User) (*UserLogin, *RelaySe
 	return nil, nil, NewError("You are not logged in to the account this chat belongs to, and the chat has no relay.", ErrNotLoggedIn)
 }
 
-// fail reports a permanent failure to the sender and closes the journal row.
+// fail closes the journal row of an event that could not be bridged and
+// tells the sender why, in one write with the outcome's report.
 func (p *Portal) fail(ctx context.Context, row *database.OutboundEvent, evt *event.Event, err error) {
 	b := p.Bridge
 	zerolog.Ctx(ctx).Warn().Err(err).Msg("Matrix event was not bridged")
-	b.finishOutbound(ctx, row, database.StateFailed, err.Error())
-	b.metrics.Bridged("outbound", "failed", time.Since(row.ReceivedAt))
-	p.sendStatus(ctx, evt.ID, statusForError(err, false))
-	p.failureNotice(ctx, evt.ID, HumanMessage(err), false)
-}
-
-// succeed reports success to the sender and closes the journal row, unless
-// the caller already closed it in its own write.
-func (p *Portal) succeed(ctx context.Context, row *database.OutboundEvent, evt *event.Event, deliveryReported bool) {
-	b := p.Bridge
-	b.metrics.Bridged("outbound", "success", time.Since(row.ReceivedAt))
-	status := &event.BeeperMessageStatusEventContent{Status: event.MessageStatusSuccess}
-	if deliveryReported {
-		// An empty, non-nil list tells clients a delivery receipt will follow.
-		status.DeliveredToUsers = &[]id.UserID{}
+	report := p.failureReport(evt, err)
+	var queued bool
+	werr := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		if err := b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateFailed, err.Error()); err != nil {
+			return err
+		}
+		var err error
+		queued, err = p.putReport(ctx, tx, report)
+		return err
+	})
+	if werr != nil {
+		b.Log.Err(werr).Int64("journal_seq", row.Seq).Msg("Could not finish outbound journal entry")
+		return
 	}
-	p.sendStatus(ctx, evt.ID, status)
+	b.metrics.Bridged("outbound", "failed", time.Since(row.ReceivedAt))
+	if queued {
+		p.queueReport(report)
+	}
 }
 
 // errShutdownRetry ends a retry loop when the bridge stops; the event stays
@@ -161,9 +163,7 @@ func (p *Portal) send(ctx context.Context, row *database.OutboundEvent, out Outg
 		delay := max(backoff(attempt), retryAfter(err))
 		zerolog.Ctx(ctx).Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("Sending to the remote network failed; will retry")
 		if attempt == 1 {
-			p.sendStatus(ctx, base.Event.ID, statusForError(&Error{
-				Message: HumanMessage(err) + " Retrying.", Err: err, Retriable: true, Reason: statusReason(err),
-			}, true))
+			p.reportRetrying(base.Event, err)
 			_ = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
 				return b.DB.Outbound.RecordAttempt(ctx, tx, row.Seq, err.Error())
 			})
@@ -238,8 +238,12 @@ func (p *Portal) outboundMessage(ctx context.Context, row *database.OutboundEven
 // bridge stops first, the next start finds the row "sending" and reconciles.
 func (p *Portal) recordSent(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, sent []SentMessage, deliveryReported bool) {
 	b := p.Bridge
+	report := p.newReport(evt, database.DeliverySent)
+	report.DeliveryWillFollow = deliveryReported
+	var queued bool
 	for attempt := 1; ; attempt++ {
-		err := p.writeSent(ctx, row, evt, login, sent)
+		var err error
+		queued, err = p.writeSent(ctx, row, evt, login, sent, report)
 		if err == nil {
 			break
 		}
@@ -249,12 +253,12 @@ func (p *Portal) recordSent(ctx context.Context, row *database.OutboundEvent, ev
 			return // the row stays "sending" and is reconciled at the next start
 		}
 	}
-	p.succeed(ctx, row, evt, deliveryReported)
+	p.succeed(row, report, queued)
 }
 
-func (p *Portal) writeSent(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, sent []SentMessage) error {
+func (p *Portal) writeSent(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, sent []SentMessage, report *database.Report) (queued bool, err error) {
 	b := p.Bridge
-	return b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+	return queued, b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
 		for _, s := range sent {
 			if _, err := b.DB.Messages.GetPart(ctx, p.Receiver, s.ID, s.PartID); err == nil {
 				continue
@@ -274,24 +278,44 @@ func (p *Portal) writeSent(ctx context.Context, row *database.OutboundEvent, evt
 				return err
 			}
 		}
-		return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, "")
+		if err := b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, ""); err != nil {
+			return err
+		}
+		var err error
+		queued, err = p.putReport(ctx, tx, report)
+		return err
 	})
+}
+
+// succeed counts a bridged event and shows its outcome once committed.
+func (p *Portal) succeed(row *database.OutboundEvent, report *database.Report, queued bool) {
+	p.Bridge.metrics.Bridged("outbound", "success", time.Since(row.ReceivedAt))
+	if queued {
+		p.queueReport(report)
+	}
 }
 
 // finishSent closes a sent event's journal row together with the record
 // write, and tells the sender.
 func (p *Portal) finishSent(ctx context.Context, row *database.OutboundEvent, evt *event.Event, what string, write func(ctx context.Context, tx database.Execer) error) {
 	b := p.Bridge
+	report := p.newReport(evt, database.DeliverySent)
+	var queued bool
 	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
 		if err := write(ctx, tx); err != nil {
 			return err
 		}
-		return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, "")
+		if err := b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, ""); err != nil {
+			return err
+		}
+		var err error
+		queued, err = p.putReport(ctx, tx, report)
+		return err
 	})
 	if err != nil {
 		zerolog.Ctx(ctx).Err(err).Msg("Could not record the " + what)
 	}
-	p.succeed(ctx, row, evt, false)
+	p.succeed(row, report, queued)
 }
 
 // target finds the bridged message a Matrix event refers to, failing the

@@ -105,8 +105,9 @@ func (p *SendProgress) Has(id networkid.MessageID) bool {
 
 // Record commits a remote message created for the event to the journal
 // and returns once it is durable. A message already recorded is not
-// recorded twice. If Record fails, return its error: the core retries the
-// send, and the connector must treat the message as possibly unrecorded.
+// recorded twice. If Record fails, return its error, an UnconfirmedError:
+// the network has the message and the journal may not, so the core
+// reconciles before it retries.
 func (p *SendProgress) Record(ctx context.Context, m SentMessage) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -143,7 +144,7 @@ func (p *SendProgress) Record(ctx context.Context, m SentMessage) error {
 		return p.bridge.DB.Outbound.SetProgress(ctx, tx, p.seq, data)
 	})
 	if err != nil {
-		return RetriableError("Could not record the send's progress.", err)
+		return UnconfirmedError("Could not record the send's progress.", err)
 	}
 	p.sent = next
 	return nil

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/trestle-bridge/trestle/bridgev2/database"
@@ -37,11 +36,15 @@ type Portal struct {
 	// order they were decided, without holding up the lanes that decide
 	// them (a status is a homeserver round trip per message).
 	statuses lane
-	// queuedStatus holds, for each event whose status is queued on the
-	// statuses lane but not yet sent, the newest status decided for it;
-	// guarded by statusMu.
-	statusMu     sync.Mutex
-	queuedStatus map[id.EventID]*event.BeeperMessageStatusEventContent
+	// statusMu guards the outcome reports waiting for the statuses lane
+	// (see status.go) and the flush state below.
+	statusMu       sync.Mutex
+	pendingReports map[id.EventID]*pendingReport
+	flushScheduled bool
+	reportAttempts int
+	// lastReceipt is the send time of the newest message the bridge bot
+	// sent a receipt for; touched by the statuses lane only.
+	lastReceipt time.Time
 	// lastUsed is when the portal was last looked up; guarded by the
 	// bridge's portalsMu, so a lookup and an eviction never interleave.
 	lastUsed time.Time

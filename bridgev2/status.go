@@ -2,91 +2,317 @@ package bridgev2
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/trestle-bridge/trestle/bridgev2/database"
 )
 
-// sendStatus reports the outcome of a Matrix event back to its sender as a
-// com.beeper.message_send_status event, if enabled. It is queued on the
-// portal's status lane, so statuses keep their order without making the
-// message lanes wait for the homeserver.
+// Telling senders what became of their messages costs the homeserver: a
+// status event is a room event like the message itself. So by default a
+// plain success is shown by the bridge bot's read receipt (an ephemeral
+// event the homeserver stores no room event for), one per portal for a
+// burst of successes, and only failures put events in the room. Status
+// events (com.beeper.message_send_status, which Element does not show)
+// are for clients that want every state.
 //
-// A status decided while an earlier one for the same event is still queued
-// replaces it ("sent" becomes "delivered", "retrying" becomes "sent"):
-// clients show only the newest, and when the homeserver is the bottleneck
-// each status is one more event for it to take.
-func (p *Portal) sendStatus(_ context.Context, target id.EventID, content *event.BeeperMessageStatusEventContent) {
-	b := p.Bridge
-	room := p.RoomID()
-	if !b.Config.Bridge.MessageStatusEvents || room == "" {
+// Outcomes go through a journal of their own (the report_outbox table): a
+// report is written in the commit that decides it and deleted once shown,
+// so a crash between the two delays what the sender sees but never loses
+// it.
+
+// pendingReport is an outcome waiting on a portal's status lane.
+type pendingReport struct {
+	*database.Report
+	// retrying is a transient "will retry" status, never journalled.
+	retrying bool
+	// persisted says a report_outbox row is to be deleted once shown.
+	persisted bool
+}
+
+// rank orders reports of one event: a newer state replaces an older one.
+func (r *pendingReport) rank() int {
+	if r.retrying {
+		return -1
+	}
+	return r.State.Rank()
+}
+
+// reportShows says what a report puts in the room under the config.
+func (b *Bridge) reportShows(r *pendingReport) (status, receipt, notice bool) {
+	cfg := &b.Config.Bridge
+	switch {
+	case r.retrying:
+		return cfg.MessageStatusEvents, false, false
+	case r.State == database.DeliveryFailed:
+		return cfg.MessageStatusEvents, false, cfg.FailureNotices
+	case r.State == database.DeliverySent:
+		return cfg.MessageStatusEvents, cfg.DeliveryReceipts && !r.DeliveryWillFollow, false
+	default:
+		return cfg.MessageStatusEvents, cfg.DeliveryReceipts, false
+	}
+}
+
+// newReport describes the outcome of a Matrix event in this portal.
+func (p *Portal) newReport(evt *event.Event, state database.Delivery) *database.Report {
+	return &database.Report{EventID: evt.ID, RoomID: p.RoomID(), Portal: p.PortalKey, State: state,
+		EventTS: time.UnixMilli(evt.Timestamp)}
+}
+
+// failureReport describes a failure of a Matrix event.
+func (p *Portal) failureReport(evt *event.Event, err error) *database.Report {
+	r := p.newReport(evt, database.DeliveryFailed)
+	r.Message, r.Reason, r.InternalError = HumanMessage(err), string(statusReason(err)), err.Error()
+	return r
+}
+
+// putReport journals r inside a write if it shows anything, and reports
+// whether it did; queue it with queueReport once the write committed.
+func (p *Portal) putReport(ctx context.Context, tx database.Execer, r *database.Report) (bool, error) {
+	status, receipt, notice := p.Bridge.reportShows(&pendingReport{Report: r})
+	if r.RoomID == "" || !status && !receipt && !notice {
+		return false, nil
+	}
+	return true, p.Bridge.DB.Reports.Put(ctx, tx, r)
+}
+
+// queueReport hands a committed report to the status lane.
+func (p *Portal) queueReport(r *database.Report) {
+	p.enqueueReport(&pendingReport{Report: r, persisted: true})
+}
+
+// reportRetrying tells the sender, where status events are on, that a
+// message is being retried.
+func (p *Portal) reportRetrying(evt *event.Event, err error) {
+	if !p.Bridge.Config.Bridge.MessageStatusEvents || p.RoomID() == "" {
 		return
 	}
-	content.Network = b.Network.Info().ID
-	content.RelatesTo = event.RelatesTo{Type: event.RelReference, EventID: target}
+	p.enqueueReport(&pendingReport{Report: p.failureReport(evt, err), retrying: true})
+}
+
+// enqueueReport queues a report on the status lane, where it replaces a
+// queued one of the same event that it is further along than: when the
+// homeserver is slow, the sender sees the newest state for one event.
+func (p *Portal) enqueueReport(r *pendingReport) {
 	p.statusMu.Lock()
-	_, queued := p.queuedStatus[target]
-	if p.queuedStatus == nil {
-		p.queuedStatus = make(map[id.EventID]*event.BeeperMessageStatusEventContent)
+	if old := p.pendingReports[r.EventID]; old != nil && old.rank() > r.rank() {
+		p.statusMu.Unlock()
+		return
 	}
-	p.queuedStatus[target] = content
+	if p.pendingReports == nil {
+		p.pendingReports = make(map[id.EventID]*pendingReport)
+	}
+	p.pendingReports[r.EventID] = r
+	push := p.scheduleFlushLocked(0)
 	p.statusMu.Unlock()
-	if queued {
-		return
+	push()
+}
+
+// scheduleFlushLocked makes sure one flush of the pending reports is on
+// its way, after delay; statusMu is held, so the push itself happens on a
+// timer (or, for no delay, is returned for the caller to run unlocked).
+func (p *Portal) scheduleFlushLocked(delay time.Duration) (pushNow func()) {
+	if p.flushScheduled {
+		return func() {}
 	}
-	pushed := p.statuses.push(func() {
-		p.statusMu.Lock()
-		newest := p.queuedStatus[target]
-		delete(p.queuedStatus, target)
-		p.statusMu.Unlock()
-		_, err := b.Matrix.SendMessage(b.ctx, b.Matrix.BotUserID(), room, event.BeeperMessageStatus, newest, "", time.Time{})
-		if err != nil {
-			p.Log.Warn().Err(err).Stringer("event_id", target).Msg("Could not send message status")
+	p.flushScheduled = true
+	push := func() {
+		if !p.statuses.push(p.flushReports) {
+			// Stopping: the outbox replays what is left at the next start.
+			p.statusMu.Lock()
+			p.flushScheduled = false
+			p.statusMu.Unlock()
 		}
-	})
-	if !pushed {
-		p.statusMu.Lock()
-		delete(p.queuedStatus, target)
-		p.statusMu.Unlock()
 	}
+	if delay == 0 {
+		return push
+	}
+	time.AfterFunc(delay, push)
+	return func() {}
 }
 
-// statusForError builds the failure status for err.
-func statusForError(err error, retrying bool) *event.BeeperMessageStatusEventContent {
-	status := event.MessageStatusFail
-	if retrying {
-		status = event.MessageStatusRetriable
-	}
-	return &event.BeeperMessageStatusEventContent{
-		Status:        status,
-		Reason:        statusReason(err),
-		Message:       HumanMessage(err),
-		InternalError: err.Error(),
-	}
-}
-
-// failureNotice tells the room in plain words that a message was not
-// bridged, or (undelivered) bridged but not delivered, if
-// bridge.failure_notices is on: not every client shows message status
-// events.
-func (p *Portal) failureNotice(_ context.Context, target id.EventID, message string, undelivered bool) {
+// flushReports shows every pending report of the portal: status events and
+// notices per message, and one read receipt on the newest message whose
+// success it shows. Reports the homeserver could not take are kept and
+// tried again with backoff; shown ones leave the outbox in one write.
+func (p *Portal) flushReports() {
 	b := p.Bridge
-	room := p.RoomID()
-	if !b.Config.Bridge.FailureNotices || room == "" {
-		return
+	ctx := p.Log.WithContext(b.ctx)
+	p.statusMu.Lock()
+	batch := make([]*pendingReport, 0, len(p.pendingReports))
+	for _, r := range p.pendingReports {
+		batch = append(batch, r)
 	}
+	p.pendingReports = nil
+	p.flushScheduled = false
+	p.statusMu.Unlock()
+	slices.SortFunc(batch, func(a, c *pendingReport) int { return a.EventTS.Compare(c.EventTS) })
+
+	var shown, failed []*pendingReport
+	var receipt *pendingReport
+	var receiptCovers []*pendingReport
+	for _, r := range batch {
+		status, rcpt, notice := b.reportShows(r)
+		ok := true
+		if status {
+			ok = p.sendStatusEvent(ctx, r) && ok
+		}
+		if notice && ok {
+			ok = p.sendFailureNotice(ctx, r)
+		}
+		switch {
+		case !ok:
+			failed = append(failed, r)
+		case rcpt:
+			receiptCovers = append(receiptCovers, r)
+			if receipt == nil || !r.EventTS.Before(receipt.EventTS) {
+				receipt = r
+			}
+		default:
+			shown = append(shown, r)
+		}
+	}
+	if receipt != nil {
+		// A receipt covers every earlier message, and one that would move
+		// backwards (a later message was receipted first) is not sent.
+		if receipt.EventTS.Before(p.lastReceipt) {
+			shown = append(shown, receiptCovers...)
+		} else if err := b.Matrix.MarkRead(ctx, b.Matrix.BotUserID(), receipt.RoomID, receipt.EventID); err != nil {
+			p.Log.Warn().Err(err).Stringer("event_id", receipt.EventID).Msg("Could not send the delivery receipt")
+			failed = append(failed, receiptCovers...)
+		} else {
+			p.lastReceipt = receipt.EventTS
+			shown = append(shown, receiptCovers...)
+		}
+	}
+	p.forgetReports(ctx, shown)
+	if len(failed) > 0 {
+		p.retryReports(failed)
+	} else {
+		p.reportAttempts = 0
+	}
+}
+
+// forgetReports deletes shown reports from the outbox.
+func (p *Portal) forgetReports(ctx context.Context, shown []*pendingReport) {
+	b := p.Bridge
+	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		for _, r := range shown {
+			if r.persisted {
+				if err := b.DB.Reports.Delete(ctx, tx, r.EventID, r.State); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Shown twice after the next start is the worst that can happen.
+		p.Log.Warn().Err(err).Msg("Could not clear shown message outcomes")
+	}
+}
+
+// retryReports puts reports the homeserver refused back in the queue, to be
+// tried again after a backoff, unless a newer report replaced them.
+func (p *Portal) retryReports(failed []*pendingReport) {
+	p.statusMu.Lock()
+	defer p.statusMu.Unlock()
+	p.reportAttempts++
+	if p.pendingReports == nil {
+		p.pendingReports = make(map[id.EventID]*pendingReport)
+	}
+	for _, r := range failed {
+		if old := p.pendingReports[r.EventID]; old == nil || old.rank() < r.rank() {
+			p.pendingReports[r.EventID] = r
+		}
+	}
+	p.scheduleFlushLocked(backoff(p.reportAttempts))
+}
+
+// sendStatusEvent sends the com.beeper.message_send_status event of a
+// report, and reports whether the homeserver took it (or refused it for
+// good, which no retry would change).
+func (p *Portal) sendStatusEvent(ctx context.Context, r *pendingReport) bool {
+	b := p.Bridge
+	content := &event.BeeperMessageStatusEventContent{
+		Network:   b.Network.Info().ID,
+		RelatesTo: event.RelatesTo{Type: event.RelReference, EventID: r.EventID},
+		Status:    event.MessageStatusSuccess,
+	}
+	switch {
+	case r.retrying:
+		content.Status, content.Reason = event.MessageStatusRetriable, event.MessageStatusReason(r.Reason)
+		content.Message, content.InternalError = r.Message+" Retrying.", r.InternalError
+	case r.State == database.DeliveryFailed:
+		content.Status, content.Reason = event.MessageStatusFail, event.MessageStatusReason(r.Reason)
+		content.Message, content.InternalError = r.Message, r.InternalError
+	case r.State == database.DeliverySent && r.DeliveryWillFollow:
+		// An empty, non-nil list tells clients a delivery receipt will follow.
+		content.DeliveredToUsers = &[]id.UserID{}
+	case r.State == database.DeliveryDelivered || r.State == database.DeliveryRead:
+		delivered := []id.UserID{}
+		if p.OtherUserID != "" {
+			delivered = append(delivered, b.Matrix.GhostUserID(p.OtherUserID))
+		}
+		content.DeliveredToUsers = &delivered
+	}
+	_, err := b.Matrix.SendMessage(ctx, b.Matrix.BotUserID(), r.RoomID, event.BeeperMessageStatus, content, "", time.Time{})
+	if err != nil {
+		p.Log.Warn().Err(err).Stringer("event_id", r.EventID).Msg("Could not send message status")
+		return !isRetriable(err)
+	}
+	return true
+}
+
+// sendFailureNotice tells the room in plain words that a message was not
+// bridged, or bridged but not delivered: not every client shows message
+// status events.
+func (p *Portal) sendFailureNotice(ctx context.Context, r *pendingReport) bool {
+	b := p.Bridge
 	prefix := "⚠️ Your message was not bridged: "
-	if undelivered {
+	if r.Undelivered {
 		prefix = "⚠️ Your message was not delivered: "
 	}
-	content := &event.MessageEventContent{MsgType: event.MsgNotice, Body: prefix + message}
-	if target != "" {
-		content.RelatesTo = (&event.RelatesTo{}).SetReplyTo(target)
+	content := &event.MessageEventContent{MsgType: event.MsgNotice, Body: prefix + r.Message}
+	content.RelatesTo = (&event.RelatesTo{}).SetReplyTo(r.EventID)
+	// The transaction ID makes a notice shown again after a restart the
+	// same event.
+	_, err := b.Matrix.SendMessage(ctx, b.Matrix.BotUserID(), r.RoomID, event.EventMessage, content, txnID("failure-notice", string(r.EventID)), time.Time{})
+	if err != nil {
+		p.Log.Warn().Err(err).Stringer("event_id", r.EventID).Msg("Could not send failure notice")
+		return !isRetriable(err)
 	}
-	p.statuses.push(func() {
-		if _, err := b.Matrix.SendMessage(b.ctx, b.Matrix.BotUserID(), room, event.EventMessage, content, "", time.Time{}); err != nil {
-			p.Log.Warn().Err(err).Msg("Could not send failure notice")
+	return true
+}
+
+// replayReports queues the outcomes a previous run decided but did not get
+// to show.
+func (b *Bridge) replayReports(ctx context.Context) error {
+	var after id.EventID
+	total := 0
+	for {
+		reports, err := b.DB.Reports.Pending(ctx, after, 1000)
+		if err != nil {
+			return err
 		}
-	})
+		for _, r := range reports {
+			after = r.EventID
+			portal, err := b.GetPortal(ctx, r.Portal)
+			if err != nil {
+				return err
+			}
+			portal.queueReport(r)
+			total++
+		}
+		if len(reports) < 1000 {
+			break
+		}
+	}
+	if total > 0 {
+		b.Log.Info().Int("count", total).Msg("Showing message outcomes decided before the restart")
+	}
+	return nil
 }

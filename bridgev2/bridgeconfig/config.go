@@ -78,8 +78,14 @@ type Bridge struct {
 	// (or its alias commands), admin.
 	Permissions map[string]string `yaml:"permissions"`
 	Relay       Relay             `yaml:"relay"`
-	// MessageStatusEvents sends com.beeper.message_send_status events.
+	// MessageStatusEvents sends a com.beeper.message_send_status event for
+	// every state of every message (sent, delivered, retrying, failed);
+	// each is one more room event for the homeserver.
 	MessageStatusEvents bool `yaml:"message_status_events"`
+	// DeliveryReceipts makes the bridge bot send a read receipt on a
+	// message once the network reports it delivered (or, for networks
+	// without delivery reports, sent). On unless set to false.
+	DeliveryReceipts bool `yaml:"delivery_receipts"`
 	// FailureNotices also posts a short notice in the room when a message
 	// could not be bridged.
 	FailureNotices bool `yaml:"failure_notices"`

@@ -48,6 +48,10 @@ func Parse(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	cfg.ApplyDefaults()
+	if lookup(&root, "bridge.delivery_receipts") == nil {
+		// A bool cannot tell "false" from "left out".
+		cfg.Bridge.DeliveryReceipts = true
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -62,6 +62,7 @@ type Database struct {
 	Outbound  *OutboundQuery
 	Txns      *TxnQuery
 	KV        *KVQuery
+	Reports   *ReportQuery
 
 	db     *sql.DB
 	stmts  *stmtCache
@@ -133,6 +134,7 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 	d.Outbound = &OutboundQuery{d}
 	d.Txns = &TxnQuery{d}
 	d.KV = &KVQuery{d}
+	d.Reports = &ReportQuery{d}
 	return d, nil
 }
 

@@ -254,8 +254,7 @@ func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sen
 			created = started
 		}
 		if err := out.Progress.Record(ctx, plan.sentMessage(i, deref(m.Sid), created)); err != nil {
-			// Twilio has the message; the journal does not know yet.
-			return bridgev2.UnconfirmedError("Could not record a sent part of the message.", err)
+			return err
 		}
 		c.log.Debug().Str("message_sid", deref(m.Sid)).Str("remote_id", idFromE164(plan.remote)).
 			Int("part", i).Int("parts", len(plan.parts)).Msg("Sent message to Twilio")

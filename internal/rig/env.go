@@ -90,6 +90,10 @@ func StartEnv(ctx context.Context, opts EnvOptions) (env *Env, err error) {
 		"logging.level":             "debug",
 		"logging.format":            "json",
 		"network.api_url":           env.Sim.URL(),
+		// The tests (and the sandbox's phone page) watch every state of a
+		// message through status events; the defaults show only failures
+		// and a receipt.
+		"bridge.message_status_events": true,
 	}
 	for k, v := range opts.ConfigEdits {
 		edits[k] = v
