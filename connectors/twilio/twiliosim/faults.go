@@ -39,9 +39,12 @@ type Fault struct {
 	// Method matches the HTTP method exactly.
 	Method string
 	// Path is a path.Match pattern on the URL path, where * stands for one
-	// path segment: "/2010-04-01/Accounts/*/Messages.json".
+	// path segment: "/2010-04-01/Accounts/*/Messages.json",
+	// "/v1/Conversations/*/Messages", "/v2/PhoneNumbers/*".
 	Path string
-	// Account matches the account SID in the path.
+	// Account matches the account the request is for: the account SID in
+	// the path on the 2010-04-01 API, the credentials' account on the
+	// others.
 	Account string
 	// Times is how many matching requests the fault affects; 0 means all
 	// of them until it is removed.
@@ -119,8 +122,9 @@ func (s *Server) ClearFaults() {
 	s.faults = nil
 }
 
-// matches reports whether the rule applies to the request.
-func (r *faultRule) matches(req *http.Request) bool {
+// matches reports whether the rule applies to the request, which is for
+// account.
+func (r *faultRule) matches(req *http.Request, account string) bool {
 	if r.Times > 0 && r.hits >= r.Times {
 		return false
 	}
@@ -132,7 +136,7 @@ func (r *faultRule) matches(req *http.Request) bool {
 			return false
 		}
 	}
-	return r.Account == "" || r.Account == pathAccount(req.URL.Path)
+	return r.Account == "" || r.Account == account
 }
 
 // pathAccount extracts the account SID from a REST path, or "".
@@ -147,13 +151,15 @@ func pathAccount(p string) string {
 	return strings.TrimSuffix(rest, ".json")
 }
 
-// applyFault answers the request if a fault matches it, and reports whether
-// it did. FaultDelay waits and then lets the request through.
-func (s *Server) applyFault(w http.ResponseWriter, r *http.Request) bool {
+// applyFault answers the request, which rt serves (nil when none does), if
+// a fault matches it, and reports whether it did. FaultDelay waits and then
+// lets the request through.
+func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, rt *route, params map[string]string) bool {
 	s.mu.Lock()
+	account := s.requestAccountLocked(r, rt, params)
 	var rule *faultRule
 	for _, f := range s.faults {
-		if f.matches(r) {
+		if f.matches(r, account) {
 			rule = f
 			break
 		}

@@ -66,6 +66,7 @@ type Server struct {
 	paused           chan struct{} // non-nil while outbound processing is held; closed to release
 	changed          chan struct{} // closed and replaced on every state change
 	defaultRecipient RecipientConfig
+	calls            map[callKey]int
 	stopping         bool // set by Close; no new background work starts
 
 	lmu      sync.Mutex // guards the listener state below
@@ -104,10 +105,11 @@ func New(opts Options) *Server {
 		cdn:        map[string]*media{},
 		recipients: map[string]RecipientConfig{},
 		webhooks:   map[string]*WebhookRequest{},
+		calls:      map[callKey]int{},
 		changed:    make(chan struct{}),
 		conns:      map[net.Conn]struct{}{},
 	}
-	s.routes = s.restRoutes()
+	s.routes = s.allRoutes()
 	s.client = newTargetClient(opts.TargetTimeout, opts.AllowNonLoopbackTargets)
 	return s
 }
@@ -284,7 +286,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, newAPIError(http.StatusServiceUnavailable, CodeServiceUnavailable, "Service Unavailable"))
 		return
 	}
-	if s.applyFault(w, r) {
+	rt, params, _ := s.findRoute(r)
+	s.countCall(r, rt, params)
+	if s.applyFault(w, r, rt, params) {
 		return
 	}
 	s.route(w, r)
