@@ -213,3 +213,22 @@ func rawGet(t *testing.T, sim *Server, path, user, pass string) *http.Response {
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp
 }
+
+// requestHandler returns a twilio-go request handler authenticated as acct
+// whose transport sends every *.twilio.com request to the simulator, for
+// the SDK services of the newer APIs (conversations, lookups, content...).
+func requestHandler(t *testing.T, sim *Server, acct *Account) *client.RequestHandler {
+	t.Helper()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &client.Client{
+		Credentials: client.NewCredentials(acct.SID(), acct.AuthToken()),
+		HTTPClient: &http.Client{
+			Transport:     sim.Transport(tr),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			Timeout:       10 * time.Second,
+		},
+	}
+	c.SetAccountSid(acct.SID())
+	return client.NewRequestHandler(c)
+}

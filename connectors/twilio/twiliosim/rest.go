@@ -46,6 +46,7 @@ type reqCtx struct {
 func (s *Server) allRoutes() []route {
 	return slices.Concat(
 		s.restRoutes(),
+		s.lookupRoutes(),
 	)
 }
 

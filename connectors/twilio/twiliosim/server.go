@@ -67,7 +67,9 @@ type Server struct {
 	changed          chan struct{} // closed and replaced on every state change
 	defaultRecipient RecipientConfig
 	calls            map[callKey]int
-	stopping         bool // set by Close; no new background work starts
+	lookups          map[string]LookupInfo // by E.164
+	lookupCounts     map[string]int        // by E.164
+	stopping         bool                  // set by Close; no new background work starts
 
 	lmu      sync.Mutex // guards the listener state below
 	addr     string     // concrete listen address once started
@@ -94,20 +96,22 @@ func New(opts Options) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		opts:       opts,
-		ctx:        ctx,
-		cancel:     cancel,
-		now:        opts.Now,
-		baseURL:    strings.TrimRight(opts.BaseURL, "/"),
-		accounts:   map[string]*account{},
-		keys:       map[string]apiKeyEntry{},
-		numbers:    map[string]*phoneNumber{},
-		cdn:        map[string]*media{},
-		recipients: map[string]RecipientConfig{},
-		webhooks:   map[string]*WebhookRequest{},
-		calls:      map[callKey]int{},
-		changed:    make(chan struct{}),
-		conns:      map[net.Conn]struct{}{},
+		opts:         opts,
+		ctx:          ctx,
+		cancel:       cancel,
+		now:          opts.Now,
+		baseURL:      strings.TrimRight(opts.BaseURL, "/"),
+		accounts:     map[string]*account{},
+		keys:         map[string]apiKeyEntry{},
+		numbers:      map[string]*phoneNumber{},
+		cdn:          map[string]*media{},
+		recipients:   map[string]RecipientConfig{},
+		webhooks:     map[string]*WebhookRequest{},
+		calls:        map[callKey]int{},
+		lookups:      map[string]LookupInfo{},
+		lookupCounts: map[string]int{},
+		changed:      make(chan struct{}),
+		conns:        map[net.Conn]struct{}{},
 	}
 	s.routes = s.allRoutes()
 	s.client = newTargetClient(opts.TargetTimeout, opts.AllowNonLoopbackTargets)
