@@ -59,7 +59,10 @@ type Fault struct {
 // faultRule is an injected fault and how often it fired.
 type faultRule struct {
 	Fault
-	hits int
+	// webhook, when set, makes the rule a webhook fault: it applies to
+	// requests the simulator sends, never to requests it serves.
+	webhook *WebhookFault
+	hits    int
 }
 
 // FaultHandle controls one injected fault.
@@ -115,7 +118,7 @@ func (h *FaultHandle) WaitHits(ctx context.Context, n int) error {
 	}
 }
 
-// ClearFaults removes every fault rule.
+// ClearFaults removes every fault rule, webhook faults included.
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -125,7 +128,7 @@ func (s *Server) ClearFaults() {
 // matches reports whether the rule applies to the request, which is for
 // account.
 func (r *faultRule) matches(req *http.Request, account string) bool {
-	if r.Times > 0 && r.hits >= r.Times {
+	if r.webhook != nil || (r.Times > 0 && r.hits >= r.Times) {
 		return false
 	}
 	if r.Method != "" && r.Method != req.Method {

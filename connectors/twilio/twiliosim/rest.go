@@ -46,6 +46,9 @@ type reqCtx struct {
 func (s *Server) allRoutes() []route {
 	return slices.Concat(
 		s.restRoutes(),
+		s.messagingRoutes(),
+		s.senderRoutes(),
+		s.contentRoutes(),
 		s.lookupRoutes(),
 	)
 }
@@ -64,7 +67,7 @@ func (s *Server) restRoutes() []route {
 		{method: http.MethodPost, pattern: "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json", accountParam: "AccountSid",
 			formFields: numberUpdateFields, handle: s.handleUpdateNumber},
 		{method: http.MethodPost, pattern: "/2010-04-01/Accounts/{AccountSid}/Messages.json", accountParam: "AccountSid",
-			formFields: []string{"To", "From", "MessagingServiceSid", "Body", "MediaUrl", "StatusCallback"},
+			formFields: []string{"To", "From", "MessagingServiceSid", "Body", "MediaUrl", "StatusCallback", "ContentSid", "ContentVariables", "FallbackFrom"},
 			handle:     s.handleCreateMessage},
 		{method: http.MethodGet, pattern: "/2010-04-01/Accounts/{AccountSid}/Messages.json", accountParam: "AccountSid",
 			queryParams: []string{"To", "From", "DateSent", "DateSent<", "DateSent>", "PageSize", "Page", "PageToken"},

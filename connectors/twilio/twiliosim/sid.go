@@ -15,6 +15,8 @@ const (
 	prefixMedia            = "ME"
 	prefixMessagingService = "MG"
 	prefixAPIKey           = "SK"
+	prefixChannelSender    = "XE"
+	prefixContent          = "HX"
 )
 
 // sidPattern is the shape every Twilio SID has: two upper-case letters and 32
