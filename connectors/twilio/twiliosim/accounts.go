@@ -48,6 +48,11 @@ func (s *Server) AddAccount(sid, authToken string) (*Account, error) {
 		services:     map[string]*messagingService{},
 		messageBySID: map[string]*message{},
 		optOuts:      map[optOutKey]bool{},
+
+		chatServiceSID: newSID(prefixChatService),
+		roleSID:        newSID(prefixRole),
+		convWebhook:    globalWebhook{method: "POST", target: "webhook"},
+		mcs:            map[string]*mcsMedia{},
 	}
 	s.notifyLocked()
 	return &Account{s: s, sid: sid}, nil

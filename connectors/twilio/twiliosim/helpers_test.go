@@ -191,6 +191,17 @@ func (b *bridge) waitRequests(t *testing.T, ctx context.Context, n int) []receiv
 	}
 }
 
+// waitFor waits until the bridge got a request for which match holds.
+func (b *bridge) waitFor(t *testing.T, ctx context.Context, match func(received) bool) received {
+	t.Helper()
+	for n := 1; ; n++ {
+		got := b.waitRequests(t, ctx, n)
+		if match(got[n-1]) {
+			return got[n-1]
+		}
+	}
+}
+
 // rawGet performs an authenticated GET on the simulator without twilio-go,
 // for what twilio-go hides (headers, redirects, exact bodies).
 func rawGet(t *testing.T, sim *Server, path, user, pass string) *http.Response {

@@ -41,17 +41,7 @@ type transition struct {
 // startOutbound processes a newly created message in the background, as
 // Twilio does after answering 201.
 func (s *Server) startOutbound(accountSID, sid string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopping {
-		return
-	}
-	// Added under mu, which Close takes before Wait: no Add races the Wait.
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.processOutbound(s.ctx, accountSID, sid)
-	}()
+	s.goBackground(func(ctx context.Context) { s.processOutbound(ctx, accountSID, sid) })
 }
 
 // PauseOutbound holds newly created and not yet processed messages in their

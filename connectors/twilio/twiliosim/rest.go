@@ -46,6 +46,8 @@ type reqCtx struct {
 func (s *Server) allRoutes() []route {
 	return slices.Concat(
 		s.restRoutes(),
+		s.conversationRoutes(),
+		s.mediaContentRoutes(),
 		s.messagingRoutes(),
 		s.senderRoutes(),
 		s.contentRoutes(),

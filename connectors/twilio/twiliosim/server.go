@@ -58,7 +58,7 @@ type Server struct {
 	accounts         map[string]*account
 	keys             map[string]apiKeyEntry // by key SID
 	numbers          map[string]*phoneNumber
-	cdn              map[string]*media // by cdnKey
+	cdn              map[string]cdnFile // by key
 	recipients       map[string]RecipientConfig
 	webhooks         map[string]*WebhookRequest // last webhook per inbound message SID
 	faults           []*faultRule
@@ -104,7 +104,7 @@ func New(opts Options) *Server {
 		accounts:     map[string]*account{},
 		keys:         map[string]apiKeyEntry{},
 		numbers:      map[string]*phoneNumber{},
-		cdn:          map[string]*media{},
+		cdn:          map[string]cdnFile{},
 		recipients:   map[string]RecipientConfig{},
 		webhooks:     map[string]*WebhookRequest{},
 		calls:        map[callKey]int{},
@@ -296,6 +296,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.route(w, r)
+}
+
+// goBackground runs f as background work that Close ends and waits for.
+func (s *Server) goBackground(f func(ctx context.Context)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return
+	}
+	// Added under mu, which Close takes before Wait: no Add races the Wait.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f(s.ctx)
+	}()
 }
 
 // notifyLocked wakes everyone waiting for a state change. Called with mu held.

@@ -74,6 +74,16 @@ type account struct {
 	messageBySID map[string]*message
 	optOuts      map[optOutKey]bool
 	contents     []*content // Content API templates, in creation order
+
+	// Conversations: the default service, its default participant role,
+	// the global webhook, conversations in creation order, the Media
+	// Content Service's files and the events sent.
+	chatServiceSID string
+	roleSID        string
+	convWebhook    globalWebhook
+	conversations  []*conversation
+	mcs            map[string]*mcsMedia
+	convEvents     []ConversationEvent
 }
 
 // phoneNumber is an IncomingPhoneNumber resource.
