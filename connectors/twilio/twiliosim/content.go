@@ -144,7 +144,8 @@ func (s *Server) contentRoutes() []route {
 
 func formatISO(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-type contentJSON struct {
+// contentBaseJSON is what a template and a template with approvals share.
+type contentBaseJSON struct {
 	DateCreated  string            `json:"date_created"`
 	DateUpdated  string            `json:"date_updated"`
 	SID          string            `json:"sid"`
@@ -153,20 +154,17 @@ type contentJSON struct {
 	Language     string            `json:"language"`
 	Variables    map[string]string `json:"variables"`
 	Types        map[string]any    `json:"types"`
-	URL          string            `json:"url"`
-	Links        map[string]string `json:"links"`
+}
+
+type contentJSON struct {
+	contentBaseJSON
+	URL   string            `json:"url"`
+	Links map[string]string `json:"links"`
 }
 
 type contentApprovalsJSON struct {
-	DateCreated      string            `json:"date_created"`
-	DateUpdated      string            `json:"date_updated"`
-	SID              string            `json:"sid"`
-	AccountSID       string            `json:"account_sid"`
-	FriendlyName     string            `json:"friendly_name"`
-	Language         string            `json:"language"`
-	Variables        map[string]string `json:"variables"`
-	Types            map[string]any    `json:"types"`
-	ApprovalRequests approvalJSON      `json:"approval_requests"`
+	contentBaseJSON
+	ApprovalRequests approvalJSON `json:"approval_requests"`
 }
 
 type approvalJSON struct {
@@ -186,16 +184,18 @@ type approvalFetchJSON struct {
 	URL        string       `json:"url"`
 }
 
-func contentTypes(c *content) map[string]any {
-	return map[string]any{"twilio/text": map[string]string{"body": c.Body}}
+func renderContentBase(c *content) contentBaseJSON {
+	return contentBaseJSON{
+		DateCreated: formatISO(c.created), DateUpdated: formatISO(c.updated),
+		SID: c.sid, AccountSID: c.accountSID, FriendlyName: c.FriendlyName, Language: c.Language,
+		Variables: c.Variables, Types: map[string]any{"twilio/text": map[string]string{"body": c.Body}},
+	}
 }
 
 func renderContent(base string, c *content) contentJSON {
 	url := base + "/v1/Content/" + c.sid
 	return contentJSON{
-		DateCreated: formatISO(c.created), DateUpdated: formatISO(c.updated),
-		SID: c.sid, AccountSID: c.accountSID, FriendlyName: c.FriendlyName, Language: c.Language,
-		Variables: c.Variables, Types: contentTypes(c), URL: url,
+		contentBaseJSON: renderContentBase(c), URL: url,
 		Links: map[string]string{"approval_create": url + "/ApprovalRequests/whatsapp", "approval_fetch": url + "/ApprovalRequests"},
 	}
 }
@@ -215,30 +215,22 @@ func renderApproval(c *content) approvalJSON {
 
 // handleListContent serves GET /v1/Content.
 func (s *Server) handleListContent(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	s.mu.Lock()
-	base := s.baseURL
-	var all []contentJSON
-	for _, c := range s.accounts[rc.accountSID].contents {
-		all = append(all, renderContent(base, c))
-	}
-	s.mu.Unlock()
-	listPage(w, r, base, "contents", nil, all, func(c contentJSON) string { return c.SID }, func(c contentJSON) any { return c })
+	listResources(s, w, r, "contents", nil, func() (out []contentJSON, _ bool) {
+		for _, c := range s.accounts[rc.accountSID].contents {
+			out = append(out, renderContent(s.baseURL, c))
+		}
+		return out, true
+	}, func(c contentJSON) string { return c.SID })
 }
 
 // handleListContentAndApprovals serves GET /v1/ContentAndApprovals.
 func (s *Server) handleListContentAndApprovals(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	s.mu.Lock()
-	base := s.baseURL
-	var all []contentApprovalsJSON
-	for _, c := range s.accounts[rc.accountSID].contents {
-		all = append(all, contentApprovalsJSON{
-			DateCreated: formatISO(c.created), DateUpdated: formatISO(c.updated),
-			SID: c.sid, AccountSID: c.accountSID, FriendlyName: c.FriendlyName, Language: c.Language,
-			Variables: c.Variables, Types: contentTypes(c), ApprovalRequests: renderApproval(c),
-		})
-	}
-	s.mu.Unlock()
-	listPage(w, r, base, "contents", nil, all, func(c contentApprovalsJSON) string { return c.SID }, func(c contentApprovalsJSON) any { return c })
+	listResources(s, w, r, "contents", nil, func() (out []contentApprovalsJSON, _ bool) {
+		for _, c := range s.accounts[rc.accountSID].contents {
+			out = append(out, contentApprovalsJSON{contentBaseJSON: renderContentBase(c), ApprovalRequests: renderApproval(c)})
+		}
+		return out, true
+	}, func(c contentApprovalsJSON) string { return c.SID })
 }
 
 // handleFetchContent serves GET /v1/Content/{Sid}.

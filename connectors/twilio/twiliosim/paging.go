@@ -180,12 +180,22 @@ func metaPage[T any](baseURL, path, key string, filters []queryParam, p pagePara
 	return map[string]any{key: rendered, "meta": meta}
 }
 
-// listPage answers a list request of the newer APIs: it reads the paging
-// parameters, cuts the page out of all and writes the envelope.
-func listPage[T any](w http.ResponseWriter, r *http.Request, baseURL, key string, filters []queryParam, all []T, sidOf func(T) string, render func(T) any) {
+// listResources answers a list request of the newer APIs. collect runs
+// with the state lock held and returns the items in order, or found false
+// for a 404 when the resource they belong to does not exist.
+func listResources[T any](s *Server, w http.ResponseWriter, r *http.Request, key string, filters []queryParam,
+	collect func() (items []T, found bool), sidOf func(T) string) {
 	p, apiErr := parsePageParams(r.URL.Query())
 	if apiErr != nil {
 		writeAPIError(w, apiErr)
+		return
+	}
+	s.mu.Lock()
+	all, found := collect()
+	base := s.baseURL
+	s.mu.Unlock()
+	if !found {
+		writeAPIError(w, errNotFound(r.URL.Path))
 		return
 	}
 	pg, apiErr := paginate(all, sidOf, p)
@@ -193,5 +203,5 @@ func listPage[T any](w http.ResponseWriter, r *http.Request, baseURL, key string
 		writeAPIError(w, apiErr)
 		return
 	}
-	writeJSON(w, http.StatusOK, metaPage(baseURL, r.URL.Path, key, filters, p, pg, sidOf, render))
+	writeJSON(w, http.StatusOK, metaPage(base, r.URL.Path, key, filters, p, pg, sidOf, func(v T) any { return v }))
 }

@@ -400,17 +400,15 @@ func (s *Server) handleListConversations(w http.ResponseWriter, r *http.Request,
 	if q.Has("State") {
 		filters = append(filters, queryParam{"State", state})
 	}
-	s.mu.Lock()
-	acct := s.accounts[rc.accountSID]
-	var all []conversationJSON
-	for _, c := range acct.conversations {
-		if state == "" || c.state == state {
-			all = append(all, renderConversation(s.baseURL, acct, c))
+	listResources(s, w, r, "conversations", filters, func() (out []conversationJSON, _ bool) {
+		acct := s.accounts[rc.accountSID]
+		for _, c := range acct.conversations {
+			if state == "" || c.state == state {
+				out = append(out, renderConversation(s.baseURL, acct, c))
+			}
 		}
-	}
-	base := s.baseURL
-	s.mu.Unlock()
-	listPage(w, r, base, "conversations", filters, all, func(v conversationJSON) string { return v.SID }, func(v conversationJSON) any { return v })
+		return out, true
+	}, func(v conversationJSON) string { return v.SID })
 }
 
 // handleFetchConversation serves GET /v1/Conversations/{Sid}.
@@ -479,20 +477,26 @@ func (s *Server) handleCreateParticipant(w http.ResponseWriter, r *http.Request,
 
 // handleListParticipants serves GET /v1/Conversations/{ConversationSid}/Participants.
 func (s *Server) handleListParticipants(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	s.mu.Lock()
-	acct := s.accounts[rc.accountSID]
-	c := lookupConversation(w, r, acct, rc.params["ConversationSid"])
-	if c == nil {
-		s.mu.Unlock()
-		return
-	}
-	var all []participantJSON
-	for _, p := range c.participants {
-		all = append(all, renderParticipant(s.baseURL, acct, c, p))
-	}
-	base := s.baseURL
-	s.mu.Unlock()
-	listPage(w, r, base, "participants", nil, all, func(v participantJSON) string { return v.SID }, func(v participantJSON) any { return v })
+	listInConversation(s, w, r, rc, "participants", nil, func(acct *account, c *conversation) (out []participantJSON, _ bool) {
+		for _, p := range c.participants {
+			out = append(out, renderParticipant(s.baseURL, acct, c, p))
+		}
+		return out, true
+	}, func(v participantJSON) string { return v.SID })
+}
+
+// listInConversation is listResources for the resources of the path's
+// conversation; collect runs with the conversation found.
+func listInConversation[T any](s *Server, w http.ResponseWriter, r *http.Request, rc *reqCtx, key string, filters []queryParam,
+	collect func(acct *account, c *conversation) ([]T, bool), sidOf func(T) string) {
+	listResources(s, w, r, key, filters, func() ([]T, bool) {
+		acct := s.accounts[rc.accountSID]
+		c := acct.conversationBySID(rc.params["ConversationSid"])
+		if c == nil {
+			return nil, false
+		}
+		return collect(acct, c)
+	}, sidOf)
 }
 
 // lookupParticipant finds the participant of the path, or writes 404.
@@ -619,23 +623,15 @@ func (s *Server) handleListConvMessages(w http.ResponseWriter, r *http.Request, 
 	if q.Has("Order") {
 		filters = append(filters, queryParam{"Order", order})
 	}
-	s.mu.Lock()
-	acct := s.accounts[rc.accountSID]
-	c := lookupConversation(w, r, acct, rc.params["ConversationSid"])
-	if c == nil {
-		s.mu.Unlock()
-		return
-	}
-	var all []convMessageJSON
-	for _, m := range c.messages {
-		all = append(all, renderConvMessage(s.baseURL, acct, c, m))
-	}
-	base := s.baseURL
-	s.mu.Unlock()
-	if order == "desc" {
-		slices.Reverse(all)
-	}
-	listPage(w, r, base, "messages", filters, all, func(v convMessageJSON) string { return v.SID }, func(v convMessageJSON) any { return v })
+	listInConversation(s, w, r, rc, "messages", filters, func(acct *account, c *conversation) (out []convMessageJSON, _ bool) {
+		for _, m := range c.messages {
+			out = append(out, renderConvMessage(s.baseURL, acct, c, m))
+		}
+		if order == "desc" {
+			slices.Reverse(out)
+		}
+		return out, true
+	}, func(v convMessageJSON) string { return v.SID })
 }
 
 // lookupConvMessage finds the message of the path (param names it), or
@@ -665,20 +661,17 @@ func (s *Server) handleFetchConvMessage(w http.ResponseWriter, r *http.Request, 
 
 // handleListReceipts serves GET .../Messages/{MessageSid}/Receipts.
 func (s *Server) handleListReceipts(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	s.mu.Lock()
-	acct := s.accounts[rc.accountSID]
-	c, m := lookupConvMessage(w, r, acct, rc, "MessageSid")
-	if m == nil {
-		s.mu.Unlock()
-		return
-	}
-	var all []receiptJSON
-	for _, rcpt := range m.receipts {
-		all = append(all, renderReceipt(s.baseURL, acct, c, m, rcpt))
-	}
-	base := s.baseURL
-	s.mu.Unlock()
-	listPage(w, r, base, "delivery_receipts", nil, all, func(v receiptJSON) string { return v.SID }, func(v receiptJSON) any { return v })
+	listInConversation(s, w, r, rc, "delivery_receipts", nil, func(acct *account, c *conversation) ([]receiptJSON, bool) {
+		m := c.messageBySID(rc.params["MessageSid"])
+		if m == nil {
+			return nil, false
+		}
+		var out []receiptJSON
+		for _, rcpt := range m.receipts {
+			out = append(out, renderReceipt(s.baseURL, acct, c, m, rcpt))
+		}
+		return out, true
+	}, func(v receiptJSON) string { return v.SID })
 }
 
 // handleCreateConvWebhook serves POST /v1/Conversations/{ConversationSid}/Webhooks.
@@ -721,20 +714,12 @@ func (s *Server) handleCreateConvWebhook(w http.ResponseWriter, r *http.Request,
 
 // handleListConvWebhooks serves GET /v1/Conversations/{ConversationSid}/Webhooks.
 func (s *Server) handleListConvWebhooks(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	s.mu.Lock()
-	acct := s.accounts[rc.accountSID]
-	c := lookupConversation(w, r, acct, rc.params["ConversationSid"])
-	if c == nil {
-		s.mu.Unlock()
-		return
-	}
-	var all []convWebhookJSON
-	for _, wh := range c.webhooks {
-		all = append(all, renderConvWebhook(s.baseURL, acct, c, wh))
-	}
-	base := s.baseURL
-	s.mu.Unlock()
-	listPage(w, r, base, "webhooks", nil, all, func(v convWebhookJSON) string { return v.SID }, func(v convWebhookJSON) any { return v })
+	listInConversation(s, w, r, rc, "webhooks", nil, func(acct *account, c *conversation) (out []convWebhookJSON, _ bool) {
+		for _, wh := range c.webhooks {
+			out = append(out, renderConvWebhook(s.baseURL, acct, c, wh))
+		}
+		return out, true
+	}, func(v convWebhookJSON) string { return v.SID })
 }
 
 // handleDeleteConvWebhook serves DELETE /v1/Conversations/{ConversationSid}/Webhooks/{Sid}.

@@ -70,17 +70,14 @@ func (s *Server) handleListSenders(w http.ResponseWriter, r *http.Request, rc *r
 		writeAPIError(w, errBadParam("Channel must be %q or %q, not %q", ChannelWhatsApp, ChannelRCS, channel))
 		return
 	}
-	s.mu.Lock()
-	base := s.baseURL
-	var all []senderJSON
-	for _, cs := range s.accounts[rc.accountSID].senders {
-		if cs.channel == channel {
-			all = append(all, renderSender(base, cs))
+	listResources(s, w, r, "senders", []queryParam{{"Channel", channel}}, func() (out []senderJSON, _ bool) {
+		for _, cs := range s.accounts[rc.accountSID].senders {
+			if cs.channel == channel {
+				out = append(out, renderSender(s.baseURL, cs))
+			}
 		}
-	}
-	s.mu.Unlock()
-	filters := []queryParam{{"Channel", channel}}
-	listPage(w, r, base, "senders", filters, all, func(v senderJSON) string { return v.SID }, func(v senderJSON) any { return v })
+		return out, true
+	}, func(v senderJSON) string { return v.SID })
 }
 
 // handleFetchSender serves GET /v2/Channels/Senders/{Sid}.

@@ -145,14 +145,12 @@ func lookupService(w http.ResponseWriter, r *http.Request, acct *account, sid st
 
 // handleListServices serves GET /v1/Services.
 func (s *Server) handleListServices(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	s.mu.Lock()
-	base := s.baseURL
-	var all []serviceJSON
-	for _, svc := range s.accounts[rc.accountSID].sortedServices() {
-		all = append(all, renderService(base, svc))
-	}
-	s.mu.Unlock()
-	listPage(w, r, base, "services", nil, all, func(v serviceJSON) string { return v.SID }, func(v serviceJSON) any { return v })
+	listResources(s, w, r, "services", nil, func() (out []serviceJSON, _ bool) {
+		for _, svc := range s.accounts[rc.accountSID].sortedServices() {
+			out = append(out, renderService(s.baseURL, svc))
+		}
+		return out, true
+	}, func(v serviceJSON) string { return v.SID })
 }
 
 // handleFetchService serves GET /v1/Services/{Sid}.
@@ -219,55 +217,54 @@ func (s *Server) handleUpdateService(w http.ResponseWriter, r *http.Request, rc 
 
 // handleListServiceNumbers serves GET /v1/Services/{ServiceSid}/PhoneNumbers.
 func (s *Server) handleListServiceNumbers(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	s.mu.Lock()
-	acct := s.accounts[rc.accountSID]
-	svc := lookupService(w, r, acct, rc.params["ServiceSid"])
-	if svc == nil {
-		s.mu.Unlock()
-		return
-	}
-	base := s.baseURL
-	var all []servicePhoneNumberJSON
-	for _, e164 := range svc.numbers {
-		n := acct.numberByE164(e164)
-		caps := []string{}
-		for _, c := range []struct {
-			on   bool
-			name string
-		}{{n.caps.SMS, "SMS"}, {n.caps.MMS, "MMS"}, {n.caps.Voice, "Voice"}, {n.caps.Fax, "Fax"}} {
-			if c.on {
-				caps = append(caps, c.name)
-			}
+	listResources(s, w, r, "phone_numbers", nil, func() ([]servicePhoneNumberJSON, bool) {
+		acct := s.accounts[rc.accountSID]
+		svc := acct.services[rc.params["ServiceSid"]]
+		if svc == nil {
+			return nil, false
 		}
-		all = append(all, servicePhoneNumberJSON{
-			SID: n.sid, AccountSID: acct.sid, ServiceSID: svc.sid,
-			DateCreated: formatISO(n.created), DateUpdated: formatISO(n.updated),
-			PhoneNumber: n.e164, CountryCode: countryOf(n.e164), Capabilities: caps,
-			URL: base + "/v1/Services/" + svc.sid + "/PhoneNumbers/" + n.sid,
-		})
+		var out []servicePhoneNumberJSON
+		for _, e164 := range svc.numbers {
+			out = append(out, renderServiceNumber(s.baseURL, svc, acct.numberByE164(e164)))
+		}
+		return out, true
+	}, func(v servicePhoneNumberJSON) string { return v.SID })
+}
+
+func renderServiceNumber(base string, svc *messagingService, n *phoneNumber) servicePhoneNumberJSON {
+	caps := []string{}
+	for _, c := range []struct {
+		on   bool
+		name string
+	}{{n.caps.SMS, "SMS"}, {n.caps.MMS, "MMS"}, {n.caps.Voice, "Voice"}, {n.caps.Fax, "Fax"}} {
+		if c.on {
+			caps = append(caps, c.name)
+		}
 	}
-	s.mu.Unlock()
-	listPage(w, r, base, "phone_numbers", nil, all, func(v servicePhoneNumberJSON) string { return v.SID }, func(v servicePhoneNumberJSON) any { return v })
+	return servicePhoneNumberJSON{
+		SID: n.sid, AccountSID: n.accountSID, ServiceSID: svc.sid,
+		DateCreated: formatISO(n.created), DateUpdated: formatISO(n.updated),
+		PhoneNumber: n.e164, CountryCode: countryOf(n.e164), Capabilities: caps,
+		URL: base + "/v1/Services/" + svc.sid + "/PhoneNumbers/" + n.sid,
+	}
 }
 
 // handleListChannelSenders serves GET /v1/Services/{MessagingServiceSid}/ChannelSenders.
 func (s *Server) handleListChannelSenders(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	s.mu.Lock()
-	acct := s.accounts[rc.accountSID]
-	svc := lookupService(w, r, acct, rc.params["MessagingServiceSid"])
-	if svc == nil {
-		s.mu.Unlock()
-		return
-	}
-	base := s.baseURL
-	var all []channelSenderJSON
-	for _, cs := range acct.senders {
-		if cs.serviceSID == svc.sid {
-			all = append(all, renderChannelSender(base, cs))
+	listResources(s, w, r, "senders", nil, func() ([]channelSenderJSON, bool) {
+		acct := s.accounts[rc.accountSID]
+		svc := acct.services[rc.params["MessagingServiceSid"]]
+		if svc == nil {
+			return nil, false
 		}
-	}
-	s.mu.Unlock()
-	listPage(w, r, base, "senders", nil, all, func(v channelSenderJSON) string { return v.SID }, func(v channelSenderJSON) any { return v })
+		var out []channelSenderJSON
+		for _, cs := range acct.senders {
+			if cs.serviceSID == svc.sid {
+				out = append(out, renderChannelSender(s.baseURL, cs))
+			}
+		}
+		return out, true
+	}, func(v channelSenderJSON) string { return v.SID })
 }
 
 // handleFetchChannelSender serves GET /v1/Services/{MessagingServiceSid}/ChannelSenders/{Sid}.
