@@ -72,11 +72,7 @@ func TestAPICallsAreCountedPerAccountAndEndpoint(t *testing.T) {
 func TestManualClockDrivesTimestamps(t *testing.T) {
 	start := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	clock := NewManualClock(start)
-	sim, acct := startSim(t, Options{Now: clock.Now})
-	b := newBridge(t)
-	if err := acct.SetSMSURL(ourNumber, b.url("/sms")); err != nil {
-		t.Fatal(err)
-	}
+	sim, acct, _ := smsSim(t, Options{Now: clock.Now})
 	ctx := testCtx(t)
 	if _, err := sim.SendInbound(ctx, InboundMessage{From: theirNumber, To: ourNumber, Body: "first"}); err != nil {
 		t.Fatal(err)

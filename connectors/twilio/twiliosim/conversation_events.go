@@ -375,51 +375,43 @@ func (a *Account) findGroupLocked(ourNumber string, phones []string) (string, bo
 // (Twilio's console, another application), with onParticipantAdded.
 // Twilio's participant and group MMS rules apply.
 func (a *Account) AddParticipant(ctx context.Context, conversationSID, address string) (EventResult, error) {
-	s := a.s
-	s.mu.Lock()
-	acct := s.accounts[a.sid]
-	c := acct.conversationBySID(conversationSID)
-	if c == nil {
-		s.mu.Unlock()
-		return EventResult{}, fmt.Errorf("twiliosim: conversation %s: %w", conversationSID, ErrNotFound)
-	}
-	np := newParticipant{address: address}
-	if apiErr := checkParticipantLocked(acct, c, np); apiErr != nil {
-		s.mu.Unlock()
-		return EventResult{}, apiErr
-	}
-	p := s.addParticipantLocked(c, np)
-	pending := s.eventRequestsLocked(acct, c, EventParticipantAdded, sourceAPI, participantForm(p))
-	s.mu.Unlock()
-	events, err := s.sendEvents(ctx, a.sid, pending)
-	return EventResult{SID: p.sid, Events: events}, err
+	return a.actOnConversation(ctx, conversationSID, func(acct *account, c *conversation) (string, []pendingEvent, error) {
+		np := newParticipant{address: address}
+		if apiErr := checkParticipantLocked(acct, c, np); apiErr != nil {
+			return "", nil, apiErr
+		}
+		p := a.s.addParticipantLocked(c, np)
+		return p.sid, a.s.eventRequestsLocked(acct, c, EventParticipantAdded, sourceAPI, participantForm(p)), nil
+	})
 }
 
 // RemoveParticipant removes a participant as another party would, with
 // onParticipantRemoved.
 func (a *Account) RemoveParticipant(ctx context.Context, conversationSID, participantSID string) (EventResult, error) {
-	s := a.s
-	s.mu.Lock()
-	acct := s.accounts[a.sid]
-	c := acct.conversationBySID(conversationSID)
-	var p *participant
-	if c != nil {
-		p = c.participantBySID(participantSID)
-	}
-	if p == nil {
-		s.mu.Unlock()
-		return EventResult{}, fmt.Errorf("twiliosim: participant %s of %s: %w", participantSID, conversationSID, ErrNotFound)
-	}
-	s.removeParticipantLocked(c, p)
-	pending := s.eventRequestsLocked(acct, c, EventParticipantRemoved, sourceAPI, participantForm(p))
-	s.mu.Unlock()
-	events, err := s.sendEvents(ctx, a.sid, pending)
-	return EventResult{SID: p.sid, Events: events}, err
+	return a.actOnConversation(ctx, conversationSID, func(acct *account, c *conversation) (string, []pendingEvent, error) {
+		p := c.participantBySID(participantSID)
+		if p == nil {
+			return "", nil, fmt.Errorf("twiliosim: participant %s of %s: %w", participantSID, conversationSID, ErrNotFound)
+		}
+		a.s.removeParticipantLocked(c, p)
+		return p.sid, a.s.eventRequestsLocked(acct, c, EventParticipantRemoved, sourceAPI, participantForm(p)), nil
+	})
 }
 
 // RemoveConversation deletes a conversation as another party would, with
 // onConversationRemoved.
 func (a *Account) RemoveConversation(ctx context.Context, conversationSID string) (EventResult, error) {
+	return a.actOnConversation(ctx, conversationSID, func(acct *account, c *conversation) (string, []pendingEvent, error) {
+		pending := a.s.eventRequestsLocked(acct, c, EventConversationRemoved, sourceAPI, conversationForm(c))
+		a.s.removeConversationLocked(acct, c)
+		return c.sid, pending, nil
+	})
+}
+
+// actOnConversation runs act on one of the account's conversations with
+// the state lock held, then sends the events it returns.
+func (a *Account) actOnConversation(ctx context.Context, conversationSID string,
+	act func(acct *account, c *conversation) (sid string, pending []pendingEvent, err error)) (EventResult, error) {
 	s := a.s
 	s.mu.Lock()
 	acct := s.accounts[a.sid]
@@ -428,11 +420,13 @@ func (a *Account) RemoveConversation(ctx context.Context, conversationSID string
 		s.mu.Unlock()
 		return EventResult{}, fmt.Errorf("twiliosim: conversation %s: %w", conversationSID, ErrNotFound)
 	}
-	pending := s.eventRequestsLocked(acct, c, EventConversationRemoved, sourceAPI, conversationForm(c))
-	s.removeConversationLocked(acct, c)
+	sid, pending, err := act(acct, c)
 	s.mu.Unlock()
+	if err != nil {
+		return EventResult{}, err
+	}
 	events, err := s.sendEvents(ctx, a.sid, pending)
-	return EventResult{SID: c.sid, Events: events}, err
+	return EventResult{SID: sid, Events: events}, err
 }
 
 // webhookEnabled reports whether a REST request opted into webhooks.

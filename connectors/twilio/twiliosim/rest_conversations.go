@@ -329,19 +329,13 @@ func (s *Server) handleUpdateGlobalWebhook(w http.ResponseWriter, r *http.Reques
 		writeAPIError(w, apiErr)
 		return
 	}
-	if v := form.Get("Method"); form.Has("Method") && v != "GET" && v != "POST" {
-		writeAPIError(w, errBadParam("Method must be GET or POST, not %q", v))
+	if apiErr := checkUpdateForm(form, []string{"Method"}, []string{"PreWebhookUrl", "PostWebhookUrl"}, nil); apiErr != nil {
+		writeAPIError(w, apiErr)
 		return
 	}
 	if v := form.Get("Target"); form.Has("Target") && v != "webhook" && v != "flex" {
 		writeAPIError(w, errBadParam("Target must be webhook or flex, not %q", v))
 		return
-	}
-	for _, f := range []string{"PreWebhookUrl", "PostWebhookUrl"} {
-		if v := form.Get(f); v != "" && !isHTTPURL(v) {
-			writeAPIError(w, errBadParam("%s %q is not a valid http or https URL", f, v))
-			return
-		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -169,23 +169,11 @@ func (s *Server) handleUpdateService(w http.ResponseWriter, r *http.Request, rc 
 		writeAPIError(w, apiErr)
 		return
 	}
-	for _, f := range []string{"InboundMethod", "FallbackMethod"} {
-		if v := form.Get(f); form.Has(f) && v != "GET" && v != "POST" {
-			writeAPIError(w, errBadParam("%s must be GET or POST, not %q", f, v))
-			return
-		}
-	}
-	for _, f := range []string{"InboundRequestUrl", "FallbackUrl", "StatusCallback"} {
-		if v := form.Get(f); v != "" && !isHTTPURL(v) {
-			writeAPIError(w, errBadParam("%s %q is not a valid http or https URL", f, v))
-			return
-		}
-	}
-	for _, f := range []string{"StickySender", "UseInboundWebhookOnNumber"} {
-		if v := form.Get(f); form.Has(f) && v != "true" && v != "false" {
-			writeAPIError(w, errBadParam("%s must be true or false, not %q", f, v))
-			return
-		}
+	if apiErr := checkUpdateForm(form, []string{"InboundMethod", "FallbackMethod"},
+		[]string{"InboundRequestUrl", "FallbackUrl", "StatusCallback"},
+		[]string{"StickySender", "UseInboundWebhookOnNumber"}); apiErr != nil {
+		writeAPIError(w, apiErr)
+		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -16,12 +16,35 @@ func sendParams(api *openapi.ApiService, p *openapi.CreateMessageParams) (string
 	return *m.Sid, nil
 }
 
-func TestSendersThatAreNotPhoneNumbers(t *testing.T) {
-	sim, acct := startSim(t, Options{})
+// sendAndWait creates a message and waits until the simulator is done
+// with it.
+func sendAndWait(t *testing.T, sim *Server, api *openapi.ApiService, p *openapi.CreateMessageParams) OutboundMessage {
+	t.Helper()
+	sid, err := sendParams(api, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sim.WaitMessage(testCtx(t), sid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// smsSim starts a simulator (with opts) whose ourNumber posts its texts to
+// a fake bridge's /sms.
+func smsSim(t *testing.T, opts Options) (*Server, *Account, *bridge) {
+	t.Helper()
+	sim, acct := startSim(t, opts)
 	b := newBridge(t)
 	if err := acct.SetSMSURL(ourNumber, b.url("/sms")); err != nil {
 		t.Fatal(err)
 	}
+	return sim, acct, b
+}
+
+func TestSendersThatAreNotPhoneNumbers(t *testing.T) {
+	sim, acct, _ := smsSim(t, Options{})
 	ctx := testCtx(t)
 	api := accountAPI(t, sim, acct)
 
@@ -55,11 +78,7 @@ func TestSendersThatAreNotPhoneNumbers(t *testing.T) {
 }
 
 func TestOptOutKeywords(t *testing.T) {
-	sim, acct := startSim(t, Options{})
-	b := newBridge(t)
-	if err := acct.SetSMSURL(ourNumber, b.url("/sms")); err != nil {
-		t.Fatal(err)
-	}
+	sim, acct, _ := smsSim(t, Options{})
 	ctx := testCtx(t)
 	api := accountAPI(t, sim, acct)
 	text := func(body string) InboundResult {
@@ -127,15 +146,7 @@ func TestMessagingServicePoolStickySenderAndWebhooks(t *testing.T) {
 
 	viaService := func(to string) OutboundMessage {
 		t.Helper()
-		sid, err := sendParams(api, (&openapi.CreateMessageParams{}).SetTo(to).SetMessagingServiceSid(svc).SetBody("reply"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := sim.WaitMessage(ctx, sid, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
+		return sendAndWait(t, sim, api, (&openapi.CreateMessageParams{}).SetTo(to).SetMessagingServiceSid(svc).SetBody("reply"))
 	}
 	// The reply comes from the number the contact texted, and its status
 	// goes to the service's status callback.

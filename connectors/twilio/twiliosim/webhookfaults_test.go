@@ -13,11 +13,7 @@ import (
 func TestBlackHoledWebhooksLeaveTextsInTheLog(t *testing.T) {
 	start := time.Date(2025, 5, 1, 23, 59, 0, 0, time.UTC)
 	clock := NewManualClock(start)
-	sim, acct := startSim(t, Options{Now: clock.Now})
-	b := newBridge(t)
-	if err := acct.SetSMSURL(ourNumber, b.url("/sms")); err != nil {
-		t.Fatal(err)
-	}
+	sim, acct, b := smsSim(t, Options{Now: clock.Now})
 	ctx := testCtx(t)
 	api := accountAPI(t, sim, acct)
 
@@ -80,11 +76,7 @@ func TestBlackHoledWebhooksLeaveTextsInTheLog(t *testing.T) {
 }
 
 func TestWebhookFaultKinds(t *testing.T) {
-	sim, acct := startSim(t, Options{})
-	b := newBridge(t)
-	if err := acct.SetSMSURL(ourNumber, b.url("/sms")); err != nil {
-		t.Fatal(err)
-	}
+	sim, acct, b := smsSim(t, Options{})
 	ctx := testCtx(t)
 	in := InboundMessage{From: theirNumber, To: ourNumber, Body: "x"}
 

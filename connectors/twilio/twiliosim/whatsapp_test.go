@@ -101,15 +101,7 @@ func TestWhatsAppSendingWindowTemplatesAndRead(t *testing.T) {
 	api := accountAPI(t, sim, acct)
 	send := func(p *openapi.CreateMessageParams) OutboundMessage {
 		t.Helper()
-		sid, err := sendParams(api, p.SetTo(waTheirs).SetFrom(waOurs).SetStatusCallback(b.url("/status")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := sim.WaitMessage(ctx, sid, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
+		return sendAndWait(t, sim, api, p.SetTo(waTheirs).SetFrom(waOurs).SetStatusCallback(b.url("/status")))
 	}
 	text := func() *openapi.CreateMessageParams { return (&openapi.CreateMessageParams{}).SetBody("free-form") }
 
@@ -268,15 +260,7 @@ func TestRCSWithSMSFallback(t *testing.T) {
 	sim.SetRecipient(theirNumber, RecipientConfig{RCSCapable: true})
 	send := func(to string) OutboundMessage {
 		t.Helper()
-		sid, err := sendParams(api, (&openapi.CreateMessageParams{}).SetTo(to).SetMessagingServiceSid(svc).SetBody("hi").SetStatusCallback(b.url("/status")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := sim.WaitMessage(ctx, sid, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
+		return sendAndWait(t, sim, api, (&openapi.CreateMessageParams{}).SetTo(to).SetMessagingServiceSid(svc).SetBody("hi").SetStatusCallback(b.url("/status")))
 	}
 
 	rcs := send(theirNumber)
