@@ -493,19 +493,25 @@ func listInConversation[T any](s *Server, w http.ResponseWriter, r *http.Request
 	}, sidOf)
 }
 
-// lookupParticipant finds the participant of the path, or writes 404.
-// Called with mu held.
-func lookupParticipant(w http.ResponseWriter, r *http.Request, acct *account, rc *reqCtx) (*conversation, *participant) {
+// lookupInConversation finds the path's conversation and, with find, a
+// resource of it; it writes a 404 when either is missing. Called with mu
+// held.
+func lookupInConversation[T any](w http.ResponseWriter, r *http.Request, acct *account, rc *reqCtx, find func(*conversation) *T) (*conversation, *T) {
 	c := lookupConversation(w, r, acct, rc.params["ConversationSid"])
 	if c == nil {
 		return nil, nil
 	}
-	p := c.participantBySID(rc.params["Sid"])
-	if p == nil {
+	x := find(c)
+	if x == nil {
 		writeAPIError(w, errNotFound(r.URL.Path))
 		return nil, nil
 	}
-	return c, p
+	return c, x
+}
+
+// lookupParticipant finds the path's participant, or writes a 404.
+func lookupParticipant(w http.ResponseWriter, r *http.Request, acct *account, rc *reqCtx) (*conversation, *participant) {
+	return lookupInConversation(w, r, acct, rc, func(c *conversation) *participant { return c.participantBySID(rc.params["Sid"]) })
 }
 
 // handleFetchParticipant serves GET /v1/Conversations/{ConversationSid}/Participants/{Sid}.
@@ -628,19 +634,10 @@ func (s *Server) handleListConvMessages(w http.ResponseWriter, r *http.Request, 
 	}, func(v convMessageJSON) string { return v.SID })
 }
 
-// lookupConvMessage finds the message of the path (param names it), or
-// writes 404. Called with mu held.
+// lookupConvMessage finds the message the path parameter param names, or
+// writes a 404.
 func lookupConvMessage(w http.ResponseWriter, r *http.Request, acct *account, rc *reqCtx, param string) (*conversation, *convMessage) {
-	c := lookupConversation(w, r, acct, rc.params["ConversationSid"])
-	if c == nil {
-		return nil, nil
-	}
-	m := c.messageBySID(rc.params[param])
-	if m == nil {
-		writeAPIError(w, errNotFound(r.URL.Path))
-		return nil, nil
-	}
-	return c, m
+	return lookupInConversation(w, r, acct, rc, func(c *conversation) *convMessage { return c.messageBySID(rc.params[param]) })
 }
 
 // handleFetchConvMessage serves GET /v1/Conversations/{ConversationSid}/Messages/{Sid}.
