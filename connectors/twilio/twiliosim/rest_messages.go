@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -279,12 +280,18 @@ func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request, rc *
 }
 
 // plusFix restores a '+' that arrived unescaped in a query (and so decoded
-// to a space), which Twilio tolerates in phone number filters.
+// to a space), which Twilio tolerates in phone number filters, channel
+// addresses ("whatsapp: 1555...") included.
 func plusFix(v string) string {
-	if len(v) > 0 && v[0] == ' ' {
-		return "+" + v[1:]
+	channel, bare := splitAddress(v)
+	if !strings.HasPrefix(bare, " ") {
+		return v
 	}
-	return v
+	bare = "+" + bare[1:]
+	if channel == ChannelSMS {
+		return bare
+	}
+	return channel + ":" + bare
 }
 
 // dayFilter is Twilio's date filtering by day: Name=D (that day),

@@ -158,6 +158,15 @@ func TestWhatsAppSendingWindowTemplatesAndRead(t *testing.T) {
 	_, err = sendParams(api, (&openapi.CreateMessageParams{}).SetTo(waTheirs).SetFrom(waOurs).SetContentSid(newSID(prefixContent)))
 	restError(t, err, http.StatusBadRequest, CodeInvalidContentSID)
 
+	// The log lists WhatsApp messages by their addresses, '+' unescaped or not.
+	for _, q := range []string{"?To=whatsapp%3A%2B15551230001", "?To=whatsapp:+15551230001"} {
+		var page struct{ Messages []messageJSON }
+		getJSON(t, sim, acct, messagesURI(acct.SID())+q, &page)
+		if len(page.Messages) != 5 || page.Messages[0].To != waTheirs {
+			t.Fatalf("list %s: %d messages", q, len(page.Messages))
+		}
+	}
+
 	// SMS has no read receipts; mixed channels and unknown senders fail.
 	sms := send((&openapi.CreateMessageParams{}).SetBody("x").SetTo(theirNumber).SetFrom(ourNumber))
 	if err := sim.MarkRead(ctx, sms.SID); err == nil {
