@@ -206,7 +206,7 @@ func (b *Bridge) Stop(ctx context.Context) {
 	b.bgDone.Wait()
 	b.loginsMu.RLock()
 	for _, l := range b.logins {
-		l.Client.Disconnect()
+		l.disconnect()
 	}
 	b.loginsMu.RUnlock()
 	b.Log.Info().Msg("Bridge stopped")

@@ -1,15 +1,19 @@
 package bridgev2
 
+// This file is the whole contract between the core and a network
+// connector. A connector that only sends and receives text implements the
+// six methods of NetworkConnector and NetworkClient; everything else is an
+// optional interface below, which the core discovers by type assertion and
+// for which it has a sensible default.
+
 import (
 	"context"
 	"io"
 	"net/http"
 	"time"
 
-	"maunium.net/go/mautrix/event"
-
+	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
 	"github.com/trestle-bridge/trestle/bridgev2/database"
-	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
 // NetworkInfo describes a remote network to users and to Matrix clients.
@@ -31,50 +35,98 @@ type NetworkInfo struct {
 type NetworkConnector interface {
 	// Info describes the network.
 	Info() NetworkInfo
-	// Config returns a pointer that the config's "network" section is
-	// decoded into before Init.
-	Config() any
-	// DBMetaTypes declares the connector's metadata types for stored rows.
-	DBMetaTypes() database.MetaTypes
-	// Init hands the connector the bridge, once, before any login is loaded.
-	// The connector keeps it to hand remote events in and to look up logins.
+	// Init hands the connector the bridge, once, before any login is
+	// loaded. The connector keeps it to look up logins and portals.
 	Init(b *Bridge) error
 	// LoginFlows lists the ways to log in, in preference order.
 	LoginFlows() []LoginFlow
 	// CreateLogin starts a login process for user with one of LoginFlows.
 	CreateLogin(ctx context.Context, user *User, flowID string) (LoginProcess, error)
 	// LoadLogin turns a stored login into a client. It must not do network
-	// I/O; the core calls Connect on the client afterwards.
+	// I/O; the core connects the client afterwards (see Connectable).
 	LoadLogin(ctx context.Context, login *UserLogin) (NetworkClient, error)
 }
 
 // NetworkClient is one live remote account. The core calls it from portal
 // workers, so it must be safe for concurrent use across portals.
 type NetworkClient interface {
-	// Connect starts receiving for this login (verifies credentials, catches
-	// up on what was missed). It reports problems through the login's bridge
-	// state rather than by blocking.
+	// HandleMatrixMessage sends a Matrix message to the remote chat. Return
+	// a classified *Error on failure (see errors.go): the core decides
+	// whether and when to try again, so a connector never loops itself.
+	HandleMatrixMessage(ctx context.Context, msg *MatrixMessage) (*MatrixMessageResponse, error)
+}
+
+// Optional capabilities of a NetworkConnector.
+
+// ConfigProvider is a connector with a config section. Config returns a
+// pointer that the config's "network" section is decoded into, strictly,
+// before Init: it should already hold the defaults.
+type ConfigProvider interface {
+	Config() any
+}
+
+// ConfigValidator is a connector whose config section can be checked at
+// start-up, so a bad value fails fast with the key's name.
+type ConfigValidator interface {
+	ValidateConfig() error
+}
+
+// MetaTypesProvider is a connector that stores typed metadata on logins,
+// portals, ghosts or messages. Without it, metadata comes back as
+// map[string]any.
+type MetaTypesProvider interface {
+	DBMetaTypes() database.MetaTypes
+}
+
+// HTTPHandlerProvider is a connector that receives HTTP requests from its
+// network (webhooks). The handler is mounted at Bridge.NetworkPathPrefix
+// (/_trestle/<network ID>/) on the bridge's listener, with the full path
+// left intact; Bridge.NetworkPublicURL gives the public URL of such a path.
+type HTTPHandlerProvider interface {
+	HTTPHandler() http.Handler
+}
+
+// Optional capabilities of a NetworkClient. Where a client lacks one that
+// a Matrix user's action needs (an edit, a reaction), the core tells the
+// user it is not supported on this network.
+
+// Connectable is a client that keeps a connection or a background loop.
+// Connect starts receiving (verifies credentials, catches up on what was
+// missed) and must not block on the network: it reports trouble through
+// UserLogin.SetState. Without it, a login is connected as soon as it is
+// loaded.
+type Connectable interface {
 	Connect(ctx context.Context)
 	// Disconnect stops receiving; the login stays stored.
 	Disconnect()
-	// LogoutRemote undoes what the login set up on the remote side (for
-	// Twilio: the webhook) before the login is deleted.
-	LogoutRemote(ctx context.Context)
-	// HandleMatrixMessage sends a Matrix message to the remote chat.
-	HandleMatrixMessage(ctx context.Context, msg *MatrixMessage) (*MatrixMessageResponse, error)
-	// ResolveIdentifier turns something a user typed (a phone number, a
-	// username) into a remote user and the chat with them.
-	ResolveIdentifier(ctx context.Context, identifier string) (*ResolvedIdentifier, error)
-	// GetChatInfo returns the current info of a chat.
-	GetChatInfo(ctx context.Context, portal *Portal) (*ChatInfo, error)
-	// GetUserInfo returns the current profile of a remote contact.
-	GetUserInfo(ctx context.Context, ghost *Ghost) (*UserInfo, error)
 }
 
-// The optional capabilities below are discovered by type assertion on the
-// NetworkClient (or, for HTTPHandlerProvider, the NetworkConnector). Where a
-// client lacks one, the core tells the Matrix user the action is not
-// supported on this network.
+// RemoteLogouter is a client that set something up on the remote side (for
+// Twilio: the number's webhook) to undo before its login is deleted.
+type RemoteLogouter interface {
+	LogoutRemote(ctx context.Context)
+}
+
+// IdentifierResolver is a client that can start chats: it turns something
+// a user typed (a phone number, a username) into a remote user and the
+// chat with them. Without it, start-chat says the network cannot.
+type IdentifierResolver interface {
+	ResolveIdentifier(ctx context.Context, identifier string) (*ResolvedIdentifier, error)
+}
+
+// ChatInfoProvider is a client that can describe a chat when its portal
+// room is created and the event that created it carried no ChatInfo.
+// Without it, the room is a DM with the event's sender.
+type ChatInfoProvider interface {
+	GetChatInfo(ctx context.Context, portal *Portal) (*ChatInfo, error)
+}
+
+// UserInfoProvider is a client that can describe a contact the first time
+// this process sees its ghost (unless an event's EventSender.Info already
+// did). Without it, a ghost is named after its remote user ID.
+type UserInfoProvider interface {
+	GetUserInfo(ctx context.Context, ghost *Ghost) (*UserInfo, error)
+}
 
 // EditHandler is a client that can edit sent messages.
 type EditHandler interface {
@@ -117,12 +169,20 @@ type MediaDownloader interface {
 	DownloadMedia(ctx context.Context, ref *MediaRef) (io.ReadCloser, *MediaInfo, error)
 }
 
-// SendReconciler is a client that can tell whether a send interrupted by a
-// crash reached the remote network, so that it is not repeated.
+// SendReconciler is a client that can tell whether a send the core could
+// not confirm (the bridge crashed mid-send, or an attempt failed with an
+// Error marked MayHaveSent) reached the remote network, so that it is not
+// repeated. The core asks before every such retry, for every kind of
+// Outgoing event.
 type SendReconciler interface {
-	// FindSent looks for the message sent for msg (which carries the same
-	// SendToken as the interrupted attempt). It returns nil if there is none.
-	FindSent(ctx context.Context, msg *MatrixMessage, since time.Time) (*MatrixMessageResponse, error)
+	// FindSent looks on the remote network for what earlier attempts at
+	// out (a *MatrixMessage, *MatrixEdit, *MatrixReaction,
+	// *MatrixReactionRemove or *MatrixRedaction) created since the given
+	// time, beyond what out's Progress already lists, and records each
+	// remote message it finds with Progress.Record. It reports whether the
+	// send is complete; if not, the core sends again and the connector
+	// resumes after the recorded parts.
+	FindSent(ctx context.Context, out OutgoingEvent, since time.Time) (complete bool, err error)
 }
 
 // ContactLister is a client that can list the user's remote contacts.
@@ -130,154 +190,25 @@ type ContactLister interface {
 	GetContacts(ctx context.Context) ([]*ResolvedIdentifier, error)
 }
 
-// HTTPHandlerProvider is a connector that receives HTTP requests from its
-// network (webhooks). The core mounts the handler at /_trestle/<network ID>/
-// on the appservice listener, with the full path left intact;
-// Bridge.NetworkPublicURL gives the public URL of such a path.
-type HTTPHandlerProvider interface {
-	HTTPHandler() http.Handler
+// ConfigureNetwork decodes the config's network section into the
+// connector's config (if it has one) and validates it, naming the key of a
+// bad value. bridgemain calls it before the bridge is built.
+func ConfigureNetwork(cfg *bridgeconfig.Config, connector NetworkConnector) error {
+	if p, ok := connector.(ConfigProvider); ok {
+		if err := bridgeconfig.DecodeNetwork(cfg.Network, p.Config()); err != nil {
+			return err
+		}
+	}
+	if v, ok := connector.(ConfigValidator); ok {
+		return v.ValidateConfig()
+	}
+	return nil
 }
 
-// ConfigValidator is a connector whose config section can be checked at
-// start-up, so a bad value fails fast with the key's name.
-type ConfigValidator interface {
-	ValidateConfig() error
+// MetaTypesOf returns the connector's metadata types, or none.
+func MetaTypesOf(connector NetworkConnector) database.MetaTypes {
+	if p, ok := connector.(MetaTypesProvider); ok {
+		return p.DBMetaTypes()
+	}
+	return database.MetaTypes{}
 }
-
-// MatrixMessage is a Matrix message for the remote network.
-type MatrixMessage struct {
-	Event   *event.Event
-	Content *event.MessageEventContent
-	Portal  *Portal
-	Login   *UserLogin
-	// ReplyTo is the mapping of the message being replied to, if any.
-	ReplyTo *database.Message
-	// SendToken is unique to this Matrix event and stable across retries;
-	// connectors attach it to the remote send when they can (see
-	// SendReconciler).
-	SendToken string
-	// Relay is set when the sender has no login of their own and the
-	// message goes through the portal's relay login.
-	Relay *RelaySender
-}
-
-// RelaySender describes the real Matrix sender of a relayed message.
-type RelaySender struct {
-	UserID      string
-	DisplayName string
-	// Formatted is the relay prefix already rendered from the config's
-	// template, e.g. "Alice: ".
-	Formatted string
-}
-
-// SentMessage is one remote message that a Matrix event became.
-type SentMessage struct {
-	ID        networkid.MessageID
-	PartID    networkid.PartID
-	Timestamp time.Time
-	Metadata  any
-}
-
-// MatrixMessageResponse lists the remote messages a Matrix message became;
-// usually one, several when a long text was split.
-type MatrixMessageResponse struct {
-	Messages []SentMessage
-	// DeliveryReported says the network will later report delivery (via
-	// RemoteDeliveryStatus events), so clients should expect a delivered
-	// status.
-	DeliveryReported bool
-}
-
-// MatrixEdit is an edit of a bridged message.
-type MatrixEdit struct {
-	Event      *event.Event
-	NewContent *event.MessageEventContent
-	Target     *database.Message
-	Portal     *Portal
-	Login      *UserLogin
-}
-
-// MatrixReaction is a reaction to a bridged message.
-type MatrixReaction struct {
-	Event  *event.Event
-	Emoji  string
-	Target *database.Message
-	Portal *Portal
-	Login  *UserLogin
-}
-
-// MatrixReactionResponse tells the core how to key the stored reaction.
-type MatrixReactionResponse struct {
-	EmojiID networkid.EmojiID
-}
-
-// MatrixReactionRemove is the redaction of a bridged reaction.
-type MatrixReactionRemove struct {
-	Event  *event.Event
-	Target *database.Reaction
-	Portal *Portal
-	Login  *UserLogin
-}
-
-// MatrixRedaction is the redaction of a bridged message.
-type MatrixRedaction struct {
-	Event  *event.Event
-	Target *database.Message
-	Portal *Portal
-	Login  *UserLogin
-}
-
-// MatrixReadReceipt says the user read up to Target.
-type MatrixReadReceipt struct {
-	EventID string
-	Target  *database.Message
-	Portal  *Portal
-	Login   *UserLogin
-}
-
-// MatrixTyping says whether the user is typing in the portal.
-type MatrixTyping struct {
-	IsTyping bool
-	Portal   *Portal
-	Login    *UserLogin
-}
-
-// ResolvedIdentifier is what ResolveIdentifier found.
-type ResolvedIdentifier struct {
-	UserID   networkid.UserID
-	UserInfo *UserInfo
-	// Chat is the DM with that user as seen by the login.
-	Chat networkid.PortalKey
-	// ChatInfo describes the chat, if known without another request.
-	ChatInfo *ChatInfo
-}
-
-// ChatInfo describes a remote chat. Nil fields are unknown and left alone.
-type ChatInfo struct {
-	Name   *string `json:"name,omitempty"`
-	Topic  *string `json:"topic,omitempty"`
-	Avatar *Avatar `json:"avatar,omitempty"`
-	// IsDM marks a one-to-one chat with OtherUser.
-	IsDM      bool             `json:"is_dm,omitempty"`
-	OtherUser networkid.UserID `json:"other_user,omitempty"`
-	// Members lists remote participants of a group chat.
-	Members []networkid.UserID `json:"members,omitempty"`
-}
-
-// UserInfo describes a remote contact. Nil fields are unknown.
-type UserInfo struct {
-	Name   *string `json:"name,omitempty"`
-	Avatar *Avatar `json:"avatar,omitempty"`
-	// Identifiers are human identifiers such as "tel:+14155550100".
-	Identifiers []string `json:"identifiers,omitempty"`
-}
-
-// Avatar is a remote avatar. ID changes whenever the picture does.
-type Avatar struct {
-	ID     networkid.AvatarID `json:"id"`
-	Media  *MediaRef          `json:"media,omitempty"`
-	Remove bool               `json:"remove,omitempty"`
-}
-
-// Ptr returns a pointer to v, for the optional fields of ChatInfo and UserInfo.
-func Ptr[T any](v T) *T { return &v }

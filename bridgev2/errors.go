@@ -3,13 +3,25 @@ package bridgev2
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"maunium.net/go/mautrix/event"
 )
 
 // Error is a failure with a sentence meant for the Matrix user. Connectors
 // return it (or wrap one) so that message statuses, notices and command
-// replies say something useful instead of an internal error string.
+// replies say something useful instead of an internal error string, and
+// so that the core, which owns retries, knows what to do:
+//
+//   - NewError: permanent; the sender is told at once.
+//   - RetriableError: temporary (an outage); retried with backoff.
+//   - RateLimitedError: temporary, not before RetryAfter.
+//   - UnconfirmedError: temporary, and the network may have acted anyway
+//     (a timeout after the request went out); before retrying, the core
+//     asks the client's SendReconciler.
+//   - UnsupportedError: the network cannot do this at all.
+//
+// A connector classifies and returns; it never loops itself.
 type Error struct {
 	// Message is the human sentence, e.g. "Twilio rejected the number:
 	// the recipient replied STOP".
@@ -19,6 +31,12 @@ type Error struct {
 	// Retriable marks a failure that may go away by itself (an outage, a
 	// rate limit). The core retries outgoing messages that fail this way.
 	Retriable bool
+	// RetryAfter is the least time to wait before trying again, when the
+	// network said so (a rate limit's Retry-After).
+	RetryAfter time.Duration
+	// MayHaveSent marks a failure after which the remote network may have
+	// carried out the request anyway.
+	MayHaveSent bool
 	// Reason is the machine-readable reason for message status events.
 	Reason event.MessageStatusReason
 }
@@ -40,6 +58,19 @@ func NewError(message string, cause error) *Error {
 // RetriableError returns a failure that the core will retry.
 func RetriableError(message string, cause error) *Error {
 	return &Error{Message: message, Err: cause, Retriable: true, Reason: event.MessageStatusNetworkError}
+}
+
+// RateLimitedError returns a failure the core retries, waiting at least
+// retryAfter (zero: its own backoff).
+func RateLimitedError(message string, retryAfter time.Duration, cause error) *Error {
+	return &Error{Message: message, Err: cause, Retriable: true, RetryAfter: retryAfter, Reason: event.MessageStatusNetworkError}
+}
+
+// UnconfirmedError returns a retriable failure after which the remote
+// network may have carried out the send: the core reconciles before it
+// tries again.
+func UnconfirmedError(message string, cause error) *Error {
+	return &Error{Message: message, Err: cause, Retriable: true, MayHaveSent: true, Reason: event.MessageStatusNetworkError}
 }
 
 // ErrUnsupported is wrapped by errors for actions the remote network cannot
@@ -77,6 +108,25 @@ func HumanMessage(err error) string {
 func isRetriable(err error) bool {
 	var be *Error
 	return errors.As(err, &be) && be.Retriable
+}
+
+// retryAfter is the wait an error asks for before the next attempt.
+func retryAfter(err error) time.Duration {
+	var be *Error
+	if errors.As(err, &be) {
+		return be.RetryAfter
+	}
+	return 0
+}
+
+// mayHaveSent reports whether a failed attempt may have reached the
+// remote network. Errors the connector did not classify count as maybe.
+func mayHaveSent(err error) bool {
+	var be *Error
+	if errors.As(err, &be) {
+		return be.MayHaveSent
+	}
+	return true
 }
 
 func statusReason(err error) event.MessageStatusReason {

@@ -73,7 +73,7 @@ func (g *Ghost) ensureReady(ctx context.Context, login *UserLogin, info *UserInf
 		}
 	}
 	if info == nil && !g.infoSeen && login != nil {
-		fetched, err := login.Client.GetUserInfo(ctx, g)
+		fetched, err := login.userInfo(ctx, g)
 		if err != nil {
 			g.Bridge.Log.Warn().Err(err).Str("ghost", string(g.ID)).Msg("Could not fetch contact info")
 		}

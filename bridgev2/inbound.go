@@ -198,8 +198,19 @@ func (p *Portal) applyMessage(ctx context.Context, login *UserLogin, row *databa
 	if p.RoomID() == "" && evt.NoRoomCreation {
 		return p.skip(ctx, row, "portal has no room and the event may not create one")
 	}
+	if p.RoomID() != "" && evt.ChatInfo != nil {
+		// The network said what the chat is called now; a message is
+		// where most networks say it.
+		if err := p.syncChatInfo(ctx, login, evt.ChatInfo); err != nil {
+			return err
+		}
+	}
 	if p.RoomID() == "" {
-		if _, err := p.ensureRoom(ctx, login, evt.ChatInfo); err != nil {
+		var creator networkid.UserID
+		if !evt.Sender.IsFromMe {
+			creator = evt.Sender.Sender
+		}
+		if _, err := p.ensureRoom(ctx, login, evt.ChatInfo, creator); err != nil {
 			return err
 		}
 		// Creating the room backfilled history, which may include this
@@ -547,13 +558,23 @@ func (p *Portal) applyTyping(ctx context.Context, login *UserLogin, evt *RemoteE
 }
 
 func (p *Portal) applyChatInfo(ctx context.Context, login *UserLogin, row *database.InboundEvent, evt *RemoteEvent) error {
-	info := evt.ChatInfo
-	room := p.RoomID()
-	if info == nil || room == "" {
+	if evt.ChatInfo == nil || p.RoomID() == "" {
 		return p.skip(ctx, row, "chat info for a portal without a room")
 	}
+	if err := p.syncChatInfo(ctx, login, evt.ChatInfo); err != nil {
+		return err
+	}
+	return p.finish(ctx, row, database.StateDone, "")
+}
+
+// syncChatInfo brings the room's name, topic and avatar in line with info
+// where they differ from what the bridge last set. Applying the same info
+// twice changes nothing, so a replay is harmless.
+func (p *Portal) syncChatInfo(ctx context.Context, login *UserLogin, info *ChatInfo) error {
+	room := p.RoomID()
 	b := p.Bridge
 	bot := b.Matrix.BotUserID()
+	changed := false
 	if info.Name != nil && *info.Name != p.Name {
 		if _, err := b.Matrix.SendState(ctx, bot, room, event.StateRoomName, "", &event.RoomNameEventContent{Name: *info.Name}); err != nil {
 			return err
@@ -561,6 +582,7 @@ func (p *Portal) applyChatInfo(ctx context.Context, login *UserLogin, row *datab
 		p.mu.Lock()
 		p.Name, p.NameSet = *info.Name, true
 		p.mu.Unlock()
+		changed = true
 	}
 	if info.Topic != nil && *info.Topic != p.Topic {
 		if _, err := b.Matrix.SendState(ctx, bot, room, event.StateTopic, "", &event.TopicEventContent{Topic: *info.Topic}); err != nil {
@@ -569,6 +591,7 @@ func (p *Portal) applyChatInfo(ctx context.Context, login *UserLogin, row *datab
 		p.mu.Lock()
 		p.Topic = *info.Topic
 		p.mu.Unlock()
+		changed = true
 	}
 	if info.Avatar != nil && info.Avatar.ID != p.AvatarID {
 		mxc, err := b.uploadAvatar(ctx, login, bot, info.Avatar)
@@ -581,11 +604,15 @@ func (p *Portal) applyChatInfo(ctx context.Context, login *UserLogin, row *datab
 		p.mu.Lock()
 		p.AvatarID, p.AvatarMXC = info.Avatar.ID, mxc
 		p.mu.Unlock()
+		changed = true
+	}
+	if !changed {
+		return nil
 	}
 	if err := p.save(ctx); err != nil {
 		return RetriableError("Could not save the chat info.", err)
 	}
-	return p.finish(ctx, row, database.StateDone, "")
+	return nil
 }
 
 // applyDeliveryStatus turns the network's delivery report for a message a

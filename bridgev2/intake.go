@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/trestle-bridge/trestle/bridgev2/database"
@@ -100,6 +101,20 @@ func (l *UserLogin) isStaleDeliveryReport(ctx context.Context, evt *RemoteEvent)
 // be accepted (a connector bug or bad input), as opposed to failures worth
 // retrying: a webhook handler answers the former 4xx and the latter 5xx.
 var ErrInvalidEvent = errors.New("invalid remote event")
+
+// IngestHTTPStatus is how a webhook handler answers when Ingest failed: 400
+// for an event that can never be accepted, 503 while the bridge stops, and
+// 500 otherwise, which tells a network that redelivers to try again.
+func IngestHTTPStatus(err error) int {
+	switch {
+	case errors.Is(err, ErrInvalidEvent):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrShuttingDown):
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
 
 func (l *UserLogin) validate(evt *RemoteEvent) error {
 	switch evt.Kind {

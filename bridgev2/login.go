@@ -100,3 +100,41 @@ type LoginProcessWaiter interface {
 	// Wait blocks until the displayed step is done and returns the next step.
 	Wait(ctx context.Context) (*LoginStep, error)
 }
+
+// FormLogin is a LoginProcess for the most common flow: one form of fields
+// whose answers, once checked, become a login. A connector returns it from
+// CreateLogin with its fields and a Submit function.
+type FormLogin struct {
+	User         *User
+	Instructions string
+	Fields       []LoginInputField
+	// Submit checks the answers with the network and returns the login to
+	// store, and what the user must still do (shown after "Logged in"), if
+	// anything. An error is shown to the user and the form asked again:
+	// return an *Error with a sentence they can act on.
+	Submit func(ctx context.Context, input map[string]string) (login NewLoginParams, nextSteps string, err error)
+}
+
+// Start implements LoginProcess.
+func (f *FormLogin) Start(context.Context) (*LoginStep, error) {
+	return &LoginStep{Type: LoginStepUserInput, StepID: "form", Instructions: f.Instructions,
+		UserInput: &LoginUserInputParams{Fields: f.Fields}}, nil
+}
+
+// SubmitUserInput implements LoginProcess.
+func (f *FormLogin) SubmitUserInput(ctx context.Context, input map[string]string) (*LoginStep, error) {
+	params, next, err := f.Submit(ctx, input)
+	if err != nil {
+		return nil, err
+	}
+	login, err := f.User.NewLogin(ctx, params)
+	if err != nil {
+		return nil, err
+	}
+	return &LoginStep{Type: LoginStepComplete, StepID: "complete", Instructions: next,
+		Complete: &LoginCompleteParams{UserLoginID: string(login.ID), UserLogin: login}}, nil
+}
+
+// Cancel implements LoginProcess: nothing is stored before the form is
+// answered.
+func (f *FormLogin) Cancel() {}

@@ -179,8 +179,8 @@ func firstNonEmpty(values ...string) string {
 	return ""
 }
 
-// mediaPathPrefix is where public media URLs are served.
-const mediaPathPrefix = "/_trestle/media/"
+// MediaPathPrefix is where public media URLs are served.
+const MediaPathPrefix = "/_trestle/media/"
 
 // PublicMediaURL returns an unguessable URL under appservice.public_address
 // at which the remote network can fetch a Matrix file until it expires
@@ -198,7 +198,7 @@ func (b *Bridge) PublicMediaURL(uri id.ContentURIString, mimeType, filename stri
 	if name == "" {
 		name = defaultFilename(mimeType)
 	}
-	return strings.TrimRight(b.Config.AppService.PublicAddress, "/") + mediaPathPrefix +
+	return strings.TrimRight(b.Config.AppService.PublicAddress, "/") + MediaPathPrefix +
 		enc + "/" + b.signMedia(enc) + "/" + urlPathEscape(name), nil
 }
 
@@ -208,6 +208,10 @@ func (b *Bridge) signMedia(payload string) string {
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
+// MediaHandler serves the files behind PublicMediaURLs, under
+// MediaPathPrefix.
+func (b *Bridge) MediaHandler() http.Handler { return http.HandlerFunc(b.serveMedia) }
+
 // serveMedia serves a file behind a PublicMediaURL. Anything malformed,
 // forged or expired gets a 404 that reveals nothing about why.
 func (b *Bridge) serveMedia(w http.ResponseWriter, r *http.Request) {
@@ -215,7 +219,7 @@ func (b *Bridge) serveMedia(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	rest := strings.TrimPrefix(r.URL.Path, mediaPathPrefix)
+	rest := strings.TrimPrefix(r.URL.Path, MediaPathPrefix)
 	parts := strings.SplitN(rest, "/", 3)
 	if len(parts) != 3 || !hmac.Equal([]byte(b.signMedia(parts[0])), []byte(parts[1])) {
 		http.NotFound(w, r)

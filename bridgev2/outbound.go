@@ -104,30 +104,64 @@ func (p *Portal) succeed(ctx context.Context, row *database.OutboundEvent, evt *
 // in the journal.
 var errShutdownRetry = errors.New("retry abandoned for shutdown")
 
-// withRetries calls send until it succeeds, fails permanently, or the event
-// is older than bridge.delivery_retry_for. The sender is told once that the
-// message is being retried. Before every retry, reconcile (if not nil) asks
-// the network whether the previous attempt got through after all, so a
-// timeout after the remote side accepted the message does not send it twice.
-func (p *Portal) withRetries(ctx context.Context, row *database.OutboundEvent, evt *event.Event, send func(ctx context.Context) error, reconcile func(ctx context.Context) (bool, error)) error {
+// outgoing builds the part of a connector call every kind shares, with the
+// send's progress as journalled.
+func (p *Portal) outgoing(row *database.OutboundEvent, evt *event.Event, login *UserLogin) Outgoing {
+	return Outgoing{Event: evt, Portal: p, Login: login, SendToken: row.SendToken, Progress: p.Bridge.loadProgress(row)}
+}
+
+// send is the one retry loop of the outbound direction: it calls the
+// connector until the event is sent, fails for good, or is older than
+// bridge.delivery_retry_for, waiting with backoff (and at least as long as
+// a rate limit asked) between attempts. The sender is told once that the
+// message is being retried.
+//
+// Whenever an earlier attempt may have reached the network (the previous
+// run crashed mid-send, or the connector answered MayHaveSent), the
+// client's SendReconciler is asked first, so a timeout after the network
+// accepted the message does not send it twice. A reconciliation that fails
+// for a passing reason is retried rather than sending blind.
+func (p *Portal) send(ctx context.Context, row *database.OutboundEvent, out OutgoingEvent, call func(ctx context.Context) error) error {
 	b := p.Bridge
+	base := out.Base()
+	reconciler, canReconcile := base.Login.Client.(SendReconciler)
+	unsure := row.State == database.StateSending
+	if !unsure {
+		if err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+			return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSending, "")
+		}); err != nil {
+			return RetriableError("Could not record the send.", err)
+		}
+	}
 	for attempt := 1; ; attempt++ {
-		if attempt > 1 && reconcile != nil {
-			if found, err := reconcile(ctx); err == nil && found {
+		var err error
+		if unsure && canReconcile {
+			var complete bool
+			complete, err = reconciler.FindSent(ctx, out, row.ReceivedAt.Add(-time.Minute))
+			switch {
+			case err == nil && complete:
+				zerolog.Ctx(ctx).Info().Msg("Found an interrupted send on the remote network; not sending it again")
 				return nil
+			case err == nil:
+				unsure = false
+			case !isRetriable(err):
+				zerolog.Ctx(ctx).Warn().Err(err).Msg("Could not check whether an interrupted send got through; sending it")
+				unsure, err = false, nil
 			}
 		}
-		err := send(ctx)
-		if err == nil || ctx.Err() != nil {
-			return err
+		if err == nil {
+			if err = call(ctx); err == nil || ctx.Err() != nil {
+				return err
+			}
+			unsure = mayHaveSent(err)
 		}
 		if !isRetriable(err) || time.Since(row.ReceivedAt) > b.Config.Bridge.DeliveryRetryFor {
 			return err
 		}
-		delay := backoff(attempt)
+		delay := max(backoff(attempt), retryAfter(err))
 		zerolog.Ctx(ctx).Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("Sending to the remote network failed; will retry")
 		if attempt == 1 {
-			p.sendStatus(ctx, evt.ID, statusForError(&Error{
+			p.sendStatus(ctx, base.Event.ID, statusForError(&Error{
 				Message: HumanMessage(err) + " Retrying.", Err: err, Retriable: true, Reason: statusReason(err),
 			}, true))
 			_ = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
@@ -140,13 +174,23 @@ func (p *Portal) withRetries(ctx context.Context, row *database.OutboundEvent, e
 	}
 }
 
+// sendFailed reports the end of a send that did not succeed, unless the
+// bridge is stopping: then the row stays "sending" and is reconciled at the
+// next start.
+func (p *Portal) sendFailed(ctx context.Context, row *database.OutboundEvent, evt *event.Event, err error) {
+	if ctx.Err() != nil || errors.Is(err, errShutdownRetry) {
+		return
+	}
+	p.fail(ctx, row, evt, err)
+}
+
 func (p *Portal) outboundMessage(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, relay *RelaySender, content *event.MessageEventContent) {
 	b := p.Bridge
 	if err := login.CanSend(); err != nil {
 		p.fail(ctx, row, evt, err)
 		return
 	}
-	msg := &MatrixMessage{Event: evt, Content: content, Portal: p, Login: login, SendToken: row.SendToken}
+	msg := &MatrixMessage{Outgoing: p.outgoing(row, evt, login), Content: content}
 	if replyTo := content.RelatesTo.GetReplyTo(); replyTo != "" {
 		target, err := p.messageByMXID(ctx, replyTo)
 		if err != nil && !errors.Is(err, database.ErrNotFound) {
@@ -167,50 +211,23 @@ func (p *Portal) outboundMessage(ctx context.Context, row *database.OutboundEven
 		relayed.Body, relayed.Format, relayed.FormattedBody = formatted, "", ""
 		msg.Content = &relayed
 	}
-
 	var resp *MatrixMessageResponse
-	reconciler, canReconcile := login.Client.(SendReconciler)
-	find := func(ctx context.Context) (bool, error) {
-		found, err := reconciler.FindSent(ctx, msg, row.ReceivedAt.Add(-time.Minute))
-		if err != nil || found == nil {
-			return false, err
-		}
-		zerolog.Ctx(ctx).Info().Msg("Found an interrupted send on the remote network; not sending it again")
-		resp = found
-		return true, nil
-	}
-	var reconcile func(ctx context.Context) (bool, error)
-	if canReconcile {
-		reconcile = find
-		if row.State == database.StateSending {
-			// A previous run crashed mid-send: look before sending again.
-			if ok, err := find(ctx); err != nil {
-				zerolog.Ctx(ctx).Warn().Err(err).Msg("Could not check whether an interrupted send got through; sending again")
-			} else if ok {
-				p.recordSent(ctx, row, evt, login, resp)
-				return
-			}
-		}
-	}
-	if err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
-		return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSending, "")
-	}); err != nil {
-		p.fail(ctx, row, evt, RetriableError("Could not record the send.", err))
-		return
-	}
-	err := p.withRetries(ctx, row, evt, func(ctx context.Context) error {
+	err := p.send(ctx, row, msg, func(ctx context.Context) error {
 		var err error
 		resp, err = login.Client.HandleMatrixMessage(ctx, msg)
 		return err
-	}, reconcile)
-	if ctx.Err() != nil || errors.Is(err, errShutdownRetry) {
-		return // shutting down; the row stays "sending" and is reconciled at the next start
-	}
+	})
 	if err != nil {
-		p.fail(ctx, row, evt, err)
+		p.sendFailed(ctx, row, evt, err)
 		return
 	}
-	p.recordSent(ctx, row, evt, login, resp)
+	reported := resp != nil && resp.DeliveryReported
+	if resp == nil {
+		// Found by reconciliation: a network that reconciles reports
+		// delivery if it reported it for the original attempt.
+		_, reported = login.Client.(SendReconciler)
+	}
+	p.recordSent(ctx, row, evt, login, msg.Progress.merge(resp), reported)
 }
 
 // recordSent stores the remote IDs a Matrix message became and closes its
@@ -219,10 +236,10 @@ func (p *Portal) outboundMessage(ctx context.Context, row *database.OutboundEven
 // "sending" and the message's delivery reports wait for it. A part recorded
 // by an attempt whose commit was not confirmed is not inserted again. If the
 // bridge stops first, the next start finds the row "sending" and reconciles.
-func (p *Portal) recordSent(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, resp *MatrixMessageResponse) {
+func (p *Portal) recordSent(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, sent []SentMessage, deliveryReported bool) {
 	b := p.Bridge
 	for attempt := 1; ; attempt++ {
-		err := p.writeSent(ctx, row, evt, login, resp)
+		err := p.writeSent(ctx, row, evt, login, sent)
 		if err == nil {
 			break
 		}
@@ -232,26 +249,26 @@ func (p *Portal) recordSent(ctx context.Context, row *database.OutboundEvent, ev
 			return // the row stays "sending" and is reconciled at the next start
 		}
 	}
-	p.succeed(ctx, row, evt, resp.DeliveryReported)
+	p.succeed(ctx, row, evt, deliveryReported)
 }
 
-func (p *Portal) writeSent(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, resp *MatrixMessageResponse) error {
+func (p *Portal) writeSent(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, sent []SentMessage) error {
 	b := p.Bridge
 	return b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
-		for _, sent := range resp.Messages {
-			if _, err := b.DB.Messages.GetPart(ctx, p.Receiver, sent.ID, sent.PartID); err == nil {
+		for _, s := range sent {
+			if _, err := b.DB.Messages.GetPart(ctx, p.Receiver, s.ID, s.PartID); err == nil {
 				continue
 			} else if !errors.Is(err, database.ErrNotFound) {
 				return err
 			}
-			ts := sent.Timestamp
+			ts := s.Timestamp
 			if ts.IsZero() {
 				ts = time.UnixMilli(evt.Timestamp)
 			}
 			m := &database.Message{
-				Portal: p.PortalKey, ID: sent.ID, PartID: sent.PartID, MXID: evt.ID,
+				Portal: p.PortalKey, ID: s.ID, PartID: s.PartID, MXID: evt.ID,
 				SenderID: networkid.UserID(login.ID), SenderMXID: evt.Sender, Timestamp: ts,
-				Delivery: database.DeliverySent, Metadata: sent.Metadata,
+				Delivery: database.DeliverySent, Metadata: s.Metadata,
 			}
 			if err := b.DB.Messages.Insert(ctx, tx, m); err != nil {
 				return err
@@ -261,6 +278,36 @@ func (p *Portal) writeSent(ctx context.Context, row *database.OutboundEvent, evt
 	})
 }
 
+// finishSent closes a sent event's journal row together with the record
+// write, and tells the sender.
+func (p *Portal) finishSent(ctx context.Context, row *database.OutboundEvent, evt *event.Event, what string, write func(ctx context.Context, tx database.Execer) error) {
+	b := p.Bridge
+	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		if err := write(ctx, tx); err != nil {
+			return err
+		}
+		return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, "")
+	})
+	if err != nil {
+		zerolog.Ctx(ctx).Err(err).Msg("Could not record the " + what)
+	}
+	p.succeed(ctx, row, evt, false)
+}
+
+// target finds the bridged message a Matrix event refers to, failing the
+// event with a sentence when there is none.
+func (p *Portal) target(ctx context.Context, row *database.OutboundEvent, evt *event.Event, targetID id.EventID, missing string) *database.Message {
+	target, err := p.messageByMXID(ctx, targetID)
+	if errors.Is(err, database.ErrNotFound) {
+		p.fail(ctx, row, evt, NewError(missing, err))
+		return nil
+	} else if err != nil {
+		p.fail(ctx, row, evt, RetriableError("Could not read the message mapping.", err))
+		return nil
+	}
+	return target
+}
+
 func (p *Portal) outboundEdit(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, content *event.MessageEventContent, targetID id.EventID) {
 	b := p.Bridge
 	handler, ok := login.Client.(EditHandler)
@@ -268,36 +315,23 @@ func (p *Portal) outboundEdit(ctx context.Context, row *database.OutboundEvent, 
 		p.fail(ctx, row, evt, UnsupportedError("Editing messages is not supported on "+b.Network.Info().DisplayName+"."))
 		return
 	}
-	target, err := p.messageByMXID(ctx, targetID)
-	if errors.Is(err, database.ErrNotFound) {
-		p.fail(ctx, row, evt, NewError("The edited message was never bridged, so the edit cannot be either.", err))
-		return
-	} else if err != nil {
-		p.fail(ctx, row, evt, RetriableError("Could not read the message mapping.", err))
+	target := p.target(ctx, row, evt, targetID, "The edited message was never bridged, so the edit cannot be either.")
+	if target == nil {
 		return
 	}
 	newContent := content
 	if content.NewContent != nil {
 		newContent = content.NewContent
 	}
-	edit := &MatrixEdit{Event: evt, NewContent: newContent, Target: target, Portal: p, Login: login}
-	if err := p.withRetries(ctx, row, evt, func(ctx context.Context) error { return handler.HandleMatrixEdit(ctx, edit) }, nil); err != nil {
-		if ctx.Err() == nil && !errors.Is(err, errShutdownRetry) {
-			p.fail(ctx, row, evt, err)
-		}
+	edit := &MatrixEdit{Outgoing: p.outgoing(row, evt, login), NewContent: newContent, Target: target}
+	if err := p.send(ctx, row, edit, func(ctx context.Context) error { return handler.HandleMatrixEdit(ctx, edit) }); err != nil {
+		p.sendFailed(ctx, row, evt, err)
 		return
 	}
-	err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+	p.finishSent(ctx, row, evt, "edit", func(ctx context.Context, tx database.Execer) error {
 		target.EditCount++
-		if err := b.DB.Messages.UpdateEdit(ctx, tx, target); err != nil {
-			return err
-		}
-		return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, "")
+		return b.DB.Messages.UpdateEdit(ctx, tx, target)
 	})
-	if err != nil {
-		zerolog.Ctx(ctx).Err(err).Msg("Could not record the edit")
-	}
-	p.succeed(ctx, row, evt, false)
 }
 
 func (p *Portal) outboundReaction(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin) {
@@ -308,45 +342,31 @@ func (p *Portal) outboundReaction(ctx context.Context, row *database.OutboundEve
 		p.fail(ctx, row, evt, UnsupportedError("Reactions are not supported on "+b.Network.Info().DisplayName+"."))
 		return
 	}
-	target, err := p.messageByMXID(ctx, content.RelatesTo.EventID)
-	if errors.Is(err, database.ErrNotFound) {
-		p.fail(ctx, row, evt, NewError("The message you reacted to was never bridged.", err))
-		return
-	} else if err != nil {
-		p.fail(ctx, row, evt, RetriableError("Could not read the message mapping.", err))
+	target := p.target(ctx, row, evt, content.RelatesTo.EventID, "The message you reacted to was never bridged.")
+	if target == nil {
 		return
 	}
-	reaction := &MatrixReaction{Event: evt, Emoji: content.RelatesTo.Key, Target: target, Portal: p, Login: login}
+	reaction := &MatrixReaction{Outgoing: p.outgoing(row, evt, login), Emoji: content.RelatesTo.Key, Target: target}
 	var resp *MatrixReactionResponse
-	if err := p.withRetries(ctx, row, evt, func(ctx context.Context) error {
+	if err := p.send(ctx, row, reaction, func(ctx context.Context) error {
 		var err error
 		resp, err = handler.HandleMatrixReaction(ctx, reaction)
 		return err
-	}, nil); err != nil {
-		if ctx.Err() == nil && !errors.Is(err, errShutdownRetry) {
-			p.fail(ctx, row, evt, err)
-		}
+	}); err != nil {
+		p.sendFailed(ctx, row, evt, err)
 		return
 	}
 	emojiID := networkid.EmojiID(reaction.Emoji)
 	if resp != nil && resp.EmojiID != "" {
 		emojiID = resp.EmojiID
 	}
-	err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
-		err := b.DB.Reactions.Upsert(ctx, tx, &database.Reaction{
+	p.finishSent(ctx, row, evt, "reaction", func(ctx context.Context, tx database.Execer) error {
+		return b.DB.Reactions.Upsert(ctx, tx, &database.Reaction{
 			Portal: p.PortalKey, MessageID: target.ID, MessagePartID: target.PartID,
 			SenderID: networkid.UserID(login.ID), EmojiID: emojiID, Emoji: reaction.Emoji,
 			MXID: evt.ID, Timestamp: time.UnixMilli(evt.Timestamp),
 		})
-		if err != nil {
-			return err
-		}
-		return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, "")
 	})
-	if err != nil {
-		zerolog.Ctx(ctx).Err(err).Msg("Could not record the reaction")
-	}
-	p.succeed(ctx, row, evt, false)
 }
 
 func (p *Portal) outboundRedaction(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin) {
@@ -361,23 +381,14 @@ func (p *Portal) outboundRedaction(ctx context.Context, row *database.OutboundEv
 			p.fail(ctx, row, evt, UnsupportedError("Removing reactions is not supported on "+b.Network.Info().DisplayName+"."))
 			return
 		}
-		removal := &MatrixReactionRemove{Event: evt, Target: reaction, Portal: p, Login: login}
-		if err := p.withRetries(ctx, row, evt, func(ctx context.Context) error { return handler.HandleMatrixReactionRemove(ctx, removal) }, nil); err != nil {
-			if ctx.Err() == nil && !errors.Is(err, errShutdownRetry) {
-				p.fail(ctx, row, evt, err)
-			}
+		removal := &MatrixReactionRemove{Outgoing: p.outgoing(row, evt, login), Target: reaction}
+		if err := p.send(ctx, row, removal, func(ctx context.Context) error { return handler.HandleMatrixReactionRemove(ctx, removal) }); err != nil {
+			p.sendFailed(ctx, row, evt, err)
 			return
 		}
-		err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
-			if err := b.DB.Reactions.Delete(ctx, tx, reaction); err != nil {
-				return err
-			}
-			return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, "")
+		p.finishSent(ctx, row, evt, "reaction removal", func(ctx context.Context, tx database.Execer) error {
+			return b.DB.Reactions.Delete(ctx, tx, reaction)
 		})
-		if err != nil {
-			zerolog.Ctx(ctx).Err(err).Msg("Could not record the reaction removal")
-		}
-		p.succeed(ctx, row, evt, false)
 		return
 	}
 	target, err := p.messageByMXID(ctx, targetID)
@@ -395,23 +406,14 @@ func (p *Portal) outboundRedaction(ctx context.Context, row *database.OutboundEv
 		p.fail(ctx, row, evt, UnsupportedError("Deleting messages is not supported on "+b.Network.Info().DisplayName+"."))
 		return
 	}
-	redaction := &MatrixRedaction{Event: evt, Target: target, Portal: p, Login: login}
-	if err := p.withRetries(ctx, row, evt, func(ctx context.Context) error { return handler.HandleMatrixRedaction(ctx, redaction) }, nil); err != nil {
-		if ctx.Err() == nil && !errors.Is(err, errShutdownRetry) {
-			p.fail(ctx, row, evt, err)
-		}
+	redaction := &MatrixRedaction{Outgoing: p.outgoing(row, evt, login), Target: target}
+	if err := p.send(ctx, row, redaction, func(ctx context.Context) error { return handler.HandleMatrixRedaction(ctx, redaction) }); err != nil {
+		p.sendFailed(ctx, row, evt, err)
 		return
 	}
-	err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
-		if err := b.DB.Messages.Delete(ctx, tx, target.Seq); err != nil {
-			return err
-		}
-		return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, "")
+	p.finishSent(ctx, row, evt, "deletion", func(ctx context.Context, tx database.Execer) error {
+		return b.DB.Messages.Delete(ctx, tx, target.Seq)
 	})
-	if err != nil {
-		zerolog.Ctx(ctx).Err(err).Msg("Could not record the deletion")
-	}
-	p.succeed(ctx, row, evt, false)
 }
 
 func (p *Portal) handleMatrixReceipt(userID id.UserID, eventID id.EventID) {

@@ -59,8 +59,10 @@ type RemoteEvent struct {
 
 	// Status is the delivery report of a message the user sent.
 	Status *DeliveryStatus `json:"status,omitempty"`
-	// ChatInfo is the new info of the chat (RemoteChatInfo), or the info to
-	// create the room with if this event creates it.
+	// ChatInfo is the new info of the chat (RemoteChatInfo), or on a
+	// message the chat as the network describes it now: the info to create
+	// the room with if the message creates it, and otherwise applied to the
+	// room where its name, topic or avatar changed.
 	ChatInfo *ChatInfo `json:"chat_info,omitempty"`
 	// Typing is how long the sender will keep typing; zero means stopped.
 	Typing time.Duration `json:"typing,omitempty"`

@@ -12,6 +12,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/trestle-bridge/trestle/bridgev2/database"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
 // bridgeInfoState is the state key of m.bridge, unique per portal.
@@ -39,10 +40,11 @@ func (p *Portal) bridgeInfo() *event.BridgeEventContent {
 	}
 }
 
-// ensureRoom returns the portal's room, creating it first if needed.
-// Creation happens under the portal's own lock only, so many portals create
-// their rooms at once.
-func (p *Portal) ensureRoom(ctx context.Context, login *UserLogin, info *ChatInfo) (id.RoomID, error) {
+// ensureRoom returns the portal's room, creating it first if needed, with
+// info or, without it, what the client says of the chat (sender is the
+// remote user whose event creates it). Creation happens under the portal's
+// own lock only, so many portals create their rooms at once.
+func (p *Portal) ensureRoom(ctx context.Context, login *UserLogin, info *ChatInfo, sender networkid.UserID) (id.RoomID, error) {
 	if room := p.RoomID(); room != "" {
 		return room, nil
 	}
@@ -55,7 +57,7 @@ func (p *Portal) ensureRoom(ctx context.Context, login *UserLogin, info *ChatInf
 		return "", errors.New("no login to create the portal room with")
 	}
 	if info == nil {
-		fetched, err := login.Client.GetChatInfo(ctx, p)
+		fetched, err := login.chatInfo(ctx, p, sender)
 		if err != nil {
 			return "", fmt.Errorf("get chat info: %w", err)
 		}
@@ -249,7 +251,7 @@ func (b *Bridge) sendBotNotice(ctx context.Context, room id.RoomID, text string)
 // CreateChat resolves an identifier through the login and opens the chat's
 // portal room, inviting the user; it backs start-chat and create_dm.
 func (b *Bridge) CreateChat(ctx context.Context, login *UserLogin, identifier string) (*Portal, *ResolvedIdentifier, error) {
-	resolved, err := login.Client.ResolveIdentifier(ctx, identifier)
+	resolved, err := login.ResolveIdentifier(ctx, identifier)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -277,7 +279,7 @@ func (b *Bridge) CreateChat(ctx context.Context, login *UserLogin, identifier st
 		}
 		return portal, resolved, nil
 	}
-	if _, err := portal.ensureRoom(ctx, login, info); err != nil {
+	if _, err := portal.ensureRoom(ctx, login, info, resolved.UserID); err != nil {
 		return nil, nil, err
 	}
 	return portal, resolved, nil

@@ -87,7 +87,7 @@ func (b *Bridge) loadLogins(ctx context.Context) error {
 			b.Log.Err(err).Str("login_id", string(row.ID)).Msg("Could not load login")
 			continue
 		}
-		go login.Client.Connect(b.ctx)
+		go login.connect(b.ctx)
 	}
 	return nil
 }
@@ -150,13 +150,13 @@ func (u *User) NewLogin(ctx context.Context, params NewLoginParams) (*UserLogin,
 		return nil, fmt.Errorf("store login: %w", err)
 	}
 	if old != nil {
-		old.Client.Disconnect()
+		old.disconnect()
 	}
 	login, err := b.activateLogin(ctx, u, row)
 	if err != nil {
 		return nil, err
 	}
-	login.Client.Connect(b.ctx)
+	login.connect(b.ctx)
 	return login, nil
 }
 
@@ -263,8 +263,10 @@ func (l *UserLogin) CanSend() error {
 // the same account by someone else can never write into them.
 func (l *UserLogin) Logout(ctx context.Context) error {
 	b := l.Bridge
-	l.Client.LogoutRemote(ctx)
-	l.Client.Disconnect()
+	if r, ok := l.Client.(RemoteLogouter); ok {
+		r.LogoutRemote(ctx)
+	}
+	l.disconnect()
 	portals, err := b.DB.Portals.GetAllForReceiver(ctx, l.ID)
 	if err != nil {
 		return fmt.Errorf("list portals of login: %w", err)
@@ -301,4 +303,49 @@ func (l *UserLogin) Logout(ctx context.Context) error {
 	b.pushState(ctx, l, BridgeState{StateEvent: StateLoggedOut, Timestamp: time.Now()})
 	l.Log.Info().Msg("Logged out")
 	return nil
+}
+
+// connect starts the client, or, for a client without a connection of its
+// own, reports the login connected.
+func (l *UserLogin) connect(ctx context.Context) {
+	if c, ok := l.Client.(Connectable); ok {
+		c.Connect(ctx)
+		return
+	}
+	l.SetState(ctx, BridgeState{StateEvent: StateConnected})
+}
+
+// disconnect stops the client, if it has anything to stop.
+func (l *UserLogin) disconnect() {
+	if c, ok := l.Client.(Connectable); ok {
+		c.Disconnect()
+	}
+}
+
+// chatInfo asks the client to describe a chat, or makes it a DM with
+// sender (the remote user whose event created the room).
+func (l *UserLogin) chatInfo(ctx context.Context, p *Portal, sender networkid.UserID) (*ChatInfo, error) {
+	if c, ok := l.Client.(ChatInfoProvider); ok {
+		return c.GetChatInfo(ctx, p)
+	}
+	return &ChatInfo{IsDM: sender != "", OtherUser: sender}, nil
+}
+
+// userInfo asks the client to describe a contact, or names the ghost
+// after its remote ID.
+func (l *UserLogin) userInfo(ctx context.Context, g *Ghost) (*UserInfo, error) {
+	if c, ok := l.Client.(UserInfoProvider); ok {
+		return c.GetUserInfo(ctx, g)
+	}
+	return &UserInfo{Name: Ptr(string(g.ID))}, nil
+}
+
+// ResolveIdentifier turns what a user typed into a remote user and the
+// chat with them, if the network can start chats.
+func (l *UserLogin) ResolveIdentifier(ctx context.Context, identifier string) (*ResolvedIdentifier, error) {
+	r, ok := l.Client.(IdentifierResolver)
+	if !ok {
+		return nil, UnsupportedError("Starting chats from Matrix is not supported on " + l.Bridge.Network.Info().DisplayName + ".")
+	}
+	return r.ResolveIdentifier(ctx, identifier)
 }

@@ -13,6 +13,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
 // requiredKeys must be present in every config file: admins and tooling rely
@@ -241,6 +243,29 @@ func (a *AppService) ParseGhostLocalpart(localpart string) (string, bool) {
 		return "", false
 	}
 	return decoded, true
+}
+
+// BotUserID is the bridge bot's Matrix ID.
+func (c *Config) BotUserID() id.UserID {
+	return id.NewUserID(c.AppService.Bot.Username, c.Homeserver.Domain)
+}
+
+// GhostUserID is the Matrix ID of a remote user's ghost.
+func (c *Config) GhostUserID(remote networkid.UserID) id.UserID {
+	return id.NewUserID(c.AppService.GhostLocalpart(string(remote)), c.Homeserver.Domain)
+}
+
+// ParseGhostUserID reverses GhostUserID; ok is false for IDs outside the
+// ghost namespace (other servers, the bot, ordinary users). The real Matrix
+// side and the test kit's fake homeserver share it, so both agree on who is
+// a ghost.
+func (c *Config) ParseGhostUserID(userID id.UserID) (remote networkid.UserID, ok bool) {
+	localpart, server, err := userID.Parse()
+	if err != nil || server != c.Homeserver.Domain || userID == c.BotUserID() {
+		return "", false
+	}
+	decoded, ok := c.AppService.ParseGhostLocalpart(localpart)
+	return networkid.UserID(decoded), ok
 }
 
 // GhostRegex matches every ghost user ID of this bridge, for the

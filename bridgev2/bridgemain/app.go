@@ -45,44 +45,58 @@ type App struct {
 	provisioning *provisioning.API
 }
 
+// Options adjust Assemble. The zero value (with a logger) assembles the
+// bridge exactly as the shipped binary runs it.
+type Options struct {
+	Log zerolog.Logger
+	// Version is shown by the version command and in bridge state.
+	Version string
+	// Matrix replaces the homeserver client of bridgev2/matrix with another
+	// implementation of the core's Matrix interface, such as bridgetest's
+	// in-memory homeserver. Everything else (token checks, the appservice
+	// API, provisioning, webhooks, health) is assembled as shipped, so a
+	// connector's tests exercise what users run.
+	Matrix bridgev2.Matrix
+}
+
 // Assemble opens the database, builds the core with the connector and the
 // Matrix side, and prepares (but does not start) the HTTP handler.
-func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.NetworkConnector, log zerolog.Logger, version string) (*App, error) {
+func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.NetworkConnector, opts Options) (*App, error) {
+	log := opts.Log
 	if err := cfg.CheckTokens(); err != nil {
 		return nil, err
 	}
-	if err := bridgeconfig.DecodeNetwork(cfg.Network, connector.Config()); err != nil {
+	if err := bridgev2.ConfigureNetwork(cfg, connector); err != nil {
 		return nil, err
-	}
-	if v, ok := connector.(bridgev2.ConfigValidator); ok {
-		if err := v.ValidateConfig(); err != nil {
-			return nil, err
-		}
 	}
 	db, err := database.Open(ctx, database.Dialect(cfg.Database.Type), cfg.Database.URI, database.Options{
 		MaxOpenConns: cfg.Database.MaxOpenConns,
-		Meta:         connector.DBMetaTypes(),
+		Meta:         bridgev2.MetaTypesOf(connector),
 		Log:          log.With().Str("component", "database").Logger(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	hs, err := matrix.NewHomeserver(cfg, log.With().Str("component", "matrix").Logger())
-	if err != nil {
-		_ = db.Close()
-		return nil, err
+	mx := opts.Matrix
+	var hs *matrix.Homeserver
+	if mx == nil {
+		if hs, err = matrix.NewHomeserver(cfg, log.With().Str("component", "matrix").Logger()); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		mx = hs
 	}
-	opts := bridgev2.Options{
-		Config: cfg, DB: db, Matrix: hs, Network: connector, Version: version,
+	coreOpts := bridgev2.Options{
+		Config: cfg, DB: db, Matrix: mx, Network: connector, Version: opts.Version,
 		Log: log.With().Str("component", "bridge").Logger(),
 	}
 	var m *metrics.Metrics
 	if cfg.Metrics.Enabled {
 		m = metrics.New()
 		// Only when enabled: a nil *Metrics in the interface would not be nil.
-		opts.Metrics = m
+		coreOpts.Metrics = m
 	}
-	br, err := bridgev2.New(opts)
+	br, err := bridgev2.New(coreOpts)
 	if err != nil {
 		_ = db.Close()
 		return nil, err
@@ -90,13 +104,13 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 	br.Commands = commands.New(br)
 
 	mux := http.NewServeMux()
-	matrix.NewAppService(cfg.AppService.HSToken, hs, br, log.With().Str("component", "appservice").Logger()).Register(mux)
+	matrix.NewAppService(cfg.AppService.HSToken, mx, br, log.With().Str("component", "appservice").Logger()).Register(mux)
 	prov := provisioning.New(br, log.With().Str("component", "provisioning").Logger())
 	prov.Register(mux) // does nothing unless provisioning.enabled
-	mux.Handle("/", br.HTTPHandler())
-	app := &App{Bridge: br, Config: cfg, DB: db, Handler: bridgev2.RecoverHandler(br, mux), Log: log,
+	routes(mux, br)
+	app := &App{Bridge: br, Config: cfg, DB: db, Handler: recoverPanics(br.Log, mux), Log: log,
 		metrics: m, provisioning: prov}
-	if cfg.Homeserver.SyncRedactions {
+	if cfg.Homeserver.SyncRedactions && hs != nil {
 		app.redactions = matrix.NewRedactionSync(hs, br, db.KV, log.With().Str("component", "redaction_sync").Logger())
 	}
 	return app, nil

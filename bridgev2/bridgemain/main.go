@@ -116,7 +116,7 @@ func serve(cfg *bridgeconfig.Config, connector bridgev2.NetworkConnector, log ze
 		}
 	}
 	log.Info().Str("version", VersionString(connector)).Msg("Starting bridge")
-	app, err := Assemble(ctx, cfg, connector, log, Version)
+	app, err := Assemble(ctx, cfg, connector, Options{Log: log, Version: Version})
 	if err != nil {
 		log.Error().Err(err).Msg("Could not initialise the bridge")
 		return exitError

@@ -26,7 +26,7 @@ import (
 type FakeMatrix struct {
 	serverName string
 	bot        id.UserID
-	as         *bridgeconfig.AppService
+	cfg        *bridgeconfig.Config
 
 	mu      sync.Mutex
 	changed *sync.Cond
@@ -72,8 +72,8 @@ var (
 func NewFakeMatrix(cfg *bridgeconfig.Config) *FakeMatrix {
 	m := &FakeMatrix{
 		serverName: cfg.Homeserver.Domain,
-		bot:        id.NewUserID(cfg.AppService.Bot.Username, cfg.Homeserver.Domain),
-		as:         &cfg.AppService,
+		bot:        cfg.BotUserID(),
+		cfg:        cfg,
 		rooms:      make(map[id.RoomID]*FakeRoom),
 		users:      make(map[id.UserID]*FakeProfile),
 		txns:       make(map[string]id.EventID),
@@ -118,18 +118,11 @@ func (m *FakeMatrix) BotUserID() id.UserID { return m.bot }
 func (m *FakeMatrix) ServerName() string { return m.serverName }
 
 // GhostUserID implements bridgev2.Matrix.
-func (m *FakeMatrix) GhostUserID(user networkid.UserID) id.UserID {
-	return id.NewUserID(m.as.GhostLocalpart(string(user)), m.serverName)
-}
+func (m *FakeMatrix) GhostUserID(user networkid.UserID) id.UserID { return m.cfg.GhostUserID(user) }
 
 // ParseGhostUserID implements bridgev2.Matrix.
 func (m *FakeMatrix) ParseGhostUserID(userID id.UserID) (networkid.UserID, bool) {
-	localpart, server, err := userID.Parse()
-	if err != nil || server != m.serverName || userID == m.bot {
-		return "", false
-	}
-	remote, ok := m.as.ParseGhostLocalpart(localpart)
-	return networkid.UserID(remote), ok
+	return m.cfg.ParseGhostUserID(userID)
 }
 
 // EnsureRegistered implements bridgev2.Matrix.

@@ -1,11 +1,14 @@
 package bridgetest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +22,7 @@ import (
 
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
-	"github.com/trestle-bridge/trestle/bridgev2/commands"
+	"github.com/trestle-bridge/trestle/bridgev2/bridgemain"
 	"github.com/trestle-bridge/trestle/bridgev2/database"
 	"github.com/trestle-bridge/trestle/bridgev2/database/dbtest"
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
@@ -53,9 +56,8 @@ type Harness struct {
 	log        zerolog.Logger
 
 	mu      sync.Mutex
-	bridge  *bridgev2.Bridge
+	app     *bridgemain.App
 	network bridgev2.NetworkConnector
-	db      *database.Database
 	server  *httptest.Server
 	handler atomic.Pointer[http.Handler]
 	counter atomic.Int64
@@ -102,34 +104,29 @@ func New(t testing.TB, newNetwork func() bridgev2.NetworkConnector, opts Options
 	return h
 }
 
+// start assembles and starts the bridge exactly as the shipped binary does
+// (bridgemain.Assemble and App.Start), with FakeMatrix as the Matrix side.
+// The bridge's own listener takes a free loopback port; the harness's
+// server, whose URL survives restarts, hands every request to the same
+// handler.
 func (h *Harness) start() {
 	h.T.Helper()
 	ctx := context.Background()
+	cfg := *h.Config
+	cfg.Database = bridgeconfig.Database{Type: string(h.opts.Dialect), URI: h.dbURI}
+	cfg.AppService.Hostname, cfg.AppService.Port = "127.0.0.1", 0
 	network := h.newNetwork()
-	if err := bridgeconfig.DecodeNetwork(h.Config.Network, network.Config()); err != nil {
-		h.T.Fatalf("network config: %v", err)
-	}
-	if v, ok := network.(bridgev2.ConfigValidator); ok {
-		if err := v.ValidateConfig(); err != nil {
-			h.T.Fatalf("network config: %v", err)
-		}
-	}
-	db, err := database.Open(ctx, h.opts.Dialect, h.dbURI, database.Options{Meta: network.DBMetaTypes(), Log: h.log})
+	app, err := bridgemain.Assemble(ctx, &cfg, network, bridgemain.Options{Log: h.log, Version: "test", Matrix: h.Matrix})
 	if err != nil {
-		h.T.Fatalf("open database: %v", err)
+		h.T.Fatalf("assemble bridge: %v", err)
 	}
-	br, err := bridgev2.New(bridgev2.Options{Config: h.Config, DB: db, Matrix: h.Matrix, Network: network, Log: h.log, Version: "test"})
-	if err != nil {
-		h.T.Fatalf("create bridge: %v", err)
-	}
-	br.Commands = commands.New(br)
-	if err := br.Start(ctx); err != nil {
+	if err := app.Start(ctx); err != nil {
+		app.Stop(ctx)
 		h.T.Fatalf("start bridge: %v", err)
 	}
-	handler := br.HTTPHandler()
-	h.handler.Store(&handler)
+	h.handler.Store(&app.Handler)
 	h.mu.Lock()
-	h.bridge, h.network, h.db = br, network, db
+	h.app, h.network = app, network
 	h.mu.Unlock()
 }
 
@@ -137,7 +134,10 @@ func (h *Harness) start() {
 func (h *Harness) Bridge() *bridgev2.Bridge {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.bridge
+	if h.app == nil {
+		return nil
+	}
+	return h.app.Bridge
 }
 
 // Network returns the running connector.
@@ -150,15 +150,14 @@ func (h *Harness) Network() bridgev2.NetworkConnector {
 // Stop stops the bridge and closes its database.
 func (h *Harness) Stop() {
 	h.mu.Lock()
-	br, db := h.bridge, h.db
-	h.bridge, h.db = nil, nil
+	app := h.app
+	h.app = nil
 	h.mu.Unlock()
-	if br == nil {
+	if app == nil {
 		return
 	}
 	h.handler.Store(nil)
-	br.Stop(context.Background())
-	_ = db.Close()
+	app.Stop(context.Background())
 }
 
 // Restart stops the bridge and starts a new one with a fresh connector on
@@ -247,13 +246,40 @@ func (h *Harness) SendMatrix(sender id.UserID, roomID id.RoomID, evtType event.T
 	return evt.ID
 }
 
-// Transaction delivers raw events to the bridge in a new transaction.
+// Transaction delivers raw events to the bridge in a new transaction,
+// through the appservice API with the homeserver token, as a homeserver
+// would.
 func (h *Harness) Transaction(events []json.RawMessage) {
 	h.T.Helper()
-	txnID := fmt.Sprintf("txn%d", h.counter.Add(1))
-	if err := h.Bridge().HandleTransaction(h.Ctx(), txnID, events, nil); err != nil {
+	if status, body := h.PutTransaction(fmt.Sprintf("txn%d", h.counter.Add(1)), h.Config.AppService.HSToken, events); status != http.StatusOK {
+		h.T.Fatalf("transaction: HTTP %d: %s", status, body)
+	}
+}
+
+// PutTransaction sends a transaction to the bridge's appservice API with the
+// given token and returns the answer's status and body.
+func (h *Harness) PutTransaction(txnID, token string, events []json.RawMessage) (int, string) {
+	h.T.Helper()
+	if events == nil {
+		events = []json.RawMessage{}
+	}
+	body, err := json.Marshal(map[string]any{"events": events})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(h.Ctx(), http.MethodPut, h.URL+"/_matrix/app/v1/transactions/"+url.PathEscape(txnID), bytes.NewReader(body))
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
 		h.T.Fatalf("transaction: %v", err)
 	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(answer)
 }
 
 // SendText sends a plain text message as a Matrix user.

@@ -18,7 +18,10 @@ type OutboundEvent struct {
 	// SendToken is unique per event and travels with the remote send (for
 	// Twilio, in the status callback URL), so a send interrupted by a crash
 	// can be found on the remote side instead of being repeated.
-	SendToken  string
+	SendToken string
+	// Progress is the JSON list of remote messages created so far (see
+	// bridgev2.SendProgress).
+	Progress   []byte
 	Attempts   int
 	LastError  string
 	ReceivedAt time.Time
@@ -28,18 +31,21 @@ type OutboundEvent struct {
 // OutboundQuery reads and writes the outbound_event table.
 type OutboundQuery struct{ d *Database }
 
-const outboundColumns = "seq, event_id, room_id, sender, payload, state, send_token, attempts, last_error, received_at, updated_at"
+const outboundColumns = "seq, event_id, room_id, sender, payload, state, send_token, progress, attempts, last_error, received_at, updated_at"
 
 func scanOutbound(row rowScanner) (*OutboundEvent, error) {
 	var e OutboundEvent
-	var payload string
+	var payload, progress string
 	var received, updated int64
 	err := row.Scan(&e.Seq, &e.EventID, &e.RoomID, &e.Sender, &payload, &e.State, &e.SendToken,
-		&e.Attempts, &e.LastError, &received, &updated)
+		&progress, &e.Attempts, &e.LastError, &received, &updated)
 	if err != nil {
 		return nil, notFound(err)
 	}
 	e.Payload = []byte(payload)
+	if progress != "" {
+		e.Progress = []byte(progress)
+	}
 	e.ReceivedAt = time.UnixMilli(received)
 	e.UpdatedAt = time.UnixMilli(updated)
 	return &e, nil
@@ -76,6 +82,12 @@ func (q *OutboundQuery) SetState(ctx context.Context, tx Execer, seq int64, stat
 		query = "UPDATE outbound_event SET state=$2, last_error=$3, updated_at=$4, payload='' WHERE seq=$1"
 	}
 	_, err := tx.ExecContext(ctx, query, seq, state, lastError, nowMillis())
+	return err
+}
+
+// SetProgress stores the remote messages created so far for an event.
+func (q *OutboundQuery) SetProgress(ctx context.Context, tx Execer, seq int64, progress []byte) error {
+	_, err := tx.ExecContext(ctx, "UPDATE outbound_event SET progress=$2, updated_at=$3 WHERE seq=$1", seq, string(progress), nowMillis())
 	return err
 }
 

@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
 // maxTransactionSize bounds a transaction body; homeservers send at most a
@@ -24,18 +25,25 @@ type TransactionHandler interface {
 	HandleTransaction(ctx context.Context, txnID string, events, ephemeral []json.RawMessage) error
 }
 
+// Users is what the appservice API needs of the homeserver side to answer
+// the homeserver's "does this user exist" queries; bridgev2.Matrix has it.
+type Users interface {
+	ParseGhostUserID(userID id.UserID) (networkid.UserID, bool)
+	EnsureRegistered(ctx context.Context, userID id.UserID) error
+}
+
 // AppService serves the appservice API (spec v1.1+ paths under
 // /_matrix/app/v1 and the legacy unprefixed ones older homeservers use).
 type AppService struct {
 	hsToken string
 	handler TransactionHandler
-	hs      *Homeserver
+	users   Users
 	log     zerolog.Logger
 }
 
 // NewAppService returns the appservice API handler.
-func NewAppService(hsToken string, hs *Homeserver, handler TransactionHandler, log zerolog.Logger) *AppService {
-	return &AppService{hsToken: hsToken, handler: handler, hs: hs, log: log}
+func NewAppService(hsToken string, users Users, handler TransactionHandler, log zerolog.Logger) *AppService {
+	return &AppService{hsToken: hsToken, handler: handler, users: users, log: log}
 }
 
 // Register adds the appservice routes to mux.
@@ -125,11 +133,11 @@ func (as *AppService) putTransaction(w http.ResponseWriter, r *http.Request) {
 // IDs by registering them.
 func (as *AppService) getUser(w http.ResponseWriter, r *http.Request) {
 	userID := id.UserID(r.PathValue("userID"))
-	if _, ok := as.hs.ParseGhostUserID(userID); !ok {
+	if _, ok := as.users.ParseGhostUserID(userID); !ok {
 		writeError(w, http.StatusNotFound, "M_NOT_FOUND", "Not a user of this bridge")
 		return
 	}
-	if err := as.hs.EnsureRegistered(r.Context(), userID); err != nil {
+	if err := as.users.EnsureRegistered(r.Context(), userID); err != nil {
 		writeError(w, http.StatusInternalServerError, "M_UNKNOWN", "Could not register the user")
 		return
 	}

@@ -1,4 +1,4 @@
-package matrix
+package matrix_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgetest"
+	"github.com/trestle-bridge/trestle/bridgev2/matrix"
 )
 
 type recordingHandler struct {
@@ -28,15 +29,15 @@ func (h *recordingHandler) HandleTransaction(_ context.Context, txnID string, ev
 	return nil
 }
 
-func serve(t *testing.T, handler TransactionHandler, method, path, token, body string) *httptest.ResponseRecorder {
+func serve(t *testing.T, handler matrix.TransactionHandler, method, path, token, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	cfg := bridgetest.Config()
-	hs, err := NewHomeserver(cfg, zerolog.Nop())
+	hs, err := matrix.NewHomeserver(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	NewAppService(cfg.AppService.HSToken, hs, handler, zerolog.Nop()).Register(mux)
+	matrix.NewAppService(cfg.AppService.HSToken, hs, handler, zerolog.Nop()).Register(mux)
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -1,4 +1,4 @@
-package matrix
+package matrix_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgetest"
+	"github.com/trestle-bridge/trestle/bridgev2/matrix"
 )
 
 // FindSent reads the room's newest message events as the bot and picks the
@@ -33,7 +34,7 @@ func TestFindSentLooksForTheTransactionMarkerInTheNewestMessages(t *testing.T) {
 	defer srv.Close()
 	cfg := bridgetest.Config()
 	cfg.Homeserver.Address = srv.URL
-	hs, err := NewHomeserver(cfg, zerolog.Nop())
+	hs, err := matrix.NewHomeserver(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ type Homeserver struct {
 	serverName string
 	asToken    string
 	bot        id.UserID
-	appservice *bridgeconfig.AppService
+	cfg        *bridgeconfig.Config
 	http       *http.Client
 	log        zerolog.Logger
 }
@@ -66,8 +66,8 @@ func NewHomeserver(cfg *bridgeconfig.Config, log zerolog.Logger) (*Homeserver, e
 		url:        hsURL,
 		serverName: cfg.Homeserver.Domain,
 		asToken:    cfg.AppService.ASToken,
-		bot:        id.NewUserID(cfg.AppService.Bot.Username, cfg.Homeserver.Domain),
-		appservice: &cfg.AppService,
+		bot:        cfg.BotUserID(),
+		cfg:        cfg,
 		http:       &http.Client{Transport: transport, Timeout: 2 * time.Minute},
 		log:        log,
 	}, nil
@@ -98,18 +98,11 @@ func (h *Homeserver) BotUserID() id.UserID { return h.bot }
 func (h *Homeserver) ServerName() string { return h.serverName }
 
 // GhostUserID implements bridgev2.Matrix.
-func (h *Homeserver) GhostUserID(user networkid.UserID) id.UserID {
-	return id.NewUserID(h.appservice.GhostLocalpart(string(user)), h.serverName)
-}
+func (h *Homeserver) GhostUserID(user networkid.UserID) id.UserID { return h.cfg.GhostUserID(user) }
 
 // ParseGhostUserID implements bridgev2.Matrix.
 func (h *Homeserver) ParseGhostUserID(userID id.UserID) (networkid.UserID, bool) {
-	localpart, server, err := userID.Parse()
-	if err != nil || server != h.serverName || userID == h.bot {
-		return "", false
-	}
-	remote, ok := h.appservice.ParseGhostLocalpart(localpart)
-	return networkid.UserID(remote), ok
+	return h.cfg.ParseGhostUserID(userID)
 }
 
 // classify turns a client error into the core's terms: retriable when the

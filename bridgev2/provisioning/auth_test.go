@@ -1,6 +1,7 @@
-package provisioning
+package provisioning_test
 
 import (
+	"github.com/trestle-bridge/trestle/bridgev2/provisioning"
 	"net/http"
 	"testing"
 
@@ -15,14 +16,14 @@ func TestAuthRefusals(t *testing.T) {
 		status  int
 		errcode string
 	}{
-		{"no token", request{token: "-", as: alice}, http.StatusUnauthorized, errcodeMissingToken},
-		{"wrong secret", request{token: "not-the-secret-0123456789", as: alice}, http.StatusUnauthorized, errcodeUnknownToken},
-		{"secret without user_id", request{}, http.StatusBadRequest, errcodeMissingParam},
-		{"invalid user_id", request{as: "alice"}, http.StatusBadRequest, errcodeInvalidParam},
-		{"relay-level user", request{as: relayer}, http.StatusForbidden, errcodeForbidden},
-		{"user without permission", request{as: outsider}, http.StatusForbidden, errcodeForbidden},
-		{"bridge bot", request{as: "@bridgebot:example.com"}, http.StatusForbidden, errcodeForbidden},
-		{"ghost", request{as: "@test_carol:example.com"}, http.StatusForbidden, errcodeForbidden},
+		{"no token", request{token: "-", as: alice}, http.StatusUnauthorized, "M_MISSING_TOKEN"},
+		{"wrong secret", request{token: "not-the-secret-0123456789", as: alice}, http.StatusUnauthorized, "M_UNKNOWN_TOKEN"},
+		{"secret without user_id", request{}, http.StatusBadRequest, "M_MISSING_PARAM"},
+		{"invalid user_id", request{as: "alice"}, http.StatusBadRequest, "M_INVALID_PARAM"},
+		{"relay-level user", request{as: relayer}, http.StatusForbidden, "M_FORBIDDEN"},
+		{"user without permission", request{as: outsider}, http.StatusForbidden, "M_FORBIDDEN"},
+		{"bridge bot", request{as: "@bridgebot:example.com"}, http.StatusForbidden, "M_FORBIDDEN"},
+		{"ghost", request{as: "@test_carol:example.com"}, http.StatusForbidden, "M_FORBIDDEN"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -32,8 +33,8 @@ func TestAuthRefusals(t *testing.T) {
 	}
 	// Refusals happen before any work: a refused user cannot start a login.
 	tc := request{method: http.MethodPost, path: "v3/login/start/token", as: relayer}
-	expect(t, e.do(tc), http.StatusForbidden, errcodeForbidden)
-	if n := len(e.api.processes); n != 0 {
+	expect(t, e.do(tc), http.StatusForbidden, "M_FORBIDDEN")
+	if n := provisioning.OpenProcesses(e.api); n != 0 {
 		t.Fatalf("%d login processes after refused starts", n)
 	}
 }
@@ -49,23 +50,23 @@ func TestMatrixTokenAuth(t *testing.T) {
 		t.Fatalf("no flows: %v", body)
 	}
 	expect(t, e.do(request{method: http.MethodGet, path: "v3/whoami", token: "alice-access-token", as: alice}), http.StatusOK, "")
-	expect(t, e.do(request{method: http.MethodGet, path: "v3/whoami", token: "alice-access-token", as: bob}), http.StatusUnauthorized, errcodeUnknownToken)
+	expect(t, e.do(request{method: http.MethodGet, path: "v3/whoami", token: "alice-access-token", as: bob}), http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 	// Answers are cached: three requests, one check.
 	if n := e.tokens.calls.Load(); n != 1 {
 		t.Fatalf("homeserver asked %d times, want 1 (cached)", n)
 	}
 
-	expect(t, e.do(request{method: http.MethodGet, path: "v3/whoami", token: "unknown-token"}), http.StatusUnauthorized, errcodeUnknownToken)
-	expect(t, e.do(request{method: http.MethodGet, path: "v3/whoami", token: "unknown-token"}), http.StatusUnauthorized, errcodeUnknownToken)
+	expect(t, e.do(request{method: http.MethodGet, path: "v3/whoami", token: "unknown-token"}), http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
+	expect(t, e.do(request{method: http.MethodGet, path: "v3/whoami", token: "unknown-token"}), http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 	if n := e.tokens.calls.Load(); n != 2 {
 		t.Fatalf("homeserver asked %d times, want 2 (invalid tokens cached too)", n)
 	}
 	// A valid token does not lift the permission check.
-	expect(t, e.do(request{method: http.MethodGet, path: "v3/whoami", token: "relay-access-token"}), http.StatusForbidden, errcodeForbidden)
+	expect(t, e.do(request{method: http.MethodGet, path: "v3/whoami", token: "relay-access-token"}), http.StatusForbidden, "M_FORBIDDEN")
 
 	// When the homeserver cannot answer, nothing is cached.
 	e.tokens.down.Store(true)
-	expect(t, e.do(request{method: http.MethodGet, path: "v3/whoami", token: "new-token"}), http.StatusInternalServerError, errcodeUnknown)
+	expect(t, e.do(request{method: http.MethodGet, path: "v3/whoami", token: "new-token"}), http.StatusInternalServerError, "M_UNKNOWN")
 	e.tokens.down.Store(false)
 	e.tokens.add("new-token", bob)
 	body = expect(t, e.do(request{method: http.MethodGet, path: "v3/logins", token: "new-token"}), http.StatusOK, "")
@@ -74,21 +75,11 @@ func TestMatrixTokenAuth(t *testing.T) {
 	}
 }
 
-func TestTokenCacheIsBounded(t *testing.T) {
-	c := newTokenChecker("http://127.0.0.1:1")
-	for i := range maxCachedTokens * 2 {
-		c.remember([32]byte{byte(i), byte(i >> 8)}, tokenEntry{owner: alice})
-	}
-	if n := len(c.cache); n > maxCachedTokens {
-		t.Fatalf("cache holds %d entries, limit %d", n, maxCachedTokens)
-	}
-}
-
 func TestShortSecretDisablesSecretAuth(t *testing.T) {
 	const short = "too-short-12345"
 	e := newEnv(t, envOptions{configure: func(c *bridgeconfig.Config) { c.Provisioning.SharedSecret = short }})
 	// A guessable secret is not accepted: it is just an unknown Matrix token.
-	expect(t, e.do(request{method: http.MethodGet, path: "v3/whoami", as: alice, token: short}), http.StatusUnauthorized, errcodeUnknownToken)
+	expect(t, e.do(request{method: http.MethodGet, path: "v3/whoami", as: alice, token: short}), http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 }
 
 func TestCORSAndUnknownEndpoints(t *testing.T) {
@@ -103,13 +94,13 @@ func TestCORSAndUnknownEndpoints(t *testing.T) {
 	if r.header.Get("Access-Control-Allow-Origin") != "*" || r.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("headers: %v", r.header)
 	}
-	expect(t, e.get(alice, "v3/nonexistent"), http.StatusNotFound, errcodeUnrecognized)
+	expect(t, e.get(alice, "v3/nonexistent"), http.StatusNotFound, "M_UNRECOGNIZED")
 	r = e.post(alice, "v3/whoami", nil)
-	expect(t, r, http.StatusMethodNotAllowed, errcodeUnrecognized)
+	expect(t, r, http.StatusMethodNotAllowed, "M_UNRECOGNIZED")
 	if r.header.Get("Allow") != http.MethodGet {
 		t.Fatalf("Allow: %q", r.header.Get("Allow"))
 	}
-	expect(t, e.get(alice, "v3/login/start/token"), http.StatusMethodNotAllowed, errcodeUnrecognized)
+	expect(t, e.get(alice, "v3/login/start/token"), http.StatusMethodNotAllowed, "M_UNRECOGNIZED")
 }
 
 func TestRegisterOnlyWhenEnabled(t *testing.T) {

@@ -76,7 +76,7 @@ func (a *API) getResolveIdentifier(w http.ResponseWriter, r *http.Request, user 
 	if apiErr != nil {
 		return apiErr
 	}
-	resolved, err := login.Client.ResolveIdentifier(r.Context(), r.PathValue("identifier"))
+	resolved, err := login.ResolveIdentifier(r.Context(), r.PathValue("identifier"))
 	if err != nil {
 		return connectorFailure(err, identifierRefused)
 	}

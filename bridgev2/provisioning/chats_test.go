@@ -1,4 +1,4 @@
-package provisioning
+package provisioning_test
 
 import (
 	"net/http"
@@ -62,7 +62,7 @@ func TestWhoami(t *testing.T) {
 
 func TestResolveIdentifier(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	expect(t, e.get(alice, "v3/resolve_identifier/carol"), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.get(alice, "v3/resolve_identifier/carol"), http.StatusNotFound, "M_NOT_FOUND")
 	e.login(alice, "alicenet")
 	e.login(bob, "bobnet")
 
@@ -74,21 +74,21 @@ func TestResolveIdentifier(t *testing.T) {
 		t.Fatalf("dm_room_mxid before the chat exists: %v", body)
 	}
 	// The connector's refusal, in its own words, as the spec's 404.
-	body = expect(t, e.get(alice, "v3/resolve_identifier/Not%20Valid"), http.StatusNotFound, errcodeNotFound)
+	body = expect(t, e.get(alice, "v3/resolve_identifier/Not%20Valid"), http.StatusNotFound, "M_NOT_FOUND")
 	if body["error"] != `"Not Valid" is not a valid test network user name.` {
 		t.Fatalf("error: %v", body["error"])
 	}
 	// Only through one's own logins.
-	expect(t, e.get(alice, "v3/resolve_identifier/carol?login_id=bobnet"), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.get(alice, "v3/resolve_identifier/carol?login_id=bobnet"), http.StatusNotFound, "M_NOT_FOUND")
 	expect(t, e.get(alice, "v3/resolve_identifier/carol?login_id=alicenet"), http.StatusOK, "")
 }
 
 func TestCreateDM(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	expect(t, e.post(alice, "v3/create_dm/carol", nil), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.post(alice, "v3/create_dm/carol", nil), http.StatusNotFound, "M_NOT_FOUND")
 	e.login(alice, "alicenet")
 	e.login(bob, "bobnet")
-	expect(t, e.post(alice, "v3/create_dm/carol?login_id=bobnet", nil), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.post(alice, "v3/create_dm/carol?login_id=bobnet", nil), http.StatusNotFound, "M_NOT_FOUND")
 
 	body := expect(t, e.post(alice, "v3/create_dm/carol", nil), http.StatusOK, "")
 	room := id.RoomID(str(body["dm_room_mxid"]))
@@ -105,7 +105,7 @@ func TestCreateDM(t *testing.T) {
 	if resolved := expect(t, e.get(alice, "v3/resolve_identifier/carol"), http.StatusOK, ""); resolved["dm_room_mxid"] != string(room) {
 		t.Fatalf("resolve after create_dm: %v", resolved)
 	}
-	body = expect(t, e.post(alice, "v3/create_dm/Not%20Valid", nil), http.StatusNotFound, errcodeNotFound)
+	body = expect(t, e.post(alice, "v3/create_dm/Not%20Valid", nil), http.StatusNotFound, "M_NOT_FOUND")
 	if body["error"] != `"Not Valid" is not a valid test network user name.` {
 		t.Fatalf("error: %v", body["error"])
 	}
@@ -113,7 +113,7 @@ func TestCreateDM(t *testing.T) {
 
 func TestContacts(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	expect(t, e.get(alice, "v3/contacts"), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.get(alice, "v3/contacts"), http.StatusNotFound, "M_NOT_FOUND")
 	e.login(alice, "alicenet")
 	expect(t, e.post(alice, "v3/create_dm/dave", nil), http.StatusOK, "")
 	contacts := expect(t, e.get(alice, "v3/contacts"), http.StatusOK, "")["contacts"].([]any)
@@ -127,15 +127,15 @@ func TestContacts(t *testing.T) {
 	if dave["mxid"] != "@test_dave:example.com" || str(dave["dm_room_mxid"]) == "" {
 		t.Fatalf("dave: %v", dave)
 	}
-	expect(t, e.get(alice, "v3/contacts?login_id=nobody"), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.get(alice, "v3/contacts?login_id=nobody"), http.StatusNotFound, "M_NOT_FOUND")
 }
 
 func TestUnsupportedChatFeatures(t *testing.T) {
 	// Plain testnet cannot list contacts.
 	e := newEnv(t, envOptions{plainTestnet: true})
 	e.login(alice, "alicenet")
-	expect(t, e.get(alice, "v3/contacts"), http.StatusNotImplemented, errcodeUnrecognized)
-	expect(t, e.post(alice, "v3/search_users", map[string]string{"query": "carol"}), http.StatusNotImplemented, errcodeUnrecognized)
-	expect(t, e.post(alice, "v3/create_group/group", map[string]any{}), http.StatusNotImplemented, errcodeUnrecognized)
-	expect(t, e.post(bob, "v3/search_users", map[string]string{"query": "carol"}), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.get(alice, "v3/contacts"), http.StatusNotImplemented, "M_UNRECOGNIZED")
+	expect(t, e.post(alice, "v3/search_users", map[string]string{"query": "carol"}), http.StatusNotImplemented, "M_UNRECOGNIZED")
+	expect(t, e.post(alice, "v3/create_group/group", map[string]any{}), http.StatusNotImplemented, "M_UNRECOGNIZED")
+	expect(t, e.post(bob, "v3/search_users", map[string]string{"query": "carol"}), http.StatusNotFound, "M_NOT_FOUND")
 }

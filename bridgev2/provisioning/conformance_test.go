@@ -1,7 +1,8 @@
-package provisioning
+package provisioning_test
 
 import (
 	"encoding/json"
+	"github.com/trestle-bridge/trestle/bridgev2/provisioning"
 	"net/http"
 	"slices"
 	"strings"
@@ -16,9 +17,9 @@ import (
 // shape, M_MISSING_PARAM / M_INVALID_PARAM for user_id). They must still
 // be Matrix-style errors.
 var undeclaredErrors = map[int][]string{
-	http.StatusBadRequest:            {errcodeBadJSON, errcodeMissingParam, errcodeInvalidParam},
-	http.StatusForbidden:             {errcodeForbidden},
-	http.StatusRequestEntityTooLarge: {errcodeTooLarge},
+	http.StatusBadRequest:            {"M_BAD_JSON", "M_MISSING_PARAM", "M_INVALID_PARAM"},
+	http.StatusForbidden:             {"M_FORBIDDEN"},
+	http.StatusRequestEntityTooLarge: {"M_TOO_LARGE"},
 }
 
 // extraProperties are properties the spec does not declare but that
@@ -37,9 +38,9 @@ func TestConformance(t *testing.T) {
 	spec := loadProvisioningSpec(t)
 	e := newEnv(t, envOptions{})
 
-	for _, rt := range routeTable(e.api) {
-		if spec.operation("/"+rt.path, rt.method) == nil {
-			t.Errorf("route %s /%s is not in provisioning.yaml", rt.method, rt.path)
+	for _, rt := range provisioning.RouteTable(e.api) {
+		if spec.operation("/"+rt.Path, rt.Method) == nil {
+			t.Errorf("route %s /%s is not in provisioning.yaml", rt.Method, rt.Path)
 		}
 	}
 
@@ -47,7 +48,7 @@ func TestConformance(t *testing.T) {
 
 	validated := map[string]bool{}
 	for _, x := range e.exchanges {
-		if x.pattern == PathPrefix {
+		if x.pattern == provisioning.PathPrefix {
 			continue // unknown endpoints, not routes
 		}
 		method, path := specPath(x.pattern)
@@ -80,8 +81,8 @@ func TestConformance(t *testing.T) {
 		}
 		validated[method+" "+path] = true
 	}
-	for _, rt := range routeTable(e.api) {
-		if key := rt.method + " /" + rt.path; !validated[key] {
+	for _, rt := range provisioning.RouteTable(e.api) {
+		if key := rt.Method + " /" + rt.Path; !validated[key] {
 			t.Errorf("%s: no answer was checked against the spec", key)
 		}
 	}
@@ -115,7 +116,7 @@ func exerciseEveryRoute(t *testing.T, e *env) {
 	e.post(alice, base+"credentials/webauthn", map[string]string{})
 	e.post(alice, base+"credentials/cancel", nil)
 	e.post(alice, base+"credentials/display_and_wait", nil)
-	huge := `{"x": "` + strings.Repeat("a", maxBodySize) + `"}`
+	huge := `{"x": "` + strings.Repeat("a", provisioning.MaxBodySize) + `"}`
 	e.do(request{method: http.MethodPost, path: base + "credentials/user_input", as: alice, rawBody: []byte(huge)})
 	e.post(alice, "v3/login/cancel/"+str(step["login_id"]), nil)
 	e.post(alice, "v3/login/cancel/gone", nil)

@@ -1,10 +1,11 @@
-package provisioning
+package provisioning_test
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/trestle-bridge/trestle/bridgev2/provisioning"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -40,7 +41,7 @@ const (
 type env struct {
 	t      *testing.T
 	h      *bridgetest.Harness
-	api    *API
+	api    *provisioning.API
 	srv    *httptest.Server
 	fx     *fixture
 	tokens *fakeWhoami
@@ -72,7 +73,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		if opts.plainTestnet {
 			return remote.Connector()
 		}
-		return &testConnector{NetworkConnector: remote.Connector(), fx: e.fx}
+		return &testConnector{Network: remote.Connector().(*testnet.Network), fx: e.fx}
 	}
 	quiet := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
 	e.h = bridgetest.New(t, factory, bridgetest.Options{Log: &quiet, Configure: func(c *bridgeconfig.Config) {
@@ -82,9 +83,9 @@ func newEnv(t *testing.T, opts envOptions) *env {
 			opts.configure(c)
 		}
 	}})
-	e.api = New(e.h.Bridge(), quiet.With().Str("component", "provisioning").Logger())
+	e.api = provisioning.New(e.h.Bridge(), quiet.With().Str("component", "provisioning").Logger())
 	if opts.idleTimeout != 0 {
-		e.api.idleTimeout = opts.idleTimeout
+		provisioning.SetIdleTimeout(e.api, opts.idleTimeout)
 	}
 	t.Cleanup(e.api.Close)
 	mux := http.NewServeMux()
@@ -127,7 +128,7 @@ type request struct {
 
 func (e *env) do(req request) *response {
 	e.t.Helper()
-	u, err := url.Parse(e.srv.URL + PathPrefix + req.path)
+	u, err := url.Parse(e.srv.URL + provisioning.PathPrefix + req.path)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func (e *env) do(req request) *response {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	_, pattern := e.api.routes.Handler(hr)
+	pattern := provisioning.RoutePattern(e.api, hr)
 	e.mu.Lock()
 	e.exchanges = append(e.exchanges, exchange{method: req.method, pattern: pattern, status: resp.StatusCode, body: raw})
 	e.mu.Unlock()
@@ -258,10 +259,10 @@ func newFakeWhoami(t *testing.T) *fakeWhoami {
 		owner, ok := f.owners[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
 		f.mu.Unlock()
 		if !ok {
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"errcode": "M_UNKNOWN_TOKEN", "error": "Unknown access token"})
+			writeTestJSON(w, http.StatusUnauthorized, map[string]string{"errcode": "M_UNKNOWN_TOKEN", "error": "Unknown access token"})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"user_id": owner, "device_id": "DEVICE"})
+		writeTestJSON(w, http.StatusOK, map[string]any{"user_id": owner, "device_id": "DEVICE"})
 	}))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -287,19 +288,19 @@ func newFixture() *fixture { return &fixture{release: make(chan string, 1)} }
 // testConnector is testnet plus what it lacks for these tests: a
 // contact list, and a "wait" login flow with a display_and_wait step.
 type testConnector struct {
-	bridgev2.NetworkConnector
+	*testnet.Network
 	fx *fixture
 }
 
 func (c *testConnector) LoginFlows() []bridgev2.LoginFlow {
-	return append(c.NetworkConnector.LoginFlows(), bridgev2.LoginFlow{ID: "wait", Name: "Pairing code", Description: "Shows a code and waits."})
+	return append(c.Network.LoginFlows(), bridgev2.LoginFlow{ID: "wait", Name: "Pairing code", Description: "Shows a code and waits."})
 }
 
 func (c *testConnector) CreateLogin(ctx context.Context, user *bridgev2.User, flowID string) (bridgev2.LoginProcess, error) {
 	if flowID == "wait" {
 		return &waitProcess{user: user, fx: c.fx}, nil
 	}
-	inner, err := c.NetworkConnector.CreateLogin(ctx, user, flowID)
+	inner, err := c.Network.CreateLogin(ctx, user, flowID)
 	if err != nil {
 		return nil, err
 	}
@@ -307,11 +308,11 @@ func (c *testConnector) CreateLogin(ctx context.Context, user *bridgev2.User, fl
 }
 
 func (c *testConnector) LoadLogin(ctx context.Context, login *bridgev2.UserLogin) (bridgev2.NetworkClient, error) {
-	inner, err := c.NetworkConnector.LoadLogin(ctx, login)
+	inner, err := c.Network.LoadLogin(ctx, login)
 	if err != nil {
 		return nil, err
 	}
-	return &contactsClient{NetworkClient: inner}, nil
+	return &contactsClient{Client: inner.(*testnet.Client)}, nil
 }
 
 // countingProcess is a testnet login process whose cancellation is seen.
@@ -327,7 +328,7 @@ func (p *countingProcess) Cancel() {
 
 // contactsClient is a testnet client with two contacts.
 type contactsClient struct {
-	bridgev2.NetworkClient
+	*testnet.Client
 }
 
 func (c *contactsClient) GetContacts(ctx context.Context) ([]*bridgev2.ResolvedIdentifier, error) {
@@ -382,3 +383,10 @@ func (p *waitProcess) Wait(ctx context.Context) (*bridgev2.LoginStep, error) {
 }
 
 func (p *waitProcess) Cancel() { p.fx.cancelled.Add(1) }
+
+// writeTestJSON answers a fake homeserver request with a JSON body.
+func writeTestJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}

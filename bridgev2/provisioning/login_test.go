@@ -1,14 +1,13 @@
-package provisioning
+package provisioning_test
 
 import (
+	"github.com/trestle-bridge/trestle/bridgev2/provisioning"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgetest/testnet"
-	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
 func TestLoginListLogout(t *testing.T) {
@@ -48,7 +47,7 @@ func TestLoginListLogout(t *testing.T) {
 	}
 
 	// Bob can neither see nor log out Alice's login.
-	expect(t, e.post(bob, "v3/logout/alicenet", nil), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.post(bob, "v3/logout/alicenet", nil), http.StatusNotFound, "M_NOT_FOUND")
 	if e.h.Bridge().GetLogin("alicenet") == nil {
 		t.Fatal("bob logged out alice's login")
 	}
@@ -59,7 +58,7 @@ func TestLoginListLogout(t *testing.T) {
 	if ids := expect(t, e.get(alice, "v3/logins"), http.StatusOK, "")["login_ids"].([]any); len(ids) != 0 {
 		t.Fatalf("login_ids after logout: %v", ids)
 	}
-	expect(t, e.post(alice, "v3/logout/alicenet", nil), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.post(alice, "v3/logout/alicenet", nil), http.StatusNotFound, "M_NOT_FOUND")
 }
 
 func TestLogoutAll(t *testing.T) {
@@ -80,13 +79,13 @@ func TestLoginStepFailureEndsProcess(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	step := e.startLogin(alice)
 	body := expect(t, e.submitStep(alice, step, map[string]string{"username": "alicenet", "token": "bad"}),
-		http.StatusInternalServerError, errcodeUnknown)
+		http.StatusInternalServerError, "M_UNKNOWN")
 	// The connector's own sentence reaches the manager.
 	if body["error"] != "The test network rejected that token." {
 		t.Fatalf("error: %v", body["error"])
 	}
 	// As the spec says, the login has failed and must be restarted.
-	expect(t, e.submitStep(alice, step, map[string]string{"username": "alicenet", "token": "good"}), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.submitStep(alice, step, map[string]string{"username": "alicenet", "token": "good"}), http.StatusNotFound, "M_NOT_FOUND")
 	waitFor(t, "the process to be cancelled", func() bool { return e.fx.cancelled.Load() == 1 })
 	if e.h.Bridge().GetLogin("alicenet") != nil {
 		t.Fatal("a refused login was created")
@@ -100,32 +99,32 @@ func TestLoginStepChecks(t *testing.T) {
 	base := "v3/login/step/" + pid + "/"
 
 	// Another user cannot reach the process at all.
-	expect(t, e.submitStep(bob, step, map[string]string{"username": "bobnet", "token": "x"}), http.StatusNotFound, errcodeNotFound)
-	expect(t, e.post(bob, "v3/login/cancel/"+pid, nil), http.StatusNotFound, errcodeNotFound)
-	expect(t, e.post(bob, base+"credentials/cancel", nil), http.StatusNotFound, errcodeNotFound)
-	expect(t, e.post(alice, "v3/login/step/nonexistent/credentials/user_input", map[string]string{}), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.submitStep(bob, step, map[string]string{"username": "bobnet", "token": "x"}), http.StatusNotFound, "M_NOT_FOUND")
+	expect(t, e.post(bob, "v3/login/cancel/"+pid, nil), http.StatusNotFound, "M_NOT_FOUND")
+	expect(t, e.post(bob, base+"credentials/cancel", nil), http.StatusNotFound, "M_NOT_FOUND")
+	expect(t, e.post(alice, "v3/login/step/nonexistent/credentials/user_input", map[string]string{}), http.StatusNotFound, "M_NOT_FOUND")
 
 	// Wrong step, transaction or type: the process survives.
-	expect(t, e.post(alice, base+"other/user_input", map[string]string{}), http.StatusBadRequest, errcodeBadState)
-	expect(t, e.post(alice, base+"credentials/user_input?txn_id=stale", map[string]string{}), http.StatusBadRequest, errcodeBadState)
-	expect(t, e.post(alice, base+"credentials/display_and_wait", nil), http.StatusBadRequest, errcodeBadState)
-	expect(t, e.post(alice, base+"credentials/cookies", map[string]string{}), http.StatusBadRequest, errcodeBadState)
-	expect(t, e.post(alice, base+"credentials/webauthn", map[string]string{}), http.StatusBadRequest, errcodeBadState)
-	expect(t, e.post(alice, base+"credentials/cancel", nil), http.StatusBadRequest, errcodeBadState)
+	expect(t, e.post(alice, base+"other/user_input", map[string]string{}), http.StatusBadRequest, "M_BAD_STATE")
+	expect(t, e.post(alice, base+"credentials/user_input?txn_id=stale", map[string]string{}), http.StatusBadRequest, "M_BAD_STATE")
+	expect(t, e.post(alice, base+"credentials/display_and_wait", nil), http.StatusBadRequest, "M_BAD_STATE")
+	expect(t, e.post(alice, base+"credentials/cookies", map[string]string{}), http.StatusBadRequest, "M_BAD_STATE")
+	expect(t, e.post(alice, base+"credentials/webauthn", map[string]string{}), http.StatusBadRequest, "M_BAD_STATE")
+	expect(t, e.post(alice, base+"credentials/cancel", nil), http.StatusBadRequest, "M_BAD_STATE")
 
 	// Malformed bodies.
 	expect(t, e.do(request{method: http.MethodPost, path: base + "credentials/user_input", as: alice, rawBody: []byte(`{"username":`)}),
-		http.StatusBadRequest, errcodeNotJSON)
+		http.StatusBadRequest, "M_NOT_JSON")
 	body := expect(t, e.do(request{method: http.MethodPost, path: base + "credentials/user_input", as: alice, rawBody: []byte(`{"username": "x", "token": 12345}`)}),
-		http.StatusBadRequest, errcodeBadJSON)
+		http.StatusBadRequest, "M_BAD_JSON")
 	if strings.Contains(str(body["error"]), "12345") {
 		t.Fatalf("error echoes the submitted value: %v", body["error"])
 	}
 	expect(t, e.do(request{method: http.MethodPost, path: base + "credentials/user_input", as: alice, rawBody: []byte(`[]`)}),
-		http.StatusBadRequest, errcodeBadJSON)
-	huge := `{"username": "` + strings.Repeat("a", maxBodySize) + `"}`
+		http.StatusBadRequest, "M_BAD_JSON")
+	huge := `{"username": "` + strings.Repeat("a", provisioning.MaxBodySize) + `"}`
 	expect(t, e.do(request{method: http.MethodPost, path: base + "credentials/user_input", as: alice, rawBody: []byte(huge)}),
-		http.StatusRequestEntityTooLarge, errcodeTooLarge)
+		http.StatusRequestEntityTooLarge, "M_TOO_LARGE")
 
 	// After all that, the right submission with the right txn_id works.
 	done := expect(t, e.post(alice, base+"credentials/user_input?txn_id="+str(step["txn_id"]),
@@ -143,15 +142,15 @@ func TestLoginStepChecks(t *testing.T) {
 	if e.h.Bridge().GetLogin("other") != nil {
 		t.Fatal("the retry ran the step again")
 	}
-	expect(t, e.post(alice, base+"complete/user_input", map[string]string{}), http.StatusBadRequest, errcodeBadState)
+	expect(t, e.post(alice, base+"complete/user_input", map[string]string{}), http.StatusBadRequest, "M_BAD_STATE")
 }
 
 func TestLoginStartChecks(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	expect(t, e.post(alice, "v3/login/start/nonexistent", nil), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.post(alice, "v3/login/start/nonexistent", nil), http.StatusNotFound, "M_NOT_FOUND")
 	e.login(bob, "bobnet")
 	// Re-login of someone else's login is refused like a missing one.
-	expect(t, e.post(alice, "v3/login/start/token?login_id=bobnet", nil), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.post(alice, "v3/login/start/token?login_id=bobnet", nil), http.StatusNotFound, "M_NOT_FOUND")
 }
 
 func TestCancelLogin(t *testing.T) {
@@ -162,8 +161,8 @@ func TestCancelLogin(t *testing.T) {
 		t.Fatalf("cancel answered %v, want {}", body)
 	}
 	waitFor(t, "the process to be cancelled", func() bool { return e.fx.cancelled.Load() == 1 })
-	expect(t, e.submitStep(alice, step, map[string]string{"username": "a", "token": "b"}), http.StatusNotFound, errcodeNotFound)
-	expect(t, e.post(alice, "v3/login/cancel/"+pid, nil), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.submitStep(alice, step, map[string]string{"username": "a", "token": "b"}), http.StatusNotFound, "M_NOT_FOUND")
+	expect(t, e.post(alice, "v3/login/cancel/"+pid, nil), http.StatusNotFound, "M_NOT_FOUND")
 }
 
 func TestDisplayAndWait(t *testing.T) {
@@ -195,7 +194,7 @@ func TestDisplayAndWait(t *testing.T) {
 	// A wait that fails fails the login with the connector's sentence.
 	step = expect(t, e.post(alice, "v3/login/start/wait", nil), http.StatusOK, "")
 	e.fx.release <- ""
-	body := expect(t, e.post(alice, "v3/login/step/"+str(step["login_id"])+"/pairing/display_and_wait", nil), http.StatusInternalServerError, errcodeUnknown)
+	body := expect(t, e.post(alice, "v3/login/step/"+str(step["login_id"])+"/pairing/display_and_wait", nil), http.StatusInternalServerError, "M_UNKNOWN")
 	if body["error"] != "The pairing code expired." {
 		t.Fatalf("error: %v", body)
 	}
@@ -208,11 +207,10 @@ func TestCancelInterruptsWait(t *testing.T) {
 	result := make(chan *response, 1)
 	go func() { result <- e.post(alice, "v3/login/step/"+pid+"/pairing/display_and_wait", nil) }()
 	waitFor(t, "the wait to start", func() bool {
-		p := e.api.getProcess(e.h.User(alice), pid)
-		return p != nil && len(p.turn) == 1
+		return provisioning.WaitingTurns(e.api, e.h.User(alice), pid) == 1
 	})
 	expect(t, e.post(alice, "v3/login/cancel/"+pid, nil), http.StatusOK, "")
-	expect(t, <-result, http.StatusNotFound, errcodeNotFound)
+	expect(t, <-result, http.StatusNotFound, "M_NOT_FOUND")
 	waitFor(t, "the process to be cancelled", func() bool { return e.fx.cancelled.Load() == 1 })
 }
 
@@ -236,18 +234,18 @@ func TestIdleProcessesExpire(t *testing.T) {
 	e := newEnv(t, envOptions{idleTimeout: 100 * time.Millisecond})
 	step := e.startLogin(alice)
 	waitFor(t, "the idle process to be cancelled", func() bool { return e.fx.cancelled.Load() == 1 })
-	expect(t, e.submitStep(alice, step, map[string]string{"username": "late", "token": "t"}), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.submitStep(alice, step, map[string]string{"username": "late", "token": "t"}), http.StatusNotFound, "M_NOT_FOUND")
 }
 
 func TestTooManyProcesses(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	first := e.startLogin(alice)
-	for range maxProcessesPerUser {
+	for range provisioning.MaxProcessesPerUser {
 		e.startLogin(alice)
 	}
 	e.startLogin(bob)
 	waitFor(t, "the oldest process to be cancelled", func() bool { return e.fx.cancelled.Load() == 1 })
-	expect(t, e.submitStep(alice, first, map[string]string{"username": "a", "token": "t"}), http.StatusNotFound, errcodeNotFound)
+	expect(t, e.submitStep(alice, first, map[string]string{"username": "a", "token": "t"}), http.StatusNotFound, "M_NOT_FOUND")
 }
 
 func TestCloseCancelsProcesses(t *testing.T) {
@@ -256,25 +254,6 @@ func TestCloseCancelsProcesses(t *testing.T) {
 	e.startLogin(bob)
 	e.api.Close()
 	waitFor(t, "both processes to be cancelled", func() bool { return e.fx.cancelled.Load() == 2 })
-}
-
-func TestCheckStep(t *testing.T) {
-	bad := []*bridgev2.LoginStep{
-		nil,
-		{Type: bridgev2.LoginStepUserInput},
-		{Type: bridgev2.LoginStepDisplayAndWait},
-		{Type: bridgev2.LoginStepComplete},
-		{Type: "cookies"},
-	}
-	for _, step := range bad {
-		if checkStep(step) == nil {
-			t.Errorf("checkStep accepted %+v", step)
-		}
-	}
-	ok := &bridgev2.LoginStep{Type: bridgev2.LoginStepComplete, Complete: &bridgev2.LoginCompleteParams{UserLoginID: string(networkid.UserLoginID("x"))}}
-	if err := checkStep(ok); err != nil {
-		t.Errorf("checkStep refused a complete step: %v", err)
-	}
 }
 
 // waitFor polls cond for up to five seconds.

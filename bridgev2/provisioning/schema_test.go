@@ -1,7 +1,8 @@
-package provisioning
+package provisioning_test
 
 import (
 	"fmt"
+	"github.com/trestle-bridge/trestle/bridgev2/provisioning"
 	"math"
 	"os"
 	"os/exec"
@@ -287,7 +288,7 @@ func stringList(v any) []string {
 // into the spec's path ("/v3/x/{id}").
 func specPath(pattern string) (method, path string) {
 	method, full, _ := strings.Cut(pattern, " ")
-	return method, "/" + strings.TrimPrefix(full, PathPrefix)
+	return method, "/" + strings.TrimPrefix(full, provisioning.PathPrefix)
 }
 
 var arrayIndex = regexp.MustCompile(`\[\d+\]`)

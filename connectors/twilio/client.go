@@ -76,21 +76,23 @@ type Client struct {
 	kick      chan struct{}
 	reconnect atomic.Bool
 
-	pendingMu sync.Mutex
-	pending   map[string]*sendProgress
-
 	// catchUps counts completed catch-ups, for tests.
 	catchUps atomic.Int64
 }
 
 var (
-	_ bridgev2.NetworkClient    = (*Client)(nil)
-	_ bridgev2.EditHandler      = (*Client)(nil)
-	_ bridgev2.ReactionHandler  = (*Client)(nil)
-	_ bridgev2.RedactionHandler = (*Client)(nil)
-	_ bridgev2.Backfiller       = (*Client)(nil)
-	_ bridgev2.MediaDownloader  = (*Client)(nil)
-	_ bridgev2.SendReconciler   = (*Client)(nil)
+	_ bridgev2.NetworkClient      = (*Client)(nil)
+	_ bridgev2.Connectable        = (*Client)(nil)
+	_ bridgev2.RemoteLogouter     = (*Client)(nil)
+	_ bridgev2.IdentifierResolver = (*Client)(nil)
+	_ bridgev2.ChatInfoProvider   = (*Client)(nil)
+	_ bridgev2.UserInfoProvider   = (*Client)(nil)
+	_ bridgev2.EditHandler        = (*Client)(nil)
+	_ bridgev2.ReactionHandler    = (*Client)(nil)
+	_ bridgev2.RedactionHandler   = (*Client)(nil)
+	_ bridgev2.Backfiller         = (*Client)(nil)
+	_ bridgev2.MediaDownloader    = (*Client)(nil)
+	_ bridgev2.SendReconciler     = (*Client)(nil)
 )
 
 func newClient(conn *Connector, login *bridgev2.UserLogin, meta *LoginMetadata) *Client {
@@ -108,7 +110,6 @@ func newClient(conn *Connector, login *bridgev2.UserLogin, meta *LoginMetadata) 
 		watermark:  meta.CatchUpSince,
 		kick:       make(chan struct{}, 1),
 		catchUpSem: make(chan struct{}, 1),
-		pending:    map[string]*sendProgress{},
 	}
 	c.log = login.Log.With().Str("component", "twilio").Logger() // login.Log carries login_id
 	c.rest = &restClient{conn: conn, creds: meta.restCreds(), log: c.log,

@@ -54,11 +54,8 @@ type Config struct {
 	// DisplaynameTemplate is a text/template for ghost names, with the
 	// fields of NumberNames.
 	DisplaynameTemplate string `yaml:"displayname_template"`
-	// RequestTimeout bounds each attempt of a Twilio REST call.
+	// RequestTimeout bounds each Twilio REST call.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
-	// MaxRetries is how often a REST call is retried in-process after a
-	// 429, 5xx or network failure before the error goes back to the core.
-	MaxRetries int `yaml:"max_retries"`
 	// MaxWebhookBody is the largest webhook body accepted, in bytes.
 	MaxWebhookBody int64 `yaml:"max_webhook_body"`
 
@@ -81,7 +78,6 @@ func DefaultConfig() Config {
 		BackfillLimit:       20,
 		DisplaynameTemplate: "{{.International}}",
 		RequestTimeout:      15 * time.Second,
-		MaxRetries:          3,
 		MaxWebhookBody:      64 << 10,
 	}
 }
@@ -113,10 +109,9 @@ const ExampleConfig = `network:
     backfill_limit: 20
     # Ghost displayname; .International (+1 415-555-0100), .National and .E164 are available.
     displayname_template: "{{.International}}"
-    # Deadline of each Twilio API request, and retries of 429/5xx/network failures before the
-    # bridge's own durable retry takes over.
+    # Deadline of each Twilio API request. Failed sends are retried by the bridge from its
+    # journal (bridge.delivery_retry_for), honouring Twilio's Retry-After.
     request_timeout: 15s
-    max_retries: 3
     # Largest webhook body accepted, in bytes.
     max_webhook_body: 65536
 `
@@ -172,9 +167,6 @@ func (c *Config) Validate() error {
 	c.displayname = tmpl
 	if c.RequestTimeout <= 0 {
 		return errors.New("network.request_timeout must be > 0")
-	}
-	if c.MaxRetries < 0 || c.MaxRetries > 10 {
-		return errors.New("network.max_retries must be between 0 and 10")
 	}
 	if c.MaxWebhookBody < 4096 || c.MaxWebhookBody > 16<<20 {
 		return errors.New("network.max_webhook_body must be between 4096 and 16777216 bytes")

@@ -37,7 +37,6 @@ type Connector struct {
 	validated bool
 
 	// Timings, shortened by tests.
-	retryBase      time.Duration // first in-process REST retry delay
 	reconnectBase  time.Duration // first reconnect delay after a failed connect
 	reconnectMax   time.Duration // longest reconnect delay
 	watermarkEvery time.Duration // how often a webhook-advanced catch-up watermark is saved
@@ -46,8 +45,10 @@ type Connector struct {
 
 var (
 	_ bridgev2.NetworkConnector    = (*Connector)(nil)
-	_ bridgev2.HTTPHandlerProvider = (*Connector)(nil)
+	_ bridgev2.ConfigProvider      = (*Connector)(nil)
 	_ bridgev2.ConfigValidator     = (*Connector)(nil)
+	_ bridgev2.MetaTypesProvider   = (*Connector)(nil)
+	_ bridgev2.HTTPHandlerProvider = (*Connector)(nil)
 )
 
 // New returns a connector with the default config.
@@ -64,7 +65,6 @@ func New() *Connector {
 		cfg:            DefaultConfig(),
 		log:            zerolog.Nop(),
 		transport:      tr,
-		retryBase:      500 * time.Millisecond,
 		reconnectBase:  2 * time.Second,
 		reconnectMax:   5 * time.Minute,
 		watermarkEvery: 5 * time.Minute,

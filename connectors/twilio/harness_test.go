@@ -65,7 +65,6 @@ func newEnv(t *testing.T, opts envOptions) *env {
 // newTestConnector is New with timings short enough for tests.
 func newTestConnector() bridgev2.NetworkConnector {
 	c := New()
-	c.retryBase = 5 * time.Millisecond
 	c.reconnectBase = 20 * time.Millisecond
 	c.reconnectMax = 200 * time.Millisecond
 	return c

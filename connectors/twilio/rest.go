@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,11 +19,6 @@ import (
 	"github.com/trestle-bridge/trestle/bridgev2"
 )
 
-// maxRetryAfterWait is the longest Retry-After honoured in-process. A longer
-// wait goes back to the core as a retriable error: its durable retry waits
-// without holding the call.
-const maxRetryAfterWait = 30 * time.Second
-
 // restCreds are what REST calls authenticate with: the account SID and auth
 // token, or an API key SID and secret, for the account AccountSID.
 type restCreds struct {
@@ -34,8 +28,9 @@ type restCreds struct {
 }
 
 // restClient wraps twilio-go for one set of credentials: every call gets
-// the caller's context, the configured timeout and API URL, and the retry
-// policy described on do.
+// the caller's context, the configured timeout and API URL, and comes back
+// classified (see do). It never retries: the core retries sends from its
+// journal, and the connection loop retries its own calls.
 type restClient struct {
 	conn  *Connector
 	creds restCreds
@@ -43,7 +38,7 @@ type restClient struct {
 	// onBadCredentials is told when Twilio answers 401/20003, so the login
 	// can go to BAD_CREDENTIALS. Nil during login.
 	onBadCredentials func(ctx context.Context, err *restError)
-	// onUnreachable is told when a call gave up on 5xx or network failures,
+	// onUnreachable is told when a call failed on 5xx or network failures,
 	// so the login can report TRANSIENT_DISCONNECT and reconnect. Nil during
 	// login.
 	onUnreachable func(err *restError)
@@ -142,91 +137,89 @@ func isTwilioHost(host string) bool {
 	return host == "twilio.com" || strings.HasSuffix(host, ".twilio.com")
 }
 
-// callKind says whether a call may be repeated blindly.
+// callKind says what a failed call may have done.
 type callKind int
 
 const (
-	// idempotent calls (reads, webhook updates) are retried on any
-	// transient failure.
+	// idempotent calls (reads, webhook updates) change nothing when
+	// repeated.
 	idempotent callKind = iota
-	// creating calls (new messages) are retried in-process only when the
-	// failure proves nothing was created: 429, 503, or no connection.
+	// creating calls (new messages) may have created something when they
+	// fail without a clear answer: a timeout, a 500.
 	creating
 )
 
-// do runs fn with a fresh twilio-go API service bound to ctx, retrying as
-// follows: 429/20429 honours Retry-After (up to maxRetryAfterWait);
-// 503/20503 and failures to connect are retried; other 5xx and network
-// failures are retried for idempotent calls only. At most
-// network.max_retries retries, then a bridgev2.RetriableError, which the
-// core retries durably. 401/20003 sets BAD_CREDENTIALS and is permanent, as
-// is every other Twilio error, with a sentence from errorSentences.
+// do runs fn once with a fresh twilio-go API service bound to ctx and the
+// configured timeout, and classifies a failure for the core as a
+// *bridgev2.Error: 429/20429 is rate-limited (with Retry-After); 503/20503
+// and failures to connect are temporary; other 5xx and network failures
+// are temporary and, for creating calls, unconfirmed (the message may
+// exist); 401/20003 sets BAD_CREDENTIALS and is permanent, as is every
+// other Twilio error, with a sentence from errorSentences.
 func (r *restClient) do(ctx context.Context, op string, kind callKind, fn func(api *openapi.ApiService) error) error {
 	cfg := &r.conn.cfg
-	for attempt := 0; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return err
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	attemptCtx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+	defer cancel()
+	tr := &callTransport{base: r.conn.transport, ctx: attemptCtx, apiBase: cfg.apiBase}
+	tc := &client.Client{
+		Credentials: client.NewCredentials(r.creds.User, r.creds.Pass),
+		HTTPClient: &http.Client{
+			Transport: tr,
+			// A backstop; the attempt's context carries the real deadline.
+			Timeout:       cfg.RequestTimeout + time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	tc.SetAccountSid(r.creds.AccountSID)
+	handler := client.NewRequestHandler(tc)
+	handler.Edge, handler.Region = cfg.Edge, cfg.Region
+	err := fn(openapi.NewApiService(handler))
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	status, retryAfter := tr.answer()
+	re := classify(op, kind, err, status)
+	switch {
+	case re.Status == http.StatusUnauthorized || re.Code == codeAuthenticate:
+		if r.onBadCredentials != nil {
+			r.onBadCredentials(ctx, re)
 		}
-		attemptCtx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
-		tr := &callTransport{base: r.conn.transport, ctx: attemptCtx, apiBase: cfg.apiBase}
-		tc := &client.Client{
-			Credentials: client.NewCredentials(r.creds.User, r.creds.Pass),
-			HTTPClient: &http.Client{
-				Transport: tr,
-				// A backstop; the attempt's context carries the real deadline.
-				Timeout:       cfg.RequestTimeout + time.Second,
-				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			},
+		return bridgev2.NewError("Twilio rejected the auth token (or API key) of this login; log in again with current credentials.", re)
+	case re.Status == http.StatusTooManyRequests:
+		return bridgev2.RateLimitedError("Twilio is rate-limiting requests.", parseRetryAfter(retryAfter), re)
+	case re.Status == http.StatusServiceUnavailable:
+		r.unreachable(re)
+		return bridgev2.RateLimitedError("Twilio is temporarily unavailable (HTTP 503).", parseRetryAfter(retryAfter), re)
+	case re.Network || re.Status >= 500:
+		r.unreachable(re)
+		msg := fmt.Sprintf("Twilio is having trouble (HTTP %d).", re.Status)
+		if re.Network {
+			msg = "Twilio could not be reached."
 		}
-		tc.SetAccountSid(r.creds.AccountSID)
-		handler := client.NewRequestHandler(tc)
-		handler.Edge, handler.Region = cfg.Edge, cfg.Region
-		err := fn(openapi.NewApiService(handler))
-		cancel()
-		if err == nil {
-			return nil
+		if re.Ambiguous {
+			return bridgev2.UnconfirmedError(msg, re)
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		status, retryAfter := tr.answer()
-		re, retry, wait := r.classify(op, kind, err, status, retryAfter)
-		if re.Status == http.StatusUnauthorized || re.Code == codeAuthenticate {
-			if r.onBadCredentials != nil {
-				r.onBadCredentials(ctx, re)
-			}
-			return bridgev2.NewError("Twilio rejected the auth token (or API key) of this login; log in again with current credentials.", re)
-		}
-		if !retry {
-			if re.Network || re.Status >= 500 || re.Status == http.StatusTooManyRequests {
-				return r.giveUp(re)
-			}
-			return bridgev2.NewError(errorSentence(re.Code, re.Message), re)
-		}
-		if attempt >= cfg.MaxRetries || wait > maxRetryAfterWait {
-			return r.giveUp(re)
-		}
-		if wait <= 0 {
-			wait = r.conn.backoff(attempt)
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return r.giveUp(re)
-		}
-		r.log.Warn().Str("op", op).Int("status", re.Status).Int("code", re.Code).Bool("network", re.Network).
-			Int("attempt", attempt+1).Dur("retry_in", wait).Msg("Twilio request failed; retrying")
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
+		return bridgev2.RetriableError(msg, re)
+	default:
+		return bridgev2.NewError(errorSentence(re.Code, re.Message), re)
 	}
 }
 
-// classify turns a twilio-go error into a restError and decides whether to
-// retry in-process, and after how long (0: the default backoff).
-func (r *restClient) classify(op string, kind callKind, err error, status int, retryAfter string) (*restError, bool, time.Duration) {
+// unreachable tells the login that Twilio did not answer properly.
+func (r *restClient) unreachable(re *restError) {
+	if r.onUnreachable != nil {
+		r.onUnreachable(re)
+	}
+}
+
+// classify turns a twilio-go error into a restError.
+func classify(op string, kind callKind, err error, status int) *restError {
 	re := &restError{Op: op, Status: status, Err: err}
 	var tre *client.TwilioRestError
 	var v1 *client.RestErrorV1
@@ -250,37 +243,16 @@ func (r *restClient) classify(op string, kind callKind, err error, status int, r
 		re.Status = http.StatusBadGateway
 	}
 	switch {
-	case re.Status == http.StatusTooManyRequests || re.Code == codeTooManyRequests:
+	case re.Code == codeTooManyRequests:
 		re.Status = http.StatusTooManyRequests
-		return re, true, parseRetryAfter(retryAfter)
-	case re.Status == http.StatusServiceUnavailable || re.Code == codeServiceUnavailable:
-		return re, true, parseRetryAfter(retryAfter)
+	case re.Code == codeServiceUnavailable:
+		re.Status = http.StatusServiceUnavailable
 	case re.Network:
-		if neverSent(err) {
-			return re, true, 0
-		}
+		re.Ambiguous = kind == creating && !neverSent(err)
+	case re.Status >= 500 && re.Status != http.StatusServiceUnavailable:
 		re.Ambiguous = kind == creating
-		return re, kind == idempotent, 0
-	case re.Status >= 500:
-		re.Ambiguous = kind == creating
-		return re, kind == idempotent, 0
 	}
-	return re, false, 0
-}
-
-// giveUp reports an unreachable or overloaded Twilio after the in-process
-// retries, as a failure the core retries durably.
-func (r *restClient) giveUp(re *restError) error {
-	if re.Status == http.StatusTooManyRequests {
-		return bridgev2.RetriableError("Twilio is rate-limiting requests.", re)
-	}
-	if r.onUnreachable != nil {
-		r.onUnreachable(re)
-	}
-	if re.Network {
-		return bridgev2.RetriableError("Twilio could not be reached.", re)
-	}
-	return bridgev2.RetriableError(fmt.Sprintf("Twilio is having trouble (HTTP %d).", re.Status), re)
+	return re
 }
 
 // isNetError reports whether err came from the network rather than from an
@@ -317,14 +289,6 @@ func parseRetryAfter(v string) time.Duration {
 		return max(time.Until(t), 0)
 	}
 	return 0
-}
-
-// backoff is the wait before retry number attempt+1: exponential from
-// retryBase, capped at 8 s, with jitter so that logins do not retry in step.
-func (c *Connector) backoff(attempt int) time.Duration {
-	d := c.retryBase << min(attempt, 5)
-	d = min(d, 8*time.Second)
-	return d/2 + rand.N(d/2+1)
 }
 
 // nextPage reads the paging parameters of a list envelope's next_page_uri.
@@ -420,8 +384,7 @@ func (r *restClient) setSMSURL(ctx context.Context, sid, u string) error {
 	})
 }
 
-// createMessage creates (sends) a message. It is retried in-process only
-// where Twilio cannot have created it.
+// createMessage creates (sends) a message.
 func (r *restClient) createMessage(ctx context.Context, params *openapi.CreateMessageParams) (*openapi.ApiV2010Message, error) {
 	var m *openapi.ApiV2010Message
 	err := r.do(ctx, "create message", creating, func(api *openapi.ApiService) error {

@@ -32,7 +32,6 @@ func newRestEnv(t *testing.T, configure func(*Config)) *restEnv {
 	t.Helper()
 	sim, acct := twiliosim.StartForTest(t, ourNumber)
 	conn := New()
-	conn.retryBase = time.Millisecond
 	conn.cfg.APIURL = sim.URL()
 	conn.cfg.RequestTimeout = 2 * time.Second
 	if configure != nil {
@@ -61,83 +60,72 @@ func retriable(err error) bool {
 	return errors.As(err, &be) && be.Retriable
 }
 
-func TestRestRetriesRateLimitHonouringRetryAfter(t *testing.T) {
+// classified reads the core's view of a REST failure.
+func classified(t *testing.T, err error) *bridgev2.Error {
+	t.Helper()
+	var be *bridgev2.Error
+	if !errors.As(err, &be) {
+		t.Fatalf("%v is not a classified *bridgev2.Error", err)
+	}
+	return be
+}
+
+func TestRestRateLimitIsHandedToTheCoreWithItsRetryAfter(t *testing.T) {
 	e := newRestEnv(t, nil)
-	fault := e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultRateLimit, Path: "/2010-04-01/Accounts/*", Times: 1, RetryAfter: time.Second})
-	start := time.Now()
-	if _, err := e.rest.fetchAccount(testContext(t)); err != nil {
-		t.Fatal(err)
+	fault := e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultRateLimit, Method: http.MethodPost, Times: 1, RetryAfter: 7 * time.Second})
+	_, err := e.rest.createMessage(testContext(t), (&openapi.CreateMessageParams{}).SetTo(theirNumber).SetFrom(ourNumber).SetBody("hi"))
+	be := classified(t, err)
+	if !be.Retriable || be.RetryAfter != 7*time.Second || be.MayHaveSent || !strings.Contains(be.Message, "rate-limiting") {
+		t.Fatalf("429 classified as %+v", be)
 	}
-	if took := time.Since(start); took < time.Second {
-		t.Fatalf("retried after %v, before Retry-After", took)
-	}
-	if fault.Hits() != 1 {
-		t.Fatalf("hits %d", fault.Hits())
-	}
-	// A rate limit on a create is safe to retry: nothing was created.
-	e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultRateLimit, Method: http.MethodPost, Times: 2, RetryAfter: time.Millisecond})
-	m, err := e.rest.createMessage(testContext(t), (&openapi.CreateMessageParams{}).SetTo(theirNumber).SetFrom(ourNumber).SetBody("hi"))
-	if err != nil || deref(m.Sid) == "" {
-		t.Fatalf("create after 429s: %v", err)
-	}
-	// A Retry-After beyond what is waited in-process goes back to the core.
-	e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultRateLimit, Times: 1, RetryAfter: time.Minute})
-	_, err = e.rest.fetchAccount(testContext(t))
-	if !retriable(err) || !strings.Contains(bridgev2.HumanMessage(err), "rate-limiting") {
-		t.Fatalf("long Retry-After: %v", err)
+	if fault.Hits() != 1 || len(e.sim.Outbound()) != 0 {
+		t.Fatalf("the connector retried by itself (hits %d) or sent (%d)", fault.Hits(), len(e.sim.Outbound()))
 	}
 	if e.unreachables.Load() != 0 {
 		t.Fatal("a rate limit counted as unreachable")
 	}
 }
 
-func TestRestRetriesServerErrors(t *testing.T) {
-	e := newRestEnv(t, func(c *Config) { c.MaxRetries = 2 })
-	fault := e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultServerError, Path: "/2010-04-01/Accounts/*", Times: 2})
-	if _, err := e.rest.fetchAccount(testContext(t)); err != nil {
-		t.Fatalf("after two 500s: %v", err)
-	}
-	fault.Remove()
-	fault = e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultUnavailable, Path: "/2010-04-01/Accounts/*"})
+func TestRestServerErrorsAreTemporaryAndUnconfirmedOnlyForCreates(t *testing.T) {
+	e := newRestEnv(t, nil)
+	fault := e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultServerError, Path: "/2010-04-01/Accounts/*"})
 	_, err := e.rest.fetchAccount(testContext(t))
-	if !retriable(err) || fault.Hits() != 3 || e.unreachables.Load() != 1 {
-		t.Fatalf("err %v, hits %d, unreachable %d", err, fault.Hits(), e.unreachables.Load())
+	if be := classified(t, err); !be.Retriable || be.MayHaveSent || fault.Hits() != 1 || e.unreachables.Load() != 1 {
+		t.Fatalf("read after 500: %+v, hits %d, unreachable %d", be, fault.Hits(), e.unreachables.Load())
 	}
 	fault.Remove()
 
-	// A 500 on a create may have created the message: no blind retry.
+	// A 500 on a create may have created the message.
 	params := (&openapi.CreateMessageParams{}).SetTo(theirNumber).SetFrom(ourNumber).SetBody("hi")
 	fault = e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultServerError, Method: http.MethodPost, Times: 1})
 	_, err = e.rest.createMessage(testContext(t), params)
-	if re := asRestError(err); !retriable(err) || re == nil || !re.Ambiguous || fault.Hits() != 1 {
-		t.Fatalf("create after 500: %v (hits %d)", err, fault.Hits())
+	if be := classified(t, err); !be.Retriable || !be.MayHaveSent || fault.Hits() != 1 {
+		t.Fatalf("create after 500: %+v (hits %d)", be, fault.Hits())
 	}
-	// A 503 is retried.
+	// A 503 proves nothing was created.
 	fault = e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultUnavailable, Method: http.MethodPost, Times: 1})
-	if _, err := e.rest.createMessage(testContext(t), params); err != nil || fault.Hits() != 1 {
-		t.Fatalf("create after 503: %v", err)
+	_, err = e.rest.createMessage(testContext(t), params)
+	if be := classified(t, err); !be.Retriable || be.MayHaveSent || fault.Hits() != 1 {
+		t.Fatalf("create after 503: %+v", be)
 	}
 }
 
 func TestRestNetworkFailures(t *testing.T) {
-	e := newRestEnv(t, func(c *Config) { c.MaxRetries = 1 })
+	e := newRestEnv(t, nil)
 	if err := e.sim.SetOutage(twiliosim.OutageRefuse); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.rest.fetchAccount(testContext(t))
-	if !retriable(err) || bridgev2.HumanMessage(err) != "Twilio could not be reached." {
-		t.Fatalf("refused: %v", err)
-	}
-	if re := asRestError(err); re == nil || !re.Network || re.Ambiguous {
-		t.Fatalf("refused connection: %+v", re)
+	_, err := e.rest.createMessage(testContext(t), (&openapi.CreateMessageParams{}).SetTo(theirNumber).SetFrom(ourNumber).SetBody("x"))
+	if be := classified(t, err); !be.Retriable || be.MayHaveSent || be.Message != "Twilio could not be reached." {
+		t.Fatalf("refused connection: %+v", be)
 	}
 	_ = e.sim.SetOutage(twiliosim.OutageNone)
 	// A create that times out is in doubt.
 	e.conn.cfg.RequestTimeout = 100 * time.Millisecond
 	e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultHang, Method: http.MethodPost, Times: 1})
 	_, err = e.rest.createMessage(testContext(t), (&openapi.CreateMessageParams{}).SetTo(theirNumber).SetFrom(ourNumber).SetBody("x"))
-	if re := asRestError(err); !retriable(err) || re == nil || !re.Ambiguous {
-		t.Fatalf("timeout: %v", err)
+	if be := classified(t, err); !be.Retriable || !be.MayHaveSent {
+		t.Fatalf("timeout: %+v", be)
 	}
 }
 
@@ -185,7 +173,7 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestBadCredentialsAndOutageChangeLoginState(t *testing.T) {
-	e := newEnv(t, envOptions{network: "max_retries: 1\n"})
+	e := newEnv(t, envOptions{})
 	ul := e.login()
 	e.waitState(ul, bridgev2.StateConnected)
 
@@ -221,7 +209,7 @@ func TestBadCredentialsAndOutageChangeLoginState(t *testing.T) {
 }
 
 func TestConnectRetriesInTheBackground(t *testing.T) {
-	e := newEnv(t, envOptions{network: "max_retries: 0\n"})
+	e := newEnv(t, envOptions{})
 	e.login()
 	e.h.Stop()
 	if err := e.sim.SetOutage(twiliosim.OutageRefuse); err != nil {

@@ -2,9 +2,11 @@ package twilio
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 	"maunium.net/go/mautrix/event"
@@ -205,27 +207,60 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 	if err != nil {
 		return nil, err
 	}
-	sent, err := c.sendParts(ctx, progressKey(msg), msg.SendToken, plan)
-	if err != nil {
+	if err := c.sendPlan(ctx, &msg.Outgoing, plan); err != nil {
 		return nil, err
 	}
-	return plan.response(sent), nil
+	return &bridgev2.MatrixMessageResponse{DeliveryReported: true}, nil
 }
 
-// response lists the created messages for the core.
-func (p *sendPlan) response(sent []sentPart) *bridgev2.MatrixMessageResponse {
-	resp := &bridgev2.MatrixMessageResponse{DeliveryReported: true}
-	for i, s := range sent {
-		var part networkid.PartID
-		if len(sent) > 1 {
-			part = networkid.PartID(strconv.Itoa(i))
-		}
-		resp.Messages = append(resp.Messages, bridgev2.SentMessage{
-			ID: networkid.MessageID(s.SID), PartID: part, Timestamp: s.Created,
-			Metadata: &MessageMetadata{Snippet: p.snippet},
-		})
+// sentMessage is what the core records of part i of a plan: the part ID
+// is empty for a single message and the index for a split one, so the
+// mapping is the same whether a part was recorded by the send or found by
+// FindSent.
+func (p *sendPlan) sentMessage(i int, sid string, created time.Time) bridgev2.SentMessage {
+	var part networkid.PartID
+	if len(p.parts) > 1 {
+		part = networkid.PartID(strconv.Itoa(i))
 	}
-	return resp
+	return bridgev2.SentMessage{
+		ID: networkid.MessageID(sid), PartID: part, Timestamp: created,
+		Metadata: &MessageMetadata{Snippet: p.snippet},
+	}
+}
+
+// sendPlan creates the plan's messages in order, after those the journal
+// says earlier attempts created, recording each as soon as Twilio accepted
+// it. Each create waits for the login's rate limiter. Failures go back to
+// the core, which retries (reconciling first when Twilio may have created
+// the message).
+func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sendPlan) error {
+	for i := out.Progress.Count(); i < len(plan.parts); i++ {
+		if c.limiter != nil {
+			if err := c.limiter.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		started := c.conn.now()
+		m, err := c.rest.createMessage(ctx, c.createParams(plan.remote, plan.parts[i], out.SendToken))
+		if err != nil {
+			var be *bridgev2.Error
+			if i > 0 && errors.As(err, &be) && !be.Retriable {
+				return bridgev2.NewError(fmt.Sprintf("Only %d of the %d parts of this long message were sent. %s", i, len(plan.parts), bridgev2.HumanMessage(err)), err)
+			}
+			return err
+		}
+		created := parseTwilioTime(m.DateCreated)
+		if created.IsZero() {
+			created = started
+		}
+		if err := out.Progress.Record(ctx, plan.sentMessage(i, deref(m.Sid), created)); err != nil {
+			// Twilio has the message; the journal does not know yet.
+			return bridgev2.UnconfirmedError("Could not record a sent part of the message.", err)
+		}
+		c.log.Debug().Str("message_sid", deref(m.Sid)).Str("remote_id", idFromE164(plan.remote)).
+			Int("part", i).Int("parts", len(plan.parts)).Msg("Sent message to Twilio")
+	}
+	return nil
 }
 
 // createParams builds the REST parameters of one part.

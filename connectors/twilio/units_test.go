@@ -52,7 +52,6 @@ func TestConfigValidationNamesTheKey(t *testing.T) {
 		"network.backfill_limit":       func(c *Config) { c.BackfillLimit = -1 },
 		"network.displayname_template": func(c *Config) { c.DisplaynameTemplate = "{{.Nope}}" },
 		"network.request_timeout":      func(c *Config) { c.RequestTimeout = 0 },
-		"network.max_retries":          func(c *Config) { c.MaxRetries = 99 },
 		"network.max_webhook_body":     func(c *Config) { c.MaxWebhookBody = 10 },
 	} {
 		c := DefaultConfig()

@@ -1,7 +1,6 @@
 package webhookchat
 
 import (
-	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -106,11 +105,7 @@ func (n *Network) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := client.ingest(r.Context(), &evt, remote); err != nil {
 		client.login.Log.Warn().Err(err).Str("remote_id", evt.ID).Msg("Could not take in a webhook event")
-		status := http.StatusInternalServerError
-		if errors.Is(err, bridgev2.ErrShuttingDown) {
-			status = http.StatusServiceUnavailable
-		}
-		reply(w, status, "The bridge could not store the event; deliver it again.")
+		reply(w, bridgev2.IngestHTTPStatus(err), "The bridge could not store the event; deliver it again.")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -180,80 +175,22 @@ func isHTTP(raw string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
-// ingest hands an event to the core. The names it carries are stored first,
-// because the core asks GetUserInfo and GetChatInfo for them only when it
-// delivers the event, possibly after a restart; a change of name is passed
-// on to a room or ghost that already exists.
+// ingest hands an event to the core. Names travel with it: the sender's
+// updates their ghost, the chat's names the room (and renames it when it
+// changes), both applied by the core when it delivers the event.
 func (c *Client) ingest(ctx context.Context, evt *Event, remote *bridgev2.RemoteEvent) error {
-	if remote.Kind == bridgev2.RemoteTyping {
-		_, err := c.login.Ingest(ctx, remote)
-		return err
+	if evt.SenderName != "" {
+		remote.Sender.Info = &bridgev2.UserInfo{Name: &evt.SenderName}
 	}
-	kv := c.network.bridge.DB.KV
-	userKey, chatKey := nameKey("user", string(remote.Sender.Sender)), nameKey("chat", string(c.login.ID)+"/"+evt.Chat)
-	if oldSender, err := kv.Get(ctx, userKey); err != nil {
-		return err
-	} else if evt.SenderName != "" && evt.SenderName != oldSender {
-		if err := kv.Set(ctx, userKey, evt.SenderName); err != nil {
-			return err
-		}
-	}
-	oldChat, err := kv.Get(ctx, chatKey)
-	if err != nil {
-		return err
-	}
-	chatRenamed := evt.ChatName != "" && evt.ChatName != oldChat
-	if remote.Kind == bridgev2.RemoteMessage { // the kind of event that creates rooms
+	if remote.Kind == bridgev2.RemoteMessage {
 		remote.ChatInfo = &bridgev2.ChatInfo{}
 		if evt.Chat == evt.Sender {
 			remote.ChatInfo.IsDM, remote.ChatInfo.OtherUser = true, remote.Sender.Sender
 		}
-		if name := cmp.Or(evt.ChatName, oldChat); name != "" {
-			remote.ChatInfo.Name = &name
+		if evt.ChatName != "" {
+			remote.ChatInfo.Name = &evt.ChatName
 		}
 	}
-	if chatRenamed {
-		// Ordered before the event on the portal's lane; skipped by the core
-		// if the room does not exist yet, which remote.ChatInfo then names.
-		rename := &bridgev2.RemoteEvent{Kind: bridgev2.RemoteChatInfo, Portal: remote.Portal,
-			Timestamp: remote.Timestamp, ChatInfo: &bridgev2.ChatInfo{Name: &evt.ChatName}}
-		if _, err := c.login.Ingest(ctx, rename); err != nil {
-			return err
-		}
-	}
-	if _, err := c.login.Ingest(ctx, remote); err != nil {
-		return err
-	}
-	if chatRenamed {
-		// Only now: had the rename not been journalled, a redelivery must try again.
-		if err := kv.Set(ctx, chatKey, evt.ChatName); err != nil {
-			return err
-		}
-	}
-	if evt.SenderName != "" {
-		c.renameGhost(ctx, remote.Sender.Sender, evt.SenderName)
-	}
-	return nil
+	_, err := c.login.Ingest(ctx, remote)
+	return err
 }
-
-// renameGhost applies a display name to a ghost that is already on Matrix
-// under another name. A ghost that is not gets its name from GetUserInfo
-// when the core registers it. There is no journalled event for profile
-// changes, so a failure here is only logged: the next event retries.
-func (c *Client) renameGhost(ctx context.Context, id networkid.UserID, name string) {
-	b := c.network.bridge
-	// The stored row, not the shared Ghost, whose fields the core changes under its own lock.
-	if row, err := b.DB.Ghosts.Get(ctx, id); err != nil || !row.Registered || row.Name == name {
-		return
-	}
-	ghost, err := b.GetGhost(ctx, id)
-	if err == nil {
-		err = ghost.UpdateInfo(ctx, c.login, &bridgev2.UserInfo{Name: &name})
-	}
-	if err != nil {
-		c.login.Log.Warn().Err(err).Str("ghost", string(id)).Msg("Could not rename ghost")
-	}
-}
-
-// nameKey is where a remote name is kept in the bridge's key-value table.
-func nameKey(kind, id string) string { return "webhookchat:" + kind + "_name:" + id }

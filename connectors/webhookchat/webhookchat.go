@@ -16,9 +16,9 @@
 //
 // After a crash in the middle of a send the bridge sends again: the
 // protocol has no way to ask whether a message arrived (the connector
-// implements no SendReconciler). Each outbound message carries an
+// implements no SendReconciler). Each outbound event carries an
 // idempotency_key, the same on every retry, so a service that remembers
-// the keys it has seen receives each message once.
+// the keys it has seen acts on each event once.
 package webhookchat
 
 import (
@@ -27,18 +27,15 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
-	"syscall"
 	"time"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/database"
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+	"github.com/trestle-bridge/trestle/bridgev2/safehttp"
 )
 
 // ExampleConfig is the documented network section of the config file; the
@@ -76,9 +73,9 @@ type Network struct {
 }
 
 var (
-	_ bridgev2.NetworkConnector    = (*Network)(nil)
-	_ bridgev2.HTTPHandlerProvider = (*Network)(nil)
 	_ bridgev2.ConfigValidator     = (*Network)(nil)
+	_ bridgev2.MetaTypesProvider   = (*Network)(nil)
+	_ bridgev2.HTTPHandlerProvider = (*Network)(nil)
 )
 
 // New returns a connector with the defaults of ExampleConfig, which keys
@@ -102,7 +99,7 @@ func (n *Network) Info() bridgev2.NetworkInfo {
 	}
 }
 
-// Config implements bridgev2.NetworkConnector.
+// Config implements bridgev2.ConfigProvider.
 func (n *Network) Config() any { return &n.config }
 
 // ValidateConfig implements bridgev2.ConfigValidator.
@@ -116,7 +113,7 @@ func (n *Network) ValidateConfig() error {
 	return nil
 }
 
-// DBMetaTypes implements bridgev2.NetworkConnector.
+// DBMetaTypes implements bridgev2.MetaTypesProvider.
 func (n *Network) DBMetaTypes() database.MetaTypes {
 	return database.MetaTypes{Login: func() any { return &LoginMetadata{} }}
 }
@@ -124,54 +121,8 @@ func (n *Network) DBMetaTypes() database.MetaTypes {
 // Init implements bridgev2.NetworkConnector.
 func (n *Network) Init(b *bridgev2.Bridge) error {
 	n.bridge = b
-	n.http = &http.Client{Timeout: n.config.RequestTimeout, Transport: n.transport()}
+	n.http = safehttp.Client(n.config.RequestTimeout, n.config.AllowPrivateNetworks)
 	return nil
-}
-
-// errPrivateAddress refuses connections to internal addresses.
-var errPrivateAddress = errors.New("refusing to connect to a loopback, private or link-local address (network.allow_private_networks is off)")
-
-// transport checks every address the bridge connects to, after DNS
-// resolution, so a hostname that resolves to an internal address (or is
-// made to, between two lookups) is refused just like a literal one.
-func (n *Network) transport() *http.Transport {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if n.config.AllowPrivateNetworks {
-		return tr
-	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
-		host, _, err := net.SplitHostPort(address)
-		if err != nil {
-			return err
-		}
-		ip, err := netip.ParseAddr(host)
-		if err != nil {
-			return err
-		}
-		ip = ip.Unmap()
-		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-			ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
-			return errPrivateAddress
-		}
-		return nil
-	}}
-	tr.DialContext = dialer.DialContext
-	tr.Proxy = nil
-	return tr
-}
-
-// LoginFlows implements bridgev2.NetworkConnector.
-func (n *Network) LoginFlows() []bridgev2.LoginFlow {
-	return []bridgev2.LoginFlow{{ID: "webhook", Name: "Webhook",
-		Description: "Connect a service that speaks the webhook chat protocol."}}
-}
-
-// CreateLogin implements bridgev2.NetworkConnector.
-func (n *Network) CreateLogin(_ context.Context, user *bridgev2.User, flowID string) (bridgev2.LoginProcess, error) {
-	if flowID != "webhook" {
-		return nil, fmt.Errorf("unknown login flow %q", flowID)
-	}
-	return &loginProcess{network: n, user: user}, nil
 }
 
 // LoadLogin implements bridgev2.NetworkConnector. The client keeps a copy
@@ -199,7 +150,10 @@ func ghostID(login networkid.UserLoginID, user string) networkid.UserID {
 	return networkid.UserID(string(login) + "." + user)
 }
 
-// post sends a signed JSON payload to a service and returns its answer.
+// post sends a signed JSON payload to a service and returns its answer,
+// classifying failures for the core: outages and rate limits are
+// retriable (the service may have acted on a 5xx or a lost answer), other
+// refusals permanent, with the {"error": ...} sentence of the answer.
 func (n *Network) post(ctx context.Context, url, secret string, payload any) ([]byte, error) {
 	body, err := json.Marshal(payload)
 	if err != nil {
@@ -218,18 +172,16 @@ func (n *Network) post(ctx context.Context, url, secret string, payload any) ([]
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, bridgev2.RetriableError("The service's answer was cut off.", err)
+		return nil, bridgev2.UnconfirmedError("The service's answer was cut off.", err)
 	}
 	return answer, nil
 }
 
-// do sends a request and classifies failures the way the core retries
-// them: outages and rate limits are retriable, other refusals permanent,
-// with the {"error": ...} sentence of the answer if it has one.
+// do sends a request; see post for how failures are classified.
 func (n *Network) do(req *http.Request) (*http.Response, error) {
 	resp, err := n.http.Do(req)
 	if err != nil {
-		return nil, bridgev2.RetriableError("The service could not be reached.", err)
+		return nil, bridgev2.UnconfirmedError("The service could not be reached.", err)
 	}
 	if resp.StatusCode < 300 {
 		return resp, nil
@@ -238,7 +190,7 @@ func (n *Network) do(req *http.Request) (*http.Response, error) {
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	cause := fmt.Errorf("HTTP %d from %s: %s", resp.StatusCode, req.URL.Host, answer)
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-		return nil, bridgev2.RetriableError(fmt.Sprintf("The service is unavailable (HTTP %d).", resp.StatusCode), cause)
+		return nil, bridgev2.UnconfirmedError(fmt.Sprintf("The service is unavailable (HTTP %d).", resp.StatusCode), cause)
 	}
 	var refusal struct {
 		Error string `json:"error"`

@@ -82,7 +82,7 @@ func (b *bridge) start() {
 	log := zerolog.New(io.Writer(logFile)).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	app, err := bridgemain.Assemble(ctx, cfg, b.remote.Connector(), log, "e2e")
+	app, err := bridgemain.Assemble(ctx, cfg, b.remote.Connector(), bridgemain.Options{Log: log, Version: "e2e"})
 	if err != nil {
 		b.t.Fatal(err)
 	}

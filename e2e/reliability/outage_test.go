@@ -129,7 +129,6 @@ func countBodies(all []twiliosim.OutboundMessage, bodies ...string) int {
 func TestTwilioTroubleShowsARetryingStatusThenSendsEachTextOnce(t *testing.T) {
 	w := newWorld(t, map[string]any{
 		// One in-process retry, so the trouble reaches the core quickly.
-		"network.max_retries":     1,
 		"network.request_timeout": "3s",
 	})
 	alice := w.newPerson("alice")

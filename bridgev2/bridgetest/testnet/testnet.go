@@ -34,8 +34,11 @@ type Call struct {
 	// MessageID is the remote ID given to a sent message.
 	MessageID networkid.MessageID
 	MediaURL  id.ContentURIString
-	// SendToken is the core's token of a sent message.
+	// SendToken is the core's token of the Matrix event.
 	SendToken string
+	// Resumed marks a message send that continued after parts an earlier
+	// attempt sent.
+	Resumed bool
 }
 
 // Remote is the shared "remote network" all connector instances of one
@@ -59,6 +62,18 @@ type Remote struct {
 	download func(ref *bridgev2.MediaRef) (io.ReadCloser, *bridgev2.MediaInfo, error)
 	// downloads counts DownloadMedia calls.
 	downloads int
+	// failPart makes the next split send fail before part failPartAt.
+	failPart   error
+	failPartAt int
+	// loseAnswers is how many of the next sends are carried out but
+	// answered with an unconfirmed error, as when a reply is lost.
+	loseAnswers int
+	// byToken lists what was created for each send token, in order.
+	byToken map[string][]bridgev2.SentMessage
+	// findSents counts FindSent calls; foundBefore is, for each, how many
+	// parts the journal already listed.
+	findSents   int
+	foundBefore []int
 }
 
 // ServeMedia makes the network's clients download media with fn. Without
@@ -91,6 +106,57 @@ func (r *Remote) DuringSend(fn func(Call)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.duringSend = fn
+}
+
+// FailPart makes the next split message send fail with err just before
+// its part i, after the parts before it went out.
+func (r *Remote) FailPart(i int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failPart, r.failPartAt = err, i
+}
+
+// LoseAnswers makes the next n sends (of any kind) reach the network but
+// fail with an unconfirmed error, as when the network's answer is lost.
+func (r *Remote) LoseAnswers(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.loseAnswers = n
+}
+
+// FindSentCalls returns how often a client asked the network whether a
+// send went through.
+func (r *Remote) FindSentCalls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.findSents
+}
+
+// KnownBeforeFindSent returns, for each FindSent call, how many parts the
+// core's journal already listed when it asked.
+func (r *Remote) KnownBeforeFindSent() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int(nil), r.foundBefore...)
+}
+
+// errAnswerLost is what a send whose answer LoseAnswers swallowed returns.
+var errAnswerLost = bridgev2.UnconfirmedError("The test network did not answer.", errors.New("answer lost"))
+
+// created notes what the network created for a send token, and reports
+// whether the answer is to be lost.
+func (r *Remote) created(token string, sent bridgev2.SentMessage) (lost bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byToken == nil {
+		r.byToken = map[string][]bridgev2.SentMessage{}
+	}
+	r.byToken[token] = append(r.byToken[token], sent)
+	if r.loseAnswers > 0 {
+		r.loseAnswers--
+		return true
+	}
+	return false
 }
 
 // NewRemote returns an empty remote network.
@@ -127,7 +193,7 @@ func (r *Remote) record(c Call) (Call, error) {
 		return c, err
 	}
 	r.counter++
-	if c.Kind == "message" {
+	if c.Kind == "message" && c.MessageID == "" {
 		c.MessageID = networkid.MessageID(fmt.Sprintf("out-%d", r.counter))
 	}
 	r.calls = append(r.calls, c)
@@ -189,10 +255,7 @@ func (n *Network) Info() bridgev2.NetworkInfo {
 	return bridgev2.NetworkInfo{DisplayName: "Test network", ID: "testnet", URL: "https://example.com", DefaultUsernameTemplate: "test_{{.}}"}
 }
 
-// Config implements bridgev2.NetworkConnector.
-func (n *Network) Config() any { return &struct{}{} }
-
-// DBMetaTypes implements bridgev2.NetworkConnector.
+// DBMetaTypes implements bridgev2.MetaTypesProvider.
 func (n *Network) DBMetaTypes() database.MetaTypes {
 	return database.MetaTypes{Login: func() any { return &LoginMetadata{} }}
 }
@@ -266,21 +329,22 @@ type Client struct {
 }
 
 var (
+	_ bridgev2.SendReconciler   = (*Client)(nil)
 	_ bridgev2.MediaDownloader  = (*Client)(nil)
 	_ bridgev2.EditHandler      = (*Client)(nil)
 	_ bridgev2.ReactionHandler  = (*Client)(nil)
 	_ bridgev2.RedactionHandler = (*Client)(nil)
 )
 
-// Connect implements bridgev2.NetworkClient.
+// Connect implements bridgev2.Connectable.
 func (c *Client) Connect(ctx context.Context) {
 	c.login.SetState(ctx, bridgev2.BridgeState{StateEvent: bridgev2.StateConnected})
 }
 
-// Disconnect implements bridgev2.NetworkClient.
+// Disconnect implements bridgev2.Connectable.
 func (c *Client) Disconnect() {}
 
-// LogoutRemote implements bridgev2.NetworkClient.
+// LogoutRemote implements bridgev2.RemoteLogouter.
 func (c *Client) LogoutRemote(context.Context) {}
 
 // DownloadMedia implements bridgev2.MediaDownloader with the function
@@ -297,60 +361,118 @@ func (c *Client) DownloadMedia(_ context.Context, ref *bridgev2.MediaRef) (io.Re
 	return fn(ref)
 }
 
-// HandleMatrixMessage implements bridgev2.NetworkClient.
-func (c *Client) HandleMatrixMessage(_ context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
+// HandleMatrixMessage implements bridgev2.NetworkClient. A split message
+// records each part as soon as it is sent, after those an earlier attempt
+// recorded, as a real split sender does.
+func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMessage) (*bridgev2.MatrixMessageResponse, error) {
+	r := c.network.remote
 	call := Call{Kind: "message", Login: c.login.ID, Portal: msg.Portal.PortalKey, Text: msg.Content.Body,
 		MediaURL: msg.Content.URL, SendToken: msg.SendToken}
 	if msg.ReplyTo != nil {
 		call.Target = msg.ReplyTo.ID
 	}
-	call, err := c.network.remote.record(call)
+	done := msg.Progress.Sent()
+	if len(done) > 0 {
+		// Resuming: the parts keep the IDs their message got at first.
+		call.MessageID = networkid.MessageID(strings.TrimSuffix(string(done[0].ID), ".0"))
+		call.Resumed = true
+	}
+	call, err := r.record(call)
 	if err != nil {
 		return nil, err
 	}
-	c.network.remote.mu.Lock()
-	hook, parts := c.network.remote.duringSend, c.network.remote.parts
-	c.network.remote.mu.Unlock()
+	r.mu.Lock()
+	hook, parts := r.duringSend, r.parts
+	r.mu.Unlock()
 	if hook != nil {
 		hook(call)
 	}
 	if parts <= 1 {
-		return &bridgev2.MatrixMessageResponse{Messages: []bridgev2.SentMessage{{ID: call.MessageID, Timestamp: time.Now()}}}, nil
+		sent := bridgev2.SentMessage{ID: call.MessageID, Timestamp: time.Now()}
+		if r.created(msg.SendToken, sent) {
+			return nil, errAnswerLost
+		}
+		return &bridgev2.MatrixMessageResponse{Messages: []bridgev2.SentMessage{sent}}, nil
 	}
-	resp := &bridgev2.MatrixMessageResponse{DeliveryReported: true}
-	for i := 0; i < parts; i++ {
-		resp.Messages = append(resp.Messages, bridgev2.SentMessage{
-			ID: networkid.MessageID(fmt.Sprintf("%s.%d", call.MessageID, i)), PartID: networkid.PartID(fmt.Sprint(i)), Timestamp: time.Now(),
-		})
+	for i := len(done); i < parts; i++ {
+		r.mu.Lock()
+		failure := r.failPart
+		if failure != nil && r.failPartAt == i {
+			r.failPart = nil
+		} else {
+			failure = nil
+		}
+		r.mu.Unlock()
+		if failure != nil {
+			return nil, failure
+		}
+		sent := bridgev2.SentMessage{ID: networkid.MessageID(fmt.Sprintf("%s.%d", call.MessageID, i)), PartID: networkid.PartID(fmt.Sprint(i)), Timestamp: time.Now()}
+		if r.created(msg.SendToken, sent) {
+			return nil, errAnswerLost
+		}
+		if err := msg.Progress.Record(ctx, sent); err != nil {
+			return nil, err
+		}
 	}
-	return resp, nil
+	return &bridgev2.MatrixMessageResponse{DeliveryReported: true}, nil
+}
+
+// other records a call that is not a message and notes its token.
+func (c *Client) other(call Call) error {
+	call.Login = c.login.ID
+	call, err := c.network.remote.record(call)
+	if err != nil {
+		return err
+	}
+	if c.network.remote.created(call.SendToken, bridgev2.SentMessage{ID: networkid.MessageID(call.Kind + ":" + call.SendToken)}) {
+		return errAnswerLost
+	}
+	return nil
 }
 
 // HandleMatrixEdit implements bridgev2.EditHandler.
 func (c *Client) HandleMatrixEdit(_ context.Context, edit *bridgev2.MatrixEdit) error {
-	_, err := c.network.remote.record(Call{Kind: "edit", Login: c.login.ID, Portal: edit.Portal.PortalKey, Text: edit.NewContent.Body, Target: edit.Target.ID})
-	return err
+	return c.other(Call{Kind: "edit", Portal: edit.Portal.PortalKey, Text: edit.NewContent.Body, Target: edit.Target.ID, SendToken: edit.SendToken})
 }
 
 // HandleMatrixReaction implements bridgev2.ReactionHandler.
 func (c *Client) HandleMatrixReaction(_ context.Context, r *bridgev2.MatrixReaction) (*bridgev2.MatrixReactionResponse, error) {
-	_, err := c.network.remote.record(Call{Kind: "reaction", Login: c.login.ID, Portal: r.Portal.PortalKey, Emoji: r.Emoji, Target: r.Target.ID})
-	return nil, err
+	return nil, c.other(Call{Kind: "reaction", Portal: r.Portal.PortalKey, Emoji: r.Emoji, Target: r.Target.ID, SendToken: r.SendToken})
 }
 
 // HandleMatrixReactionRemove implements bridgev2.ReactionHandler.
 func (c *Client) HandleMatrixReactionRemove(_ context.Context, r *bridgev2.MatrixReactionRemove) error {
-	_, err := c.network.remote.record(Call{Kind: "reaction_remove", Login: c.login.ID, Portal: r.Portal.PortalKey, Emoji: r.Target.Emoji, Target: r.Target.MessageID})
-	return err
+	return c.other(Call{Kind: "reaction_remove", Portal: r.Portal.PortalKey, Emoji: r.Target.Emoji, Target: r.Target.MessageID, SendToken: r.SendToken})
 }
 
 // HandleMatrixRedaction implements bridgev2.RedactionHandler.
 func (c *Client) HandleMatrixRedaction(_ context.Context, r *bridgev2.MatrixRedaction) error {
-	_, err := c.network.remote.record(Call{Kind: "redaction", Login: c.login.ID, Portal: r.Portal.PortalKey, Target: r.Target.ID})
-	return err
+	return c.other(Call{Kind: "redaction", Portal: r.Portal.PortalKey, Target: r.Target.ID, SendToken: r.SendToken})
 }
 
-// ResolveIdentifier implements bridgev2.NetworkClient: any lowercase
+// FindSent implements bridgev2.SendReconciler: the test network remembers
+// what it created for each send token.
+func (c *Client) FindSent(ctx context.Context, out bridgev2.OutgoingEvent, _ time.Time) (bool, error) {
+	r := c.network.remote
+	base := out.Base()
+	r.mu.Lock()
+	r.findSents++
+	r.foundBefore = append(r.foundBefore, base.Progress.Count())
+	created := append([]bridgev2.SentMessage(nil), r.byToken[base.SendToken]...)
+	want := 1
+	if _, ok := out.(*bridgev2.MatrixMessage); ok && r.parts > 1 {
+		want = r.parts
+	}
+	r.mu.Unlock()
+	for _, m := range created {
+		if err := base.Progress.Record(ctx, m); err != nil {
+			return false, err
+		}
+	}
+	return len(created) >= want, nil
+}
+
+// ResolveIdentifier implements bridgev2.IdentifierResolver: any lowercase
 // alphanumeric name is a user.
 func (c *Client) ResolveIdentifier(_ context.Context, identifier string) (*bridgev2.ResolvedIdentifier, error) {
 	identifier = strings.TrimSpace(identifier)
@@ -366,13 +488,13 @@ func (c *Client) ResolveIdentifier(_ context.Context, identifier string) (*bridg
 	}, nil
 }
 
-// GetChatInfo implements bridgev2.NetworkClient: every chat is a DM named
+// GetChatInfo implements bridgev2.ChatInfoProvider: every chat is a DM named
 // after its peer.
 func (c *Client) GetChatInfo(_ context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
 	return &bridgev2.ChatInfo{IsDM: true, OtherUser: networkid.UserID(portal.ID), Name: bridgev2.Ptr("Test user " + string(portal.ID))}, nil
 }
 
-// GetUserInfo implements bridgev2.NetworkClient.
+// GetUserInfo implements bridgev2.UserInfoProvider.
 func (c *Client) GetUserInfo(_ context.Context, ghost *bridgev2.Ghost) (*bridgev2.UserInfo, error) {
 	return &bridgev2.UserInfo{Name: bridgev2.Ptr("Test user " + string(ghost.ID))}, nil
 }
