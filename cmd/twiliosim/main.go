@@ -9,7 +9,8 @@
 // Point the bridge's Twilio client at the printed URL instead of
 // https://api.twilio.com. Each line typed on standard input of the form
 // "+15551230001 some text" is delivered as an inbound text from that number
-// to the first simulated number.
+// to the first simulated number; with -whatsapp, a line
+// "whatsapp:+15551230001 some text" arrives as a WhatsApp message.
 package main
 
 import (
@@ -49,6 +50,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	smsURL := fs.String("sms-url", "", "incoming-message webhook `URL` to set on every number")
 	service := fs.Bool("messaging-service", false, "also create a Messaging Service holding the numbers")
 	apiKey := fs.Bool("api-key", false, "also create a Main API key and print its SID and secret")
+	whatsApp := fs.Bool("whatsapp", false, "also make every number a WhatsApp sender (its webhook is the number's sms_url)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,6 +84,13 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 		}
 		owned = append(owned, n)
 		fmt.Fprintf(out, "number       %s (%s) sms_url=%q\n", n, sid, *smsURL)
+		if *whatsApp {
+			xe, err := acct.AddWhatsAppSender(n, "twiliosim")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "whatsapp     whatsapp:%s (%s)\n", n, xe)
+		}
 	}
 	if *service {
 		sid, err := acct.AddMessagingService("", owned...)
@@ -114,10 +123,14 @@ func readInbound(ctx context.Context, sim *twiliosim.Server, number string, in i
 		if from == "" {
 			continue
 		}
-		res, err := sim.SendInbound(ctx, twiliosim.InboundMessage{From: from, To: number, Body: body})
+		to := number
+		if strings.HasPrefix(from, twiliosim.ChannelWhatsApp+":") {
+			to = twiliosim.ChannelWhatsApp + ":" + number
+		}
+		res, err := sim.SendInbound(ctx, twiliosim.InboundMessage{From: from, To: to, Body: body})
 		switch {
 		case errors.Is(err, twiliosim.ErrNoWebhook):
-			fmt.Fprintf(out, "%s logged; no sms_url to post it to\n", res.MessageSID)
+			fmt.Fprintf(out, "%s logged; no webhook URL to post it to\n", res.MessageSID)
 		case err != nil:
 			fmt.Fprintf(out, "%s: %v\n", res.MessageSID, err)
 		default:

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +59,35 @@ func TestRunRefusesNonLoopback(t *testing.T) {
 	err := run(context.Background(), []string{"-listen", "0.0.0.0:0"}, strings.NewReader(""), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("run on 0.0.0.0: %v", err)
+	}
+}
+
+func TestRunDeliversWhatsAppLines(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan url.Values, 1)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		got <- r.PostForm
+	}))
+	defer hook.Close()
+	in, typed := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-number", "+15005550006", "-whatsapp", "-sms-url", hook.URL}, in, io.Discard)
+	}()
+	go func() { _, _ = io.WriteString(typed, "whatsapp:+15551230001 hello\n") }()
+	select {
+	case form := <-got:
+		if form.Get("From") != "whatsapp:+15551230001" || form.Get("To") != "whatsapp:+15005550006" || form.Get("Body") != "hello" || form.Get("WaId") != "15551230001" {
+			t.Fatalf("webhook form = %v", form)
+		}
+	case <-ctx.Done():
+		t.Fatal("no WhatsApp webhook arrived")
+	}
+	cancel()
+	typed.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 )
 
 // e164Pattern is what Twilio accepts as a phone number: '+', a non-zero
@@ -48,6 +47,12 @@ func (s *Server) AddAccount(sid, authToken string) (*Account, error) {
 		created:      s.nowLocked(),
 		services:     map[string]*messagingService{},
 		messageBySID: map[string]*message{},
+		optOuts:      map[optOutKey]bool{},
+
+		chatServiceSID: newSID(prefixChatService),
+		roleSID:        newSID(prefixRole),
+		convWebhook:    globalWebhook{method: "POST", target: "webhook"},
+		mcs:            map[string]*mcsMedia{},
 	}
 	s.notifyLocked()
 	return &Account{s: s, sid: sid}, nil
@@ -177,32 +182,6 @@ func (a *Account) SMSURL(e164 string) (string, error) {
 		return "", fmt.Errorf("twiliosim: number %s of account %s: %w", e164, a.sid, ErrNotFound)
 	}
 	return n.smsURL, nil
-}
-
-// AddMessagingService creates a Messaging Service whose sender pool is the
-// given numbers of this account, and returns its SID (MG...). An empty sid is
-// generated. Messages created with MessagingServiceSid are sent from the
-// first number of the pool.
-func (a *Account) AddMessagingService(sid string, numbers ...string) (string, error) {
-	if sid == "" {
-		sid = newSID(prefixMessagingService)
-	}
-	if !isSID(sid, prefixMessagingService) {
-		return "", fmt.Errorf("twiliosim: messaging service SID %q is not MG followed by 32 hex digits", sid)
-	}
-	a.s.mu.Lock()
-	defer a.s.mu.Unlock()
-	acct := a.s.accounts[a.sid]
-	if _, ok := acct.services[sid]; ok {
-		return "", fmt.Errorf("twiliosim: messaging service %s already exists", sid)
-	}
-	for _, e164 := range numbers {
-		if acct.numberByE164(e164) == nil {
-			return "", fmt.Errorf("twiliosim: number %s of account %s: %w", e164, a.sid, ErrNotFound)
-		}
-	}
-	acct.services[sid] = &messagingService{sid: sid, numbers: slices.Clone(numbers)}
-	return sid, nil
 }
 
 // alphanumeric reports whether s is non-empty ASCII letters and digits only.

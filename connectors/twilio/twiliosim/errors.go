@@ -32,6 +32,13 @@ const (
 	CodeTooManyMedia          = 21623
 	CodeInvalidService        = 21701
 	CodeServiceHasNoNumbers   = 21704
+	CodeToShortCode           = 21265 // Twilio numbers cannot text short codes
+	CodeFallbackNeedsService  = 21666 // FallbackFrom without MessagingServiceSid
+	CodeInvalidContentSID     = 21655
+	CodeInvalidContentVars    = 21656
+	CodeChannelMismatch       = 21910 // From and To on different channels
+	CodeChannelNotFound       = 63007 // no WhatsApp/RCS sender for the From address
+	CodeOutsideWindow         = 63016 // WhatsApp free-form message outside 24 h
 	CodeHTTPRetrievalFailure  = 11200 // media fetch failed (Twilio's debugger code)
 	CodeUnsupportedMedia      = 12300 // media had no usable Content-Type
 	CodeUnreachable           = 30003
@@ -51,6 +58,7 @@ var deliveryErrorMessages = map[int]string{
 	CodeLandline:             "Landline or unreachable carrier",
 	CodeFiltered:             "Message filtered",
 	CodeUnknownError:         "Unknown error",
+	CodeOutsideWindow:        "Failed to send freeform message because you are outside the allowed window. If you are using WhatsApp, please use a Message Template.",
 }
 
 // deliveryErrorMessage returns Twilio's sentence for a delivery error code.

@@ -39,9 +39,12 @@ type Fault struct {
 	// Method matches the HTTP method exactly.
 	Method string
 	// Path is a path.Match pattern on the URL path, where * stands for one
-	// path segment: "/2010-04-01/Accounts/*/Messages.json".
+	// path segment: "/2010-04-01/Accounts/*/Messages.json",
+	// "/v1/Conversations/*/Messages", "/v2/PhoneNumbers/*".
 	Path string
-	// Account matches the account SID in the path.
+	// Account matches the account the request is for: the account SID in
+	// the path on the 2010-04-01 API, the credentials' account on the
+	// others.
 	Account string
 	// Times is how many matching requests the fault affects; 0 means all
 	// of them until it is removed.
@@ -56,7 +59,10 @@ type Fault struct {
 // faultRule is an injected fault and how often it fired.
 type faultRule struct {
 	Fault
-	hits int
+	// webhook, when set, makes the rule a webhook fault: it applies to
+	// requests the simulator sends, never to requests it serves.
+	webhook *WebhookFault
+	hits    int
 }
 
 // FaultHandle controls one injected fault.
@@ -112,16 +118,17 @@ func (h *FaultHandle) WaitHits(ctx context.Context, n int) error {
 	}
 }
 
-// ClearFaults removes every fault rule.
+// ClearFaults removes every fault rule, webhook faults included.
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = nil
 }
 
-// matches reports whether the rule applies to the request.
-func (r *faultRule) matches(req *http.Request) bool {
-	if r.Times > 0 && r.hits >= r.Times {
+// matches reports whether the rule applies to the request, which is for
+// account.
+func (r *faultRule) matches(req *http.Request, account string) bool {
+	if r.webhook != nil || (r.Times > 0 && r.hits >= r.Times) {
 		return false
 	}
 	if r.Method != "" && r.Method != req.Method {
@@ -132,7 +139,7 @@ func (r *faultRule) matches(req *http.Request) bool {
 			return false
 		}
 	}
-	return r.Account == "" || r.Account == pathAccount(req.URL.Path)
+	return r.Account == "" || r.Account == account
 }
 
 // pathAccount extracts the account SID from a REST path, or "".
@@ -147,13 +154,15 @@ func pathAccount(p string) string {
 	return strings.TrimSuffix(rest, ".json")
 }
 
-// applyFault answers the request if a fault matches it, and reports whether
-// it did. FaultDelay waits and then lets the request through.
-func (s *Server) applyFault(w http.ResponseWriter, r *http.Request) bool {
+// applyFault answers the request, which rt serves (nil when none does), if
+// a fault matches it, and reports whether it did. FaultDelay waits and then
+// lets the request through.
+func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, rt *route, params map[string]string) bool {
 	s.mu.Lock()
+	account := s.requestAccountLocked(r, rt, params)
 	var rule *faultRule
 	for _, f := range s.faults {
-		if f.matches(r) {
+		if f.matches(r, account) {
 			rule = f
 			break
 		}

@@ -174,7 +174,13 @@ func TestStartBindsLoopbackOnly(t *testing.T) {
 
 func rawPost(t *testing.T, sim *Server, path string, acct *Account, body string) *http.Response {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, sim.URL()+path, strings.NewReader(body))
+	return rawRequest(t, sim, http.MethodPost, path, acct, body)
+}
+
+// rawRequest sends a form-encoded request as acct without twilio-go.
+func rawRequest(t *testing.T, sim *Server, method, path string, acct *Account, body string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(method, sim.URL()+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(acct.SID(), acct.AuthToken())
 	resp, err := http.DefaultClient.Do(req)

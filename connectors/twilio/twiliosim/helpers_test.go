@@ -191,6 +191,17 @@ func (b *bridge) waitRequests(t *testing.T, ctx context.Context, n int) []receiv
 	}
 }
 
+// waitFor waits until the bridge got a request for which match holds.
+func (b *bridge) waitFor(t *testing.T, ctx context.Context, match func(received) bool) received {
+	t.Helper()
+	for n := 1; ; n++ {
+		got := b.waitRequests(t, ctx, n)
+		if match(got[n-1]) {
+			return got[n-1]
+		}
+	}
+}
+
 // rawGet performs an authenticated GET on the simulator without twilio-go,
 // for what twilio-go hides (headers, redirects, exact bodies).
 func rawGet(t *testing.T, sim *Server, path, user, pass string) *http.Response {
@@ -212,4 +223,23 @@ func rawGet(t *testing.T, sim *Server, path, user, pass string) *http.Response {
 	}
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp
+}
+
+// requestHandler returns a twilio-go request handler authenticated as acct
+// whose transport sends every *.twilio.com request to the simulator, for
+// the SDK services of the newer APIs (conversations, lookups, content...).
+func requestHandler(t *testing.T, sim *Server, acct *Account) *client.RequestHandler {
+	t.Helper()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &client.Client{
+		Credentials: client.NewCredentials(acct.SID(), acct.AuthToken()),
+		HTTPClient: &http.Client{
+			Transport:     sim.Transport(tr),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			Timeout:       10 * time.Second,
+		},
+	}
+	c.SetAccountSid(acct.SID())
+	return client.NewRequestHandler(c)
 }

@@ -64,6 +64,7 @@ func (a *Account) AddHistory(m Message) (string, error) {
 	if service == "" {
 		service = acct.serviceOf(ours)
 	}
+	channel, _ := splitAddress(ours)
 	msg := &message{
 		seq:         s.nextSeqLocked(),
 		sid:         m.SID,
@@ -82,6 +83,7 @@ func (a *Account) AddHistory(m Message) (string, error) {
 		sent:        sent,
 		done:        true,
 		seeded:      true,
+		channel:     channel,
 	}
 	if m.ErrorCode != 0 {
 		msg.errorMessage = deliveryErrorMessage(m.ErrorCode)

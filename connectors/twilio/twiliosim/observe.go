@@ -18,8 +18,15 @@ type OutboundMessage struct {
 	MessagingServiceSID string   // MG... when sent through a service
 	StatusCallback      string   // the StatusCallback URL given, or ""
 	MediaURLs           []string // the MediaUrl values given, in order
-	Status              string   // current status: queued ... delivered
+	Status              string   // current status: queued ... delivered, read
 	ErrorCode           int      // 0, or the failure's error code
+	// Channel is the channel it went out on (ChannelSMS, ChannelWhatsApp,
+	// ChannelRCS); for a Messaging Service message it is set once queued.
+	Channel string
+	// ContentSID and ContentVariables are the template sent, if any; Body
+	// is then the rendered template.
+	ContentSID       string
+	ContentVariables string
 	// Media has one entry per MediaUrl fetched, in order.
 	Media []MediaFetch
 	// Callbacks has one entry per status callback posted, in order.
@@ -50,6 +57,7 @@ type Message struct {
 	MessagingServiceSID string      // MG... or ""
 	Status              string      // e.g. received, delivered, failed
 	ErrorCode           int         // 0, or the failure's error code
+	Channel             string      // ChannelSMS, ChannelWhatsApp or ChannelRCS
 	DateCreated         time.Time   // when it entered the log
 	DateSent            time.Time   // zero when not sent
 	Media               []MediaFile // attachments, in order
@@ -68,6 +76,9 @@ func snapshotOutbound(m *message) OutboundMessage {
 		MediaURLs:           slices.Clone(m.mediaURLs),
 		Status:              m.status,
 		ErrorCode:           m.errorCode,
+		Channel:             m.channel,
+		ContentSID:          m.contentSID,
+		ContentVariables:    m.contentVariables,
 		Media:               slices.Clone(m.fetches),
 		Callbacks:           cloneCallbacks(m.callbacks),
 		Done:                m.done,
@@ -86,6 +97,7 @@ func snapshotMessage(m *message) Message {
 		MessagingServiceSID: m.serviceSID,
 		Status:              m.status,
 		ErrorCode:           m.errorCode,
+		Channel:             m.channel,
 		DateCreated:         m.created,
 		DateSent:            m.sent,
 	}

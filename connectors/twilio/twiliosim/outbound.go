@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // maxMediaBytes bounds what the simulator reads of one media file; Twilio's
@@ -40,17 +41,7 @@ type transition struct {
 // startOutbound processes a newly created message in the background, as
 // Twilio does after answering 201.
 func (s *Server) startOutbound(accountSID, sid string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopping {
-		return
-	}
-	// Added under mu, which Close takes before Wait: no Add races the Wait.
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.processOutbound(s.ctx, accountSID, sid)
-	}()
+	s.goBackground(func(ctx context.Context) { s.processOutbound(ctx, accountSID, sid) })
 }
 
 // PauseOutbound holds newly created and not yet processed messages in their
@@ -99,19 +90,25 @@ func (s *Server) processOutbound(ctx context.Context, accountSID, sid string) {
 	s.mu.Lock()
 	acct := s.accounts[accountSID]
 	m := acct.messageBySID[sid]
-	cfg := s.recipientLocked(m.to)
+	_, contact := splitAddress(m.to)
+	cfg := s.recipientLocked(contact)
 	if m.status == StatusAccepted {
-		// Messaging Service: the sender is picked once queued.
-		m.from = acct.services[m.serviceSID].numbers[0]
+		s.assignServiceSenderLocked(acct, m, cfg)
 		m.status = StatusQueued
 		m.numSegments = SegmentCount(m.body)
 		m.updated = s.nowLocked()
 		s.notifyLocked()
 	}
+	if m.channel == ChannelSMS {
+		acct.noteSticky(m.from, m.to)
+	}
+	steps := deliverySteps(cfg)
 	mediaURLs := slices.Clone(m.mediaURLs)
+	if m.channel == ChannelWhatsApp && !s.mayMessageLocked(acct, m) {
+		steps, mediaURLs = []transition{{StatusFailed, CodeOutsideWindow}}, nil
+	}
 	s.mu.Unlock()
 
-	steps := deliverySteps(cfg)
 	for _, u := range mediaURLs {
 		f := s.fetchMedia(ctx, u)
 		s.mu.Lock()
@@ -162,6 +159,55 @@ func (s *Server) processOutbound(ctx context.Context, accountSID, sid string) {
 	s.mu.Unlock()
 }
 
+// assignServiceSenderLocked picks the sender of a Messaging Service
+// message as Twilio does once it is queued: the service's WhatsApp sender
+// for a WhatsApp recipient; its RCS sender when it has one and the
+// recipient's phone can take RCS, which turns the addresses into rcs: ones;
+// otherwise a pool number (FallbackFrom, else the sticky or first one), as
+// plain SMS, which is also Twilio's automatic fallback from RCS.
+func (s *Server) assignServiceSenderLocked(acct *account, m *message, cfg RecipientConfig) {
+	svc := acct.services[m.serviceSID]
+	if m.channel == ChannelWhatsApp {
+		cs := acct.serviceSender(svc, ChannelWhatsApp)
+		m.from, m.senderSID = cs.address, cs.sid
+		return
+	}
+	if cs := acct.serviceSender(svc, ChannelRCS); cs != nil && cfg.RCSCapable {
+		m.channel, m.from, m.to, m.senderSID = ChannelRCS, cs.address, ChannelRCS+":"+m.to, cs.sid
+		return
+	}
+	m.from = m.fallbackFrom
+	if m.from == "" {
+		m.from = acct.poolNumber(svc, m.to, len(m.mediaURLs) > 0)
+	}
+}
+
+// windowLength is WhatsApp's customer-service window: free-form messages
+// may follow the contact's last message by this much at most.
+const windowLength = 24 * time.Hour
+
+// mayMessageLocked reports whether a WhatsApp message may go out now: the
+// contact wrote to the sender within the window, or it is an approved
+// template.
+func (s *Server) mayMessageLocked(acct *account, m *message) bool {
+	if c := acct.contentBySID(m.contentSID); c != nil && c.Approval == ApprovalApproved {
+		return true
+	}
+	last, ok := acct.lastInbound(m.to, m.from)
+	return ok && s.nowLocked().Sub(last) < windowLength
+}
+
+// lastInbound returns when contact last wrote to ourAddress.
+func (a *account) lastInbound(contact, ourAddress string) (time.Time, bool) {
+	var last time.Time
+	for _, m := range a.messages {
+		if m.direction == DirectionInbound && m.from == contact && m.to == ourAddress && m.created.After(last) {
+			last = m.created
+		}
+	}
+	return last, !last.IsZero()
+}
+
 // deliverySteps are the statuses a message goes through after queued for a
 // recipient. Twilio never reports the first status (queued) by callback.
 func deliverySteps(cfg RecipientConfig) []transition {
@@ -201,15 +247,43 @@ func (s *Server) applyTransition(m *message, t transition) {
 	s.notifyLocked()
 }
 
-// postStatusCallback posts one signed status callback, if the message asked
-// for callbacks, and records the bridge's answer.
+// postStatusCallback posts one signed status callback, if the message, its
+// Messaging Service or its WhatsApp/RCS sender asked for callbacks (in
+// that order of precedence), and records the bridge's answer.
 func (s *Server) postStatusCallback(ctx context.Context, m *message, status string) {
 	s.mu.Lock()
+	acct := s.accounts[m.accountSID]
 	target := m.statusCallback
+	if svc := acct.services[m.serviceSID]; target == "" && svc != nil {
+		target = svc.statusCallback
+	}
+	if cs := acct.senderBySID(m.senderSID); target == "" && cs != nil {
+		target = cs.statusCallback
+	}
 	if target == "" {
 		s.mu.Unlock()
 		return
 	}
+	req := newWebhook(s.accounts[m.accountSID].authToken, target, http.MethodPost, statusForm(m, status))
+	s.mu.Unlock()
+
+	resp, err := s.deliver(ctx, WebhookStatusCallback, req)
+	attempt := CallbackAttempt{Status: status, Request: req, Response: resp}
+	if err != nil {
+		attempt.Err = err.Error()
+	}
+	s.mu.Lock()
+	m.callbacks = append(m.callbacks, attempt)
+	s.notifyLocked()
+	s.mu.Unlock()
+}
+
+// statusForm is the form of a status callback. WhatsApp and RCS messages
+// carry the channel fields Twilio adds for "other messaging channels":
+// ChannelPrefix (which tells the channel a Messaging Service message
+// took), ChannelInstallSid, ChannelToAddress, EventType on delivered and
+// read, and ChannelStatusMessage on failure.
+func statusForm(m *message, status string) url.Values {
 	form := url.Values{}
 	form.Set("MessageSid", m.sid)
 	form.Set("SmsSid", m.sid)
@@ -222,22 +296,57 @@ func (s *Server) postStatusCallback(ctx context.Context, m *message, status stri
 	if m.serviceSID != "" {
 		form.Set("MessagingServiceSid", m.serviceSID)
 	}
-	if (status == StatusFailed || status == StatusUndelivered) && m.errorCode != 0 {
+	failed := status == StatusFailed || status == StatusUndelivered
+	if failed && m.errorCode != 0 {
 		form.Set("ErrorCode", strconv.Itoa(m.errorCode))
 		form.Set("ErrorMessage", m.errorMessage)
 	}
-	req := newWebhook(s.accounts[m.accountSID].authToken, target, http.MethodPost, form)
-	s.mu.Unlock()
-
-	resp, err := s.send(ctx, req)
-	attempt := CallbackAttempt{Status: status, Request: req, Response: resp}
-	if err != nil {
-		attempt.Err = err.Error()
+	if m.channel == ChannelSMS {
+		return form
 	}
+	_, bareTo := splitAddress(m.to)
+	form.Set("ChannelPrefix", m.channel)
+	form.Set("ChannelInstallSid", m.senderSID)
+	form.Set("ChannelToAddress", bareTo)
+	switch {
+	case status == StatusDelivered:
+		form.Set("EventType", "DELIVERED")
+	case status == StatusRead:
+		form.Set("EventType", "READ")
+	case failed && m.errorMessage != "":
+		form.Set("ChannelStatusMessage", m.errorMessage)
+	}
+	return form
+}
+
+// MarkRead makes the recipient of a delivered WhatsApp or RCS message read
+// it: its status becomes read and, if it has a status callback, a read
+// callback is posted before MarkRead returns. SMS has no read receipts.
+func (s *Server) MarkRead(ctx context.Context, sid string) error {
 	s.mu.Lock()
-	m.callbacks = append(m.callbacks, attempt)
+	var m *message
+	for _, a := range s.accounts {
+		if x := a.messageBySID[sid]; x != nil {
+			m = x
+		}
+	}
+	switch {
+	case m == nil || m.direction != DirectionOutboundAPI:
+		s.mu.Unlock()
+		return fmt.Errorf("twiliosim: outbound message %s: %w", sid, ErrNotFound)
+	case m.channel == ChannelSMS:
+		s.mu.Unlock()
+		return fmt.Errorf("twiliosim: message %s went out as SMS, which has no read receipts", sid)
+	case m.status != StatusDelivered || !m.done:
+		status := m.status
+		s.mu.Unlock()
+		return fmt.Errorf("twiliosim: message %s is %s, not delivered", sid, status)
+	}
+	m.status, m.updated = StatusRead, s.nowLocked()
 	s.notifyLocked()
 	s.mu.Unlock()
+	s.postStatusCallback(ctx, m, StatusRead)
+	return nil
 }
 
 // fetchMedia downloads one MediaUrl as Twilio would before sending an MMS.

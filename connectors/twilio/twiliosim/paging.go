@@ -1,6 +1,7 @@
 package twiliosim
 
 import (
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -142,4 +143,65 @@ func pageEnvelope[T any](path, key string, filters []queryParam, p pageParams, p
 		env["previous_page_uri"] = uri(p.page-1, "PB"+sidOf(pg.items[0]))
 	}
 	return env
+}
+
+// metaPage builds the list envelope of the APIs newer than 2010-04-01
+// (Conversations, Messaging, Content): the items under key and a "meta"
+// object whose page URLs are absolute, on the simulator's own address, so
+// that a client following next_page_url keeps talking to the simulator.
+func metaPage[T any](baseURL, path, key string, filters []queryParam, p pageParams, pg pageSlice[T], sidOf func(T) string, render func(T) any) map[string]any {
+	url := func(page int, token string) string {
+		q := append([]queryParam{}, filters...)
+		q = append(q, queryParam{"PageSize", strconv.Itoa(p.size)}, queryParam{"Page", strconv.Itoa(page)})
+		if token != "" {
+			q = append(q, queryParam{"PageToken", token})
+		}
+		return baseURL + path + "?" + encodeQuery(q)
+	}
+	rendered := make([]any, 0, len(pg.items))
+	for _, it := range pg.items {
+		rendered = append(rendered, render(it))
+	}
+	meta := map[string]any{
+		"first_page_url":    url(0, ""),
+		"key":               key,
+		"next_page_url":     nil,
+		"page":              p.page,
+		"page_size":         p.size,
+		"previous_page_url": nil,
+		"url":               url(p.page, p.token),
+	}
+	if pg.hasNext && len(pg.items) > 0 {
+		meta["next_page_url"] = url(p.page+1, "PA"+sidOf(pg.items[len(pg.items)-1]))
+	}
+	if pg.hasPrev && len(pg.items) > 0 && p.page > 0 {
+		meta["previous_page_url"] = url(p.page-1, "PB"+sidOf(pg.items[0]))
+	}
+	return map[string]any{key: rendered, "meta": meta}
+}
+
+// listResources answers a list request of the newer APIs. collect runs
+// with the state lock held and returns the items in order, or found false
+// for a 404 when the resource they belong to does not exist.
+func listResources[T any](s *Server, w http.ResponseWriter, r *http.Request, key string, filters []queryParam,
+	collect func() (items []T, found bool), sidOf func(T) string) {
+	p, apiErr := parsePageParams(r.URL.Query())
+	if apiErr != nil {
+		writeAPIError(w, apiErr)
+		return
+	}
+	s.mu.Lock()
+	all, found := collect()
+	base := s.baseURL
+	s.mu.Unlock()
+	if !found {
+		writeAPIError(w, errNotFound(r.URL.Path))
+		return
+	}
+	pg, apiErr := paginate(all, sidOf, p)
+	if apiErr != nil {
+		writeAPIError(w, apiErr)
+		return
+	}
+	writeJSON(w, http.StatusOK, metaPage(base, r.URL.Path, key, filters, p, pg, sidOf, func(v T) any { return v }))
 }

@@ -25,7 +25,7 @@ func TestHandlersReadOnlyDeclaredParameters(t *testing.T) {
 	}
 	fset := token.NewFileSet()
 	funcs := map[string]*ast.FuncDecl{}
-	var restFile *ast.File
+	var sources []*ast.File
 	for _, name := range files {
 		if strings.HasSuffix(name, "_test.go") {
 			continue
@@ -34,9 +34,7 @@ func TestHandlersReadOnlyDeclaredParameters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if name == "rest.go" {
-			restFile = f
-		}
+		sources = append(sources, f)
 		for _, d := range f.Decls {
 			if fd, ok := d.(*ast.FuncDecl); ok {
 				funcs[fd.Name.Name] = fd
@@ -44,9 +42,9 @@ func TestHandlersReadOnlyDeclaredParameters(t *testing.T) {
 		}
 	}
 
-	// Map handler names to the patterns of their routes in restRoutes.
+	// Map handler names to the patterns of their routes in the route tables.
 	handlerRoutes := map[string][]string{}
-	ast.Inspect(restFile, func(n ast.Node) bool {
+	inspectRoutes := func(n ast.Node) bool {
 		cl, ok := n.(*ast.CompositeLit)
 		if !ok {
 			return true
@@ -57,7 +55,7 @@ func TestHandlersReadOnlyDeclaredParameters(t *testing.T) {
 			if !ok {
 				continue
 			}
-			switch key := kv.Key.(*ast.Ident); {
+			switch key, _ := kv.Key.(*ast.Ident); {
 			case key == nil:
 			case key.Name == "pattern":
 				if lit, ok := kv.Value.(*ast.BasicLit); ok {
@@ -73,9 +71,12 @@ func TestHandlersReadOnlyDeclaredParameters(t *testing.T) {
 			handlerRoutes[handler] = append(handlerRoutes[handler], pattern)
 		}
 		return true
-	})
+	}
+	for _, f := range sources {
+		ast.Inspect(f, inspectRoutes)
+	}
 	if len(handlerRoutes) == 0 {
-		t.Fatal("found no routes in rest.go")
+		t.Fatal("found no routes in the route tables")
 	}
 
 	for handler, patterns := range handlerRoutes {

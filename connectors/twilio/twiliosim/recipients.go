@@ -45,9 +45,14 @@ type RecipientConfig struct {
 	ErrorCode int
 	// Callbacks is how status callbacks are posted for messages to it.
 	Callbacks CallbackMode
+	// RCSCapable says the recipient's phone takes RCS: messages to it
+	// through a Messaging Service with an RCS sender go over RCS instead of
+	// falling back to SMS.
+	RCSCapable bool
 }
 
-// SetRecipient configures the behaviour for messages to the E.164 number.
+// SetRecipient configures the behaviour for messages to the E.164 number,
+// on every channel (SMS, WhatsApp, RCS).
 func (s *Server) SetRecipient(e164 string, cfg RecipientConfig) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

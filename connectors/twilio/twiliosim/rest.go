@@ -3,6 +3,7 @@ package twiliosim
 import (
 	"crypto/subtle"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -10,10 +11,17 @@ import (
 // OpenAPI file spells it, so the conformance test can look it up; a segment
 // may hold one {Param} with a literal prefix or suffix ("{Sid}.json").
 type route struct {
+	// api is the product the route belongs to; it names the OpenAPI file
+	// the route is checked against.
+	api     api
 	method  string
 	pattern string
-	// accountParam names the path parameter holding the account SID.
+	// accountParam names the path parameter holding the account SID. The
+	// v1 and v2 APIs have none: the credentials name the account.
 	accountParam string
+	// anyParamValue lets path parameters hold any text without '/', not
+	// only SIDs: Lookup's {PhoneNumber}.
+	anyParamValue bool
 	// mainKeyOnly: Twilio refuses Standard API keys on this route.
 	mainKeyOnly bool
 	// queryParams and formFields are the parameters the handler reads; the
@@ -31,9 +39,24 @@ type reqCtx struct {
 	accountSID string
 }
 
+// allRoutes is every route of every product. Order matters only where
+// patterns overlap: none do, because captured SIDs must be alphanumeric (and
+// so never include ".json") and the v1 products that share /v1/Services use
+// different path shapes below it.
+func (s *Server) allRoutes() []route {
+	return slices.Concat(
+		s.restRoutes(),
+		s.conversationRoutes(),
+		s.mediaContentRoutes(),
+		s.messagingRoutes(),
+		s.senderRoutes(),
+		s.contentRoutes(),
+		s.lookupRoutes(),
+	)
+}
+
 // restRoutes is the table of everything the simulator serves under
-// /2010-04-01. Order matters only where patterns overlap: none do, because
-// captured values must be alphanumeric and so never include ".json".
+// /2010-04-01.
 func (s *Server) restRoutes() []route {
 	return []route{
 		{method: http.MethodGet, pattern: "/2010-04-01/Accounts/{Sid}.json", accountParam: "Sid", mainKeyOnly: true,
@@ -46,7 +69,7 @@ func (s *Server) restRoutes() []route {
 		{method: http.MethodPost, pattern: "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json", accountParam: "AccountSid",
 			formFields: numberUpdateFields, handle: s.handleUpdateNumber},
 		{method: http.MethodPost, pattern: "/2010-04-01/Accounts/{AccountSid}/Messages.json", accountParam: "AccountSid",
-			formFields: []string{"To", "From", "MessagingServiceSid", "Body", "MediaUrl", "StatusCallback"},
+			formFields: []string{"To", "From", "MessagingServiceSid", "Body", "MediaUrl", "StatusCallback", "ContentSid", "ContentVariables", "FallbackFrom"},
 			handle:     s.handleCreateMessage},
 		{method: http.MethodGet, pattern: "/2010-04-01/Accounts/{AccountSid}/Messages.json", accountParam: "AccountSid",
 			queryParams: []string{"To", "From", "DateSent", "DateSent<", "DateSent>", "PageSize", "Page", "PageToken"},
@@ -70,36 +93,42 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.handleCDN(w, r, key)
 		return
 	}
-	pathMatched := false
-	for i := range s.routes {
-		rt := &s.routes[i]
-		params, ok := matchPattern(rt.pattern, r.URL.Path)
-		if !ok {
-			continue
-		}
-		pathMatched = true
-		if rt.method != r.Method {
-			continue
-		}
-		accountSID := params[rt.accountParam]
-		if apiErr := s.authenticate(r, accountSID, rt.mainKeyOnly); apiErr != nil {
+	rt, params, pathMatched := s.findRoute(r)
+	switch {
+	case rt != nil:
+		accountSID, apiErr := s.authenticate(r, rt, params)
+		if apiErr != nil {
 			writeAPIError(w, apiErr)
 			return
 		}
 		rt.handle(w, r, &reqCtx{params: params, accountSID: accountSID})
-		return
-	}
-	if pathMatched {
+	case pathMatched:
 		writeAPIError(w, newAPIError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "Method not allowed"))
-		return
+	default:
+		writeAPIError(w, errNotFound(r.URL.Path))
 	}
-	writeAPIError(w, errNotFound(r.URL.Path))
+}
+
+// findRoute returns the route serving the request and its path parameters.
+// pathMatched reports a path that some route serves with another method.
+func (s *Server) findRoute(r *http.Request) (rt *route, params map[string]string, pathMatched bool) {
+	for i := range s.routes {
+		params, ok := matchPattern(s.routes[i].pattern, r.URL.Path, s.routes[i].anyParamValue)
+		if !ok {
+			continue
+		}
+		pathMatched = true
+		if s.routes[i].method == r.Method {
+			return &s.routes[i], params, true
+		}
+	}
+	return nil, nil, pathMatched
 }
 
 // matchPattern matches a path against a route pattern and returns the
 // captured parameters. Captured values must be non-empty and alphanumeric,
-// which every SID is.
-func matchPattern(pattern, path string) (map[string]string, bool) {
+// which every SID is, unless anyValue allows any text.
+func matchPattern(pattern, path string, anyValue bool) (map[string]string, bool) {
 	ps := strings.Split(pattern, "/")
 	xs := strings.Split(path, "/")
 	if len(ps) != len(xs) {
@@ -120,7 +149,7 @@ func matchPattern(pattern, path string) (map[string]string, bool) {
 		if !ok {
 			return nil, false
 		}
-		if v, ok = strings.CutSuffix(v, suffix); !ok || !alphanumeric(v) {
+		if v, ok = strings.CutSuffix(v, suffix); !ok || v == "" || (!anyValue && !alphanumeric(v)) {
 			return nil, false
 		}
 		if params == nil {
@@ -131,15 +160,17 @@ func matchPattern(pattern, path string) (map[string]string, bool) {
 	return params, true
 }
 
-// authenticate checks basic auth against the account in the path. Twilio
-// accepts the account SID with its auth token or an API key SID with its
-// secret. Credentials that are valid but belong to another account get the
-// same 401/20003 Twilio gives ("credentials scoped to the wrong account"),
-// and so does a Standard API key on /Accounts.
-func (s *Server) authenticate(r *http.Request, pathAccount string, mainKeyOnly bool) *apiError {
+// authenticate checks basic auth and returns the account the request acts
+// for. Twilio accepts the account SID with its auth token or an API key SID
+// with its secret. On the 2010-04-01 API the account is in the path, and
+// credentials that are valid but belong to another account get the same
+// 401/20003 Twilio gives ("credentials scoped to the wrong account"), as
+// does a Standard API key on /Accounts. The v1 and v2 APIs act for the
+// account the credentials belong to.
+func (s *Server) authenticate(r *http.Request, rt *route, params map[string]string) (string, *apiError) {
 	user, pass, ok := r.BasicAuth()
 	if !ok {
-		return errUnauthorized()
+		return "", errUnauthorized()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -148,25 +179,25 @@ func (s *Server) authenticate(r *http.Request, pathAccount string, mainKeyOnly b
 	case strings.HasPrefix(user, prefixAccount):
 		acct, ok := s.accounts[user]
 		if !ok || !secretEqual(pass, acct.authToken) {
-			return errUnauthorized()
+			return "", errUnauthorized()
 		}
 		principal = acct.sid
 	case strings.HasPrefix(user, prefixAPIKey):
 		key, ok := s.keys[user]
 		if !ok || !secretEqual(pass, key.Secret) {
-			return errUnauthorized()
+			return "", errUnauthorized()
 		}
-		if mainKeyOnly && key.Kind != APIKeyMain {
-			return errUnauthorized()
+		if rt.mainKeyOnly && key.Kind != APIKeyMain {
+			return "", errUnauthorized()
 		}
 		principal = key.accountSID
 	default:
-		return errUnauthorized()
+		return "", errUnauthorized()
 	}
-	if principal != pathAccount {
-		return errUnauthorized()
+	if rt.accountParam != "" && principal != params[rt.accountParam] {
+		return "", errUnauthorized()
 	}
-	return nil
+	return principal, nil
 }
 
 // secretEqual compares secrets in constant time; habits from production code

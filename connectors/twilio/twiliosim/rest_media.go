@@ -10,6 +10,19 @@ import (
 // Twilio's media URLs redirect to.
 const cdnPrefix = "/cdn/"
 
+// cdnFile is what the CDN serves under one key.
+type cdnFile struct {
+	contentType string
+	data        []byte
+}
+
+// publishLocked puts a file on the CDN and returns its unguessable key.
+func (s *Server) publishLocked(contentType string, data []byte) string {
+	key := randomHex(16)
+	s.cdn[key] = cdnFile{contentType: contentType, data: data}
+	return key
+}
+
 // handleListMedia serves GET /Accounts/{AccountSid}/Messages/{MessageSid}/Media.json.
 func (s *Server) handleListMedia(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	q := r.URL.Query()
@@ -92,11 +105,16 @@ func (s *Server) handleMediaContent(w http.ResponseWriter, r *http.Request, rc *
 		writeAPIError(w, errNotFound(r.URL.Path))
 		return
 	}
+	redirectToCDN(w, r, key)
+}
+
+// redirectToCDN answers with a redirect to the CDN's copy of a file. The
+// CDN is this same server, at whatever address the client reached.
+func redirectToCDN(w http.ResponseWriter, r *http.Request, key string) {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	// The CDN is this same server, at whatever address the client reached.
 	http.Redirect(w, r, scheme+"://"+r.Host+cdnPrefix+key, http.StatusTemporaryRedirect)
 }
 
@@ -107,14 +125,10 @@ func (s *Server) handleCDN(w http.ResponseWriter, r *http.Request, key string) {
 		return
 	}
 	s.mu.Lock()
-	md := s.cdn[key]
-	var contentType string
-	var data []byte
-	if md != nil {
-		contentType, data = md.contentType, md.data
-	}
+	f, ok := s.cdn[key]
+	contentType, data := f.contentType, f.data
 	s.mu.Unlock()
-	if md == nil {
+	if !ok {
 		http.NotFound(w, r)
 		return
 	}
@@ -137,9 +151,8 @@ func (s *Server) storeMediaLocked(m *message, f MediaFile, created time.Time) *m
 		filename:    f.Filename,
 		data:        f.Data,
 		created:     created,
-		cdnKey:      randomHex(16),
+		cdnKey:      s.publishLocked(f.ContentType, f.Data),
 	}
 	m.media = append(m.media, md)
-	s.cdn[md.cdnKey] = md
 	return md
 }

@@ -3,6 +3,8 @@ package twiliosim
 import (
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -23,55 +25,24 @@ func (s *Server) handleCreateMessage(w http.ResponseWriter, r *http.Request, rc 
 		writeAPIError(w, apiErr)
 		return
 	}
-	to, from, serviceSID := form.Get("To"), form.Get("From"), form.Get("MessagingServiceSid")
-	body, mediaURLs, callback := form.Get("Body"), form["MediaUrl"], form.Get("StatusCallback")
-
-	if apiErr := validateCreate(to, from, serviceSID, body, mediaURLs, callback); apiErr != nil {
+	req := createRequest{
+		to: form.Get("To"), from: form.Get("From"), serviceSID: form.Get("MessagingServiceSid"),
+		body: form.Get("Body"), mediaURLs: form["MediaUrl"], callback: form.Get("StatusCallback"),
+		contentSID: form.Get("ContentSid"), contentVariables: form.Get("ContentVariables"),
+		fallbackFrom: form.Get("FallbackFrom"),
+	}
+	if apiErr := req.validate(); apiErr != nil {
 		writeAPIError(w, apiErr)
 		return
 	}
 
 	s.mu.Lock()
 	acct := s.accounts[rc.accountSID]
-	if apiErr := s.checkSenderLocked(acct, from, serviceSID, len(mediaURLs) > 0); apiErr != nil {
+	m, apiErr := s.newOutboundLocked(acct, req)
+	if apiErr != nil {
 		s.mu.Unlock()
 		writeAPIError(w, apiErr)
 		return
-	}
-	if apiErr := checkRecipient(to, s.recipientLocked(to)); apiErr != nil {
-		s.mu.Unlock()
-		writeAPIError(w, apiErr)
-		return
-	}
-	now := s.nowLocked()
-	prefix := prefixSMS
-	if len(mediaURLs) > 0 {
-		prefix = prefixMMS
-	}
-	m := &message{
-		seq:            s.nextSeqLocked(),
-		sid:            newSID(prefix),
-		accountSID:     acct.sid,
-		direction:      DirectionOutboundAPI,
-		from:           from,
-		to:             to,
-		body:           body,
-		serviceSID:     serviceSID,
-		status:         StatusQueued,
-		numSegments:    SegmentCount(body),
-		numMedia:       len(mediaURLs),
-		created:        now,
-		updated:        now,
-		statusCallback: callback,
-		mediaURLs:      mediaURLs,
-	}
-	switch {
-	case serviceSID != "" && from == "":
-		// A Messaging Service message is accepted first; the sender, and so
-		// the segment count, are only known once it is queued.
-		m.status, m.numSegments = StatusAccepted, 0
-	case serviceSID == "":
-		m.serviceSID = acct.serviceOf(from)
 	}
 	acct.messages = append(acct.messages, m)
 	acct.messageBySID[m.sid] = m
@@ -83,27 +54,52 @@ func (s *Server) handleCreateMessage(w http.ResponseWriter, r *http.Request, rc 
 	writeJSON(w, http.StatusCreated, resp)
 }
 
-// validateCreate checks what can be checked without state, in Twilio's order.
-func validateCreate(to, from, serviceSID, body string, mediaURLs []string, callback string) *apiError {
+// createRequest is a message create's parameters.
+type createRequest struct {
+	to, from, serviceSID, body string
+	mediaURLs                  []string
+	callback                   string
+	contentSID                 string
+	contentVariables           string
+	fallbackFrom               string
+}
+
+// validate checks what can be checked without state, in Twilio's order.
+func (c createRequest) validate() *apiError {
+	toChannel, toBare := splitAddress(c.to)
+	fromChannel, _ := splitAddress(c.from)
 	switch {
-	case to == "":
+	case c.to == "":
 		return newAPIError(http.StatusBadRequest, CodeToRequired, "A 'To' phone number is required.")
-	case from == "" && serviceSID == "":
+	case c.from == "" && c.serviceSID == "":
 		return newAPIError(http.StatusBadRequest, CodeFromRequired, "A 'From' phone number is required.")
-	case body == "" && len(mediaURLs) == 0:
+	case c.body == "" && len(c.mediaURLs) == 0 && c.contentSID == "":
 		return newAPIError(http.StatusBadRequest, CodeBodyRequired, "Message body is required.")
-	case utf8.RuneCountInString(body) > maxBodyChars:
+	case utf8.RuneCountInString(c.body) > maxBodyChars:
 		return newAPIError(http.StatusBadRequest, CodeBodyTooLong, "The concatenated message body exceeds the %d character limit.", maxBodyChars)
-	case len(mediaURLs) > maxMediaURLs:
+	case len(c.mediaURLs) > maxMediaURLs:
 		return newAPIError(http.StatusBadRequest, CodeTooManyMedia, "Too many media URLs: a message can have at most %d.", maxMediaURLs)
-	case callback != "" && !isHTTPURL(callback):
-		return newAPIError(http.StatusBadRequest, CodeInvalidStatusCallback, "The StatusCallback URL %s is not a valid URL.", callback)
-	case !e164Pattern.MatchString(to):
-		return newAPIError(http.StatusBadRequest, CodeInvalidToNumber, "The 'To' number %s is not a valid phone number.", to)
-	case to == from:
-		return newAPIError(http.StatusBadRequest, CodeSameToFrom, "'To' and 'From' number cannot be the same: %s", to)
+	case c.callback != "" && !isHTTPURL(c.callback):
+		return newAPIError(http.StatusBadRequest, CodeInvalidStatusCallback, "The StatusCallback URL %s is not a valid URL.", c.callback)
+	case isShortCode(c.to):
+		// Twilio numbers cannot text short codes, Twilio's or anyone's.
+		return newAPIError(http.StatusBadRequest, CodeToShortCode, "'To' number cannot be a Short Code: %s", c.to)
+	case toChannel == ChannelRCS || !e164Pattern.MatchString(toBare):
+		// Alphanumeric sender IDs send only; replies to them land here.
+		return newAPIError(http.StatusBadRequest, CodeInvalidToNumber, "The 'To' number %s is not a valid phone number.", c.to)
+	case c.from != "" && fromChannel != toChannel:
+		return newAPIError(http.StatusBadRequest, CodeChannelMismatch, "Invalid From and To pair. From and To should be of the same channel")
+	case c.to == c.from:
+		return newAPIError(http.StatusBadRequest, CodeSameToFrom, "'To' and 'From' number cannot be the same: %s", c.to)
+	case c.fallbackFrom != "" && c.serviceSID == "":
+		return newAPIError(http.StatusBadRequest, CodeFallbackNeedsService, "'FallbackFrom' requires MessagingServiceSid")
+	case c.contentSID != "" && !isSID(c.contentSID, prefixContent):
+		return newAPIError(http.StatusBadRequest, CodeInvalidContentSID, "The ContentSid %s is invalid.", c.contentSID)
 	}
-	for _, u := range mediaURLs {
+	if _, ok := parseContentVariables(c.contentVariables); !ok {
+		return newAPIError(http.StatusBadRequest, CodeInvalidContentVars, "The ContentVariables Parameter is invalid: it must be a JSON object of strings.")
+	}
+	for _, u := range c.mediaURLs {
 		if !isHTTPURL(u) {
 			return newAPIError(http.StatusBadRequest, CodeInvalidMediaURL, "Media urls: %s are invalid. Please use only valid http and https urls", u)
 		}
@@ -111,34 +107,121 @@ func validateCreate(to, from, serviceSID, body string, mediaURLs []string, callb
 	return nil
 }
 
-// checkSenderLocked checks the From number or Messaging Service against the
-// account.
-func (s *Server) checkSenderLocked(acct *account, from, serviceSID string, hasMedia bool) *apiError {
-	if serviceSID != "" {
-		svc, ok := acct.services[serviceSID]
-		if !ok {
-			return newAPIError(http.StatusBadRequest, CodeInvalidService, "The Messaging Service Sid %s is invalid.", serviceSID)
+// newOutboundLocked checks a create against the account and builds the
+// message. Messaging Service messages are accepted with their sender still
+// to choose; others are queued with the given one.
+func (s *Server) newOutboundLocked(acct *account, c createRequest) (*message, *apiError) {
+	channel, bareTo := splitAddress(c.to)
+	if apiErr := s.checkSenderLocked(acct, c, channel); apiErr != nil {
+		return nil, apiErr
+	}
+	if apiErr := checkRecipient(c.to, s.recipientLocked(bareTo)); apiErr != nil {
+		return nil, apiErr
+	}
+	scope := c.serviceSID
+	if scope == "" {
+		scope = acct.optOutScope(c.from)
+	}
+	if channel == ChannelSMS && acct.optOuts[optOutKey{scope, c.to}] {
+		return nil, newAPIError(http.StatusBadRequest, CodeUnsubscribed, "Attempt to send to unsubscribed recipient")
+	}
+	body := c.body
+	if c.contentSID != "" {
+		tmpl := acct.contentBySID(c.contentSID)
+		if tmpl == nil {
+			return nil, newAPIError(http.StatusBadRequest, CodeInvalidContentSID, "The ContentSid %s is invalid.", c.contentSID)
 		}
-		if len(svc.numbers) == 0 {
+		vars, _ := parseContentVariables(c.contentVariables)
+		body = tmpl.render(vars)
+	}
+	now := s.nowLocked()
+	prefix := prefixSMS
+	if len(c.mediaURLs) > 0 {
+		prefix = prefixMMS
+	}
+	m := &message{
+		seq:              s.nextSeqLocked(),
+		sid:              newSID(prefix),
+		accountSID:       acct.sid,
+		direction:        DirectionOutboundAPI,
+		from:             c.from,
+		to:               c.to,
+		body:             body,
+		serviceSID:       c.serviceSID,
+		status:           StatusQueued,
+		numSegments:      SegmentCount(body),
+		numMedia:         len(c.mediaURLs),
+		created:          now,
+		updated:          now,
+		statusCallback:   c.callback,
+		mediaURLs:        c.mediaURLs,
+		channel:          channel,
+		contentSID:       c.contentSID,
+		contentVariables: c.contentVariables,
+		fallbackFrom:     c.fallbackFrom,
+	}
+	if cs := acct.senderByAddress(c.from); cs != nil {
+		m.senderSID = cs.sid
+	}
+	switch {
+	case c.serviceSID != "" && c.from == "":
+		// A Messaging Service message is accepted first; the sender, and so
+		// the segment count, are only known once it is queued.
+		m.status, m.numSegments = StatusAccepted, 0
+	case c.serviceSID == "":
+		m.serviceSID = acct.serviceOf(c.from)
+	}
+	return m, nil
+}
+
+// checkSenderLocked checks the From address or Messaging Service against
+// the account, for a message on channel.
+func (s *Server) checkSenderLocked(acct *account, c createRequest, channel string) *apiError {
+	hasMedia := len(c.mediaURLs) > 0
+	if c.serviceSID != "" {
+		svc, ok := acct.services[c.serviceSID]
+		if !ok {
+			return newAPIError(http.StatusBadRequest, CodeInvalidService, "The Messaging Service Sid %s is invalid.", c.serviceSID)
+		}
+		switch {
+		case channel == ChannelWhatsApp && acct.serviceSender(svc, ChannelWhatsApp) == nil:
+			return errNoChannel(c.to)
+		case channel == ChannelSMS && len(svc.numbers) == 0:
 			return newAPIError(http.StatusBadRequest, CodeServiceHasNoNumbers, "The Messaging Service contains no phone numbers.")
 		}
-		if from == "" {
+		if c.fallbackFrom != "" && !slices.Contains(svc.numbers, c.fallbackFrom) {
+			return newAPIError(http.StatusBadRequest, CodeFromNotOwned,
+				"The From phone number %s is not a valid, SMS-capable inbound phone number or short code for your account.", c.fallbackFrom)
+		}
+		if c.from == "" {
 			return nil
 		}
 	}
-	if !e164Pattern.MatchString(from) {
-		return newAPIError(http.StatusBadRequest, CodeInvalidFromNumber, "The 'From' number %s is not a valid phone number, shortcode, or alphanumeric sender ID.", from)
+	if channel == ChannelWhatsApp {
+		if cs := acct.senderByAddress(c.from); cs == nil || cs.channel != ChannelWhatsApp {
+			return errNoChannel(c.from)
+		}
+		return nil
 	}
-	n := acct.numberByE164(from)
+	if !e164Pattern.MatchString(c.from) {
+		return newAPIError(http.StatusBadRequest, CodeInvalidFromNumber, "The 'From' number %s is not a valid phone number, shortcode, or alphanumeric sender ID.", c.from)
+	}
+	n := acct.numberByE164(c.from)
 	if n == nil || !n.caps.SMS || (hasMedia && !n.caps.MMS) {
 		kind := "SMS"
 		if hasMedia {
 			kind = "MMS"
 		}
 		return newAPIError(http.StatusBadRequest, CodeFromNotOwned,
-			"The From phone number %s is not a valid, %s-capable inbound phone number or short code for your account.", from, kind)
+			"The From phone number %s is not a valid, %s-capable inbound phone number or short code for your account.", c.from, kind)
 	}
 	return nil
+}
+
+// errNoChannel is Twilio's answer for a channel address it has no sender
+// for.
+func errNoChannel(addr string) *apiError {
+	return newAPIError(http.StatusBadRequest, CodeChannelNotFound, "Twilio could not find a Channel with the specified From address: %s", addr)
 }
 
 // checkRecipient applies the recipient's configured behaviour at creation.
@@ -197,12 +280,18 @@ func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request, rc *
 }
 
 // plusFix restores a '+' that arrived unescaped in a query (and so decoded
-// to a space), which Twilio tolerates in phone number filters.
+// to a space), which Twilio tolerates in phone number filters, channel
+// addresses ("whatsapp: 1555...") included.
 func plusFix(v string) string {
-	if len(v) > 0 && v[0] == ' ' {
-		return "+" + v[1:]
+	channel, bare := splitAddress(v)
+	if !strings.HasPrefix(bare, " ") {
+		return v
 	}
-	return v
+	bare = "+" + bare[1:]
+	if channel == ChannelSMS {
+		return bare
+	}
+	return channel + ":" + bare
 }
 
 // dayFilter is Twilio's date filtering by day: Name=D (that day),

@@ -105,21 +105,11 @@ func (s *Server) handleUpdateNumber(w http.ResponseWriter, r *http.Request, rc *
 		writeAPIError(w, apiErr)
 		return
 	}
-	for _, f := range []string{"SmsMethod", "SmsFallbackMethod", "StatusCallbackMethod", "VoiceMethod", "VoiceFallbackMethod"} {
-		if v := form.Get(f); form.Has(f) && v != "GET" && v != "POST" {
-			writeAPIError(w, errBadParam("%s must be GET or POST, not %q", f, v))
-			return
-		}
-	}
-	for _, f := range []string{"SmsUrl", "SmsFallbackUrl", "StatusCallback", "VoiceUrl", "VoiceFallbackUrl"} {
-		// An empty value clears the URL, as on Twilio.
-		if v := form.Get(f); v != "" && !isHTTPURL(v) {
-			writeAPIError(w, errBadParam("%s %q is not a valid http or https URL", f, v))
-			return
-		}
-	}
-	if v := form.Get("VoiceCallerIdLookup"); form.Has("VoiceCallerIdLookup") && v != "true" && v != "false" {
-		writeAPIError(w, errBadParam("VoiceCallerIdLookup must be true or false, not %q", v))
+	if apiErr := checkUpdateForm(form,
+		[]string{"SmsMethod", "SmsFallbackMethod", "StatusCallbackMethod", "VoiceMethod", "VoiceFallbackMethod"},
+		[]string{"SmsUrl", "SmsFallbackUrl", "StatusCallback", "VoiceUrl", "VoiceFallbackUrl"},
+		[]string{"VoiceCallerIdLookup"}); apiErr != nil {
+		writeAPIError(w, apiErr)
 		return
 	}
 
@@ -154,6 +144,27 @@ func (s *Server) handleUpdateNumber(w http.ResponseWriter, r *http.Request, rc *
 	s.notifyLocked()
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, body)
+}
+
+// checkUpdateForm checks an update's HTTP methods (GET or POST), URLs
+// (absolute http or https; empty clears) and booleans.
+func checkUpdateForm(form url.Values, methods, urls, bools []string) *apiError {
+	for _, f := range methods {
+		if v := form.Get(f); form.Has(f) && v != "GET" && v != "POST" {
+			return errBadParam("%s must be GET or POST, not %q", f, v)
+		}
+	}
+	for _, f := range urls {
+		if v := form.Get(f); v != "" && !isHTTPURL(v) {
+			return errBadParam("%s %q is not a valid http or https URL", f, v)
+		}
+	}
+	for _, f := range bools {
+		if v := form.Get(f); form.Has(f) && v != "true" && v != "false" {
+			return errBadParam("%s must be true or false, not %q", f, v)
+		}
+	}
+	return nil
 }
 
 // maxFormBytes bounds request bodies; real requests are a few kilobytes.

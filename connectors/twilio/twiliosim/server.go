@@ -58,7 +58,7 @@ type Server struct {
 	accounts         map[string]*account
 	keys             map[string]apiKeyEntry // by key SID
 	numbers          map[string]*phoneNumber
-	cdn              map[string]*media // by cdnKey
+	cdn              map[string]cdnFile // by key
 	recipients       map[string]RecipientConfig
 	webhooks         map[string]*WebhookRequest // last webhook per inbound message SID
 	faults           []*faultRule
@@ -66,7 +66,10 @@ type Server struct {
 	paused           chan struct{} // non-nil while outbound processing is held; closed to release
 	changed          chan struct{} // closed and replaced on every state change
 	defaultRecipient RecipientConfig
-	stopping         bool // set by Close; no new background work starts
+	calls            map[callKey]int
+	lookups          map[string]LookupInfo // by E.164
+	lookupCounts     map[string]int        // by E.164
+	stopping         bool                  // set by Close; no new background work starts
 
 	lmu      sync.Mutex // guards the listener state below
 	addr     string     // concrete listen address once started
@@ -93,21 +96,24 @@ func New(opts Options) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		opts:       opts,
-		ctx:        ctx,
-		cancel:     cancel,
-		now:        opts.Now,
-		baseURL:    strings.TrimRight(opts.BaseURL, "/"),
-		accounts:   map[string]*account{},
-		keys:       map[string]apiKeyEntry{},
-		numbers:    map[string]*phoneNumber{},
-		cdn:        map[string]*media{},
-		recipients: map[string]RecipientConfig{},
-		webhooks:   map[string]*WebhookRequest{},
-		changed:    make(chan struct{}),
-		conns:      map[net.Conn]struct{}{},
+		opts:         opts,
+		ctx:          ctx,
+		cancel:       cancel,
+		now:          opts.Now,
+		baseURL:      strings.TrimRight(opts.BaseURL, "/"),
+		accounts:     map[string]*account{},
+		keys:         map[string]apiKeyEntry{},
+		numbers:      map[string]*phoneNumber{},
+		cdn:          map[string]cdnFile{},
+		recipients:   map[string]RecipientConfig{},
+		webhooks:     map[string]*WebhookRequest{},
+		calls:        map[callKey]int{},
+		lookups:      map[string]LookupInfo{},
+		lookupCounts: map[string]int{},
+		changed:      make(chan struct{}),
+		conns:        map[net.Conn]struct{}{},
 	}
-	s.routes = s.restRoutes()
+	s.routes = s.allRoutes()
 	s.client = newTargetClient(opts.TargetTimeout, opts.AllowNonLoopbackTargets)
 	return s
 }
@@ -284,10 +290,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, newAPIError(http.StatusServiceUnavailable, CodeServiceUnavailable, "Service Unavailable"))
 		return
 	}
-	if s.applyFault(w, r) {
+	rt, params, _ := s.findRoute(r)
+	s.countCall(r, rt, params)
+	if s.applyFault(w, r, rt, params) {
 		return
 	}
 	s.route(w, r)
+}
+
+// goBackground runs f as background work that Close ends and waits for.
+func (s *Server) goBackground(f func(ctx context.Context)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return
+	}
+	// Added under mu, which Close takes before Wait: no Add races the Wait.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f(s.ctx)
+	}()
 }
 
 // notifyLocked wakes everyone waiting for a state change. Called with mu held.

@@ -8,13 +8,22 @@ import (
 
 // SID prefixes used by the resources the simulator serves.
 const (
-	prefixAccount          = "AC"
-	prefixPhoneNumber      = "PN"
-	prefixSMS              = "SM"
-	prefixMMS              = "MM"
-	prefixMedia            = "ME"
-	prefixMessagingService = "MG"
-	prefixAPIKey           = "SK"
+	prefixAccount             = "AC"
+	prefixPhoneNumber         = "PN"
+	prefixSMS                 = "SM"
+	prefixMMS                 = "MM"
+	prefixMedia               = "ME"
+	prefixMessagingService    = "MG"
+	prefixAPIKey              = "SK"
+	prefixChannelSender       = "XE"
+	prefixContent             = "HX"
+	prefixConversation        = "CH"
+	prefixParticipant         = "MB"
+	prefixConversationMessage = "IM"
+	prefixReceipt             = "DY"
+	prefixWebhook             = "WH"
+	prefixChatService         = "IS"
+	prefixRole                = "RL"
 )
 
 // sidPattern is the shape every Twilio SID has: two upper-case letters and 32

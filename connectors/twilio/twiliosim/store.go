@@ -17,6 +17,7 @@ const (
 	StatusUndelivered = "undelivered"
 	StatusFailed      = "failed"
 	StatusReceived    = "received"
+	StatusRead        = "read" // WhatsApp and RCS only
 )
 
 // apiVersion is the only REST version the simulator speaks.
@@ -68,8 +69,21 @@ type account struct {
 	created      time.Time
 	numbers      []*phoneNumber // in creation order, as Twilio lists them
 	services     map[string]*messagingService
-	messages     []*message // in creation order
+	senders      []*channelSender // WhatsApp and RCS senders, in creation order
+	messages     []*message       // in creation order
 	messageBySID map[string]*message
+	optOuts      map[optOutKey]bool
+	contents     []*content // Content API templates, in creation order
+
+	// Conversations: the default service, its default participant role,
+	// the global webhook, conversations in creation order, the Media
+	// Content Service's files and the events sent.
+	chatServiceSID string
+	roleSID        string
+	convWebhook    globalWebhook
+	conversations  []*conversation
+	mcs            map[string]*mcsMedia
+	convEvents     []ConversationEvent
 }
 
 // phoneNumber is an IncomingPhoneNumber resource.
@@ -94,13 +108,6 @@ type phoneNumber struct {
 	updated              time.Time
 }
 
-// messagingService is the little of a Messaging Service the simulator needs:
-// its sender pool.
-type messagingService struct {
-	sid     string
-	numbers []string
-}
-
 // message is one entry of an account's message log, inbound or outbound.
 type message struct {
 	seq            int64 // creation order, to break timestamp ties
@@ -121,6 +128,15 @@ type message struct {
 	sent           time.Time // zero means null
 	media          []*media
 	statusCallback string
+	// channel is the channel the message travels on (ChannelSMS,
+	// ChannelWhatsApp, ChannelRCS); for a Messaging Service message it is
+	// decided when it is queued.
+	channel string
+	// senderSID is the WhatsApp or RCS sender (XE...) it goes through.
+	senderSID        string
+	contentSID       string
+	contentVariables string
+	fallbackFrom     string // FallbackFrom: the SMS sender if RCS fails
 
 	// Outbound processing, for observers.
 	mediaURLs []string
@@ -183,11 +199,14 @@ func (a *account) numberBySID(sid string) *phoneNumber {
 	return nil
 }
 
-// serviceOf returns the SID of the messaging service the number belongs to,
-// or "" when it belongs to none.
-func (a *account) serviceOf(e164 string) string {
+// serviceOf returns the SID of the messaging service a sender (a number,
+// or a WhatsApp or RCS address) belongs to, or "" when it belongs to none.
+func (a *account) serviceOf(sender string) string {
+	if cs := a.senderByAddress(sender); cs != nil {
+		return cs.serviceSID
+	}
 	for _, svc := range a.services {
-		if slices.Contains(svc.numbers, e164) {
+		if slices.Contains(svc.numbers, sender) {
 			return svc.sid
 		}
 	}

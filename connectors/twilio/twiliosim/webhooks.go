@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +17,8 @@ import (
 	"strings"
 )
 
-// ErrNoWebhook is returned (wrapped) by SendInbound when the receiving number
-// has no sms_url: the message is in the log, but nobody was told.
+// ErrNoWebhook is returned (wrapped) by SendInbound when the receiving
+// sender has no webhook URL: the message is in the log, but nobody was told.
 var ErrNoWebhook = errors.New("twiliosim: number has no SMS webhook URL")
 
 // maxTargetResponse bounds how much of a bridge's answer the simulator keeps.
@@ -129,23 +130,66 @@ func (s *Server) send(ctx context.Context, req *WebhookRequest) (WebhookResponse
 	return out, nil
 }
 
-// InboundMessage is a text or MMS that a phone sends to one of the
-// simulator's numbers.
+// InboundMessage is a message that a phone sends to one of the simulator's
+// senders: a number (SMS or MMS), a WhatsApp sender or an RCS sender.
 type InboundMessage struct {
-	From  string      // the sender's number
-	To    string      // a number added with AddNumber
+	// From is the sender: an E.164 number, a short code ("12345"), an
+	// alphanumeric sender ID ("GOOGLE"), "whatsapp:+E164" to a WhatsApp
+	// sender, or "rcs:+E164" to an RCS sender.
+	From string
+	// To is one of the simulator's senders: a number added with AddNumber,
+	// or the address of a WhatsApp or RCS sender.
+	To    string
 	Body  string      // the text
 	Media []MediaFile // up to 10 attachments, making it an MMS
+	// WhatsApp holds what a WhatsApp message carries besides text and
+	// media; only for whatsapp: addresses.
+	WhatsApp *WhatsAppDetails
+	// Extra parameters are added to the webhook as they are, for fields
+	// Twilio sends that the simulator does not model.
+	Extra url.Values
 	// LogOnly records the message in the account's log without sending the
 	// webhook: a text that arrived while the bridge was down and survives
 	// only in the log.
 	LogOnly bool
 }
 
+// WhatsAppDetails are the parts of an inbound WhatsApp message that become
+// webhook parameters of their own.
+type WhatsAppDetails struct {
+	// ProfileName is the contact's WhatsApp profile name (ProfileName).
+	ProfileName string
+	// ReplyTo is the SID of the message the contact replied to; the
+	// webhook carries it as OriginalRepliedMessageSid, with that message's
+	// sender as OriginalRepliedMessageSender.
+	ReplyTo string
+	// Location is a shared location (Latitude, Longitude, Address, Label).
+	Location *Location
+	// ButtonText and ButtonPayload are a tapped quick-reply button.
+	ButtonText, ButtonPayload string
+	// Referral is the click-to-WhatsApp ad the contact came from.
+	Referral *Referral
+	// Forwarded and FrequentlyForwarded mark forwarded messages.
+	Forwarded, FrequentlyForwarded bool
+}
+
+// Location is a location a WhatsApp contact shared.
+type Location struct {
+	Latitude, Longitude float64
+	Address, Label      string
+}
+
+// Referral is the ad a WhatsApp conversation started from (the Referral*
+// webhook parameters).
+type Referral struct {
+	Body, Headline, SourceID, SourceType, SourceURL, CtwaClid string
+}
+
 // InboundResult tells what became of an inbound message.
 type InboundResult struct {
 	MessageSID string // the logged message's SID
-	// Webhook is the request sent, nil when none was (LogOnly, no sms_url).
+	// Webhook is the request sent, nil when none was (LogOnly, no webhook
+	// URL).
 	Webhook *WebhookRequest
 	// Response is the bridge's answer; zero when no webhook was sent or the
 	// request failed.
@@ -154,9 +198,13 @@ type InboundResult struct {
 
 // SendInbound delivers an inbound message the way Twilio does: it records it
 // in the receiving account's message log (status received, SID SM... or
-// MM... with media), then posts the signed webhook to the number's sms_url
-// and returns the bridge's answer. The error reports a webhook that could not
-// be sent or answered; the message is logged regardless.
+// MM... with media), applies opt-out keywords, then posts the signed
+// webhook and returns the bridge's answer. The webhook goes to the
+// sender's own URL: a number's sms_url, or its Messaging Service's inbound
+// URL when the service has one; a WhatsApp sender's webhook, else its
+// service's, else the sms_url of the number with the same E.164; an RCS
+// sender's service. The error reports a webhook that could not be sent or
+// answered (a webhook fault included); the message is logged regardless.
 func (s *Server) SendInbound(ctx context.Context, in InboundMessage) (InboundResult, error) {
 	if in.From == "" {
 		return InboundResult{}, errors.New("twiliosim: inbound message needs a From")
@@ -171,34 +219,100 @@ func (s *Server) SendInbound(ctx context.Context, in InboundMessage) (InboundRes
 	}
 
 	s.mu.Lock()
-	n := s.numbers[in.To]
-	if n == nil {
+	dest, err := s.inboundTargetLocked(in)
+	if err != nil {
 		s.mu.Unlock()
-		return InboundResult{}, fmt.Errorf("twiliosim: inbound to %s: %w", in.To, ErrNotFound)
+		return InboundResult{}, err
 	}
 	if len(in.Media) > 0 && s.baseURL == "" {
 		s.mu.Unlock()
 		return InboundResult{}, errors.New("twiliosim: inbound media needs the simulator's URL: call Start or set Options.BaseURL")
 	}
-	acct := s.accounts[n.accountSID]
+	acct := dest.acct
 	m := s.recordInboundLocked(acct, in)
+	kind := ""
+	if m.channel == ChannelSMS {
+		kind = optOutType(in.Body)
+		if kind != "" {
+			acct.applyOptOut(kind, in.To, in.From)
+		}
+		acct.noteSticky(in.To, in.From)
+	}
 	res := InboundResult{MessageSID: m.sid}
 	if in.LogOnly {
 		s.mu.Unlock()
 		return res, nil
 	}
-	if n.smsURL == "" {
+	if dest.url == "" {
 		s.mu.Unlock()
-		return res, fmt.Errorf("twiliosim: inbound %s to %s: %w", m.sid, n.e164, ErrNoWebhook)
+		return res, fmt.Errorf("twiliosim: inbound %s to %s: %w", m.sid, in.To, ErrNoWebhook)
 	}
-	req := newWebhook(acct.authToken, n.smsURL, n.smsMethod, s.inboundFormLocked(m))
+	form, err := s.inboundFormLocked(acct, m, in, kind)
+	if err != nil {
+		s.mu.Unlock()
+		return res, err
+	}
+	req := newWebhook(acct.authToken, dest.url, dest.method, form)
 	s.webhooks[m.sid] = req
 	s.mu.Unlock()
 
 	res.Webhook = req.clone()
-	resp, err := s.send(ctx, req)
+	resp, err := s.deliver(ctx, WebhookIncoming, req)
 	res.Response = resp
 	return res, err
+}
+
+// inboundTarget is where an inbound message goes.
+type inboundTarget struct {
+	acct        *account
+	url, method string
+}
+
+// inboundTargetLocked finds the account and webhook of an inbound message.
+func (s *Server) inboundTargetLocked(in InboundMessage) (inboundTarget, error) {
+	channel, bare := splitAddress(in.To)
+	if fromChannel, fromBare := splitAddress(in.From); fromChannel != channel || (channel != ChannelSMS && !e164Pattern.MatchString(fromBare)) {
+		return inboundTarget{}, fmt.Errorf("twiliosim: inbound from %q to %q: a %s message comes from a %s address", in.From, in.To, channel, channel)
+	}
+	if in.WhatsApp != nil && channel != ChannelWhatsApp {
+		return inboundTarget{}, fmt.Errorf("twiliosim: WhatsApp details on a %s message to %s", channel, in.To)
+	}
+	if channel == ChannelSMS {
+		n := s.numbers[in.To]
+		if n == nil {
+			return inboundTarget{}, fmt.Errorf("twiliosim: inbound to %s: %w", in.To, ErrNotFound)
+		}
+		acct := s.accounts[n.accountSID]
+		url, method := acct.numberWebhook(n)
+		return inboundTarget{acct: acct, url: url, method: method}, nil
+	}
+	for _, acct := range s.accounts {
+		cs := acct.senderByAddress(in.To)
+		if cs == nil {
+			continue
+		}
+		t := inboundTarget{acct: acct, url: cs.webhookURL, method: cs.webhookMethod}
+		svc := acct.services[cs.serviceSID]
+		switch {
+		case t.url != "":
+		case svc != nil && svc.inboundURL != "":
+			t.url, t.method = svc.inboundURL, svc.inboundMethod
+		case acct.numberByE164(bare) != nil:
+			t.url, t.method = acct.numberWebhook(acct.numberByE164(bare))
+		}
+		return t, nil
+	}
+	return inboundTarget{}, fmt.Errorf("twiliosim: inbound to %s: %w", in.To, ErrNotFound)
+}
+
+// numberWebhook is where texts to a number go: its Messaging Service's
+// inbound URL when the service has one (and does not defer to the
+// numbers), else the number's sms_url.
+func (a *account) numberWebhook(n *phoneNumber) (url, method string) {
+	if svc := a.services[a.serviceOf(n.e164)]; svc != nil && svc.inboundURL != "" && !svc.useNumberWebhook {
+		return svc.inboundURL, svc.inboundMethod
+	}
+	return n.smsURL, n.smsMethod
 }
 
 // RedeliverInbound sends the exact webhook already sent for an inbound
@@ -212,7 +326,7 @@ func (s *Server) RedeliverInbound(ctx context.Context, messageSID string) (Inbou
 		return InboundResult{}, fmt.Errorf("twiliosim: no webhook was sent for %s: %w", messageSID, ErrNotFound)
 	}
 	res := InboundResult{MessageSID: messageSID, Webhook: req.clone()}
-	resp, err := s.send(ctx, req)
+	resp, err := s.deliver(ctx, WebhookIncoming, req)
 	res.Response = resp
 	return res, err
 }
@@ -224,6 +338,7 @@ func (s *Server) recordInboundLocked(acct *account, in InboundMessage) *message 
 	if len(in.Media) > 0 {
 		prefix = prefixMMS
 	}
+	channel, _ := splitAddress(in.To)
 	m := &message{
 		seq:         s.nextSeqLocked(),
 		sid:         newSID(prefix),
@@ -240,6 +355,10 @@ func (s *Server) recordInboundLocked(acct *account, in InboundMessage) *message 
 		updated:     now,
 		sent:        now,
 		done:        true,
+		channel:     channel,
+	}
+	if cs := acct.senderByAddress(in.To); cs != nil {
+		m.senderSID = cs.sid
 	}
 	for _, f := range in.Media {
 		s.storeMediaLocked(m, f, now)
@@ -250,36 +369,129 @@ func (s *Server) recordInboundLocked(acct *account, in InboundMessage) *message 
 	return m
 }
 
-// inboundFormLocked is the form Twilio posts for an incoming message.
-func (s *Server) inboundFormLocked(m *message) url.Values {
+// inboundFormLocked is the form Twilio posts for an incoming message. SMS
+// and MMS carry the geographic fields (ToCountry...) and, for a keyword,
+// OptOutType; WhatsApp carries its own fields instead, as in Twilio's
+// webhooks for WhatsApp senders.
+func (s *Server) inboundFormLocked(acct *account, m *message, in InboundMessage, optOut string) (url.Values, error) {
 	f := url.Values{}
-	f.Set("ToCountry", countryOf(m.to))
-	f.Set("ToState", "")
 	f.Set("SmsMessageSid", m.sid)
-	f.Set("NumMedia", strconv.Itoa(m.numMedia))
-	f.Set("ToCity", "")
-	f.Set("FromZip", "")
 	f.Set("SmsSid", m.sid)
-	f.Set("FromState", "")
-	f.Set("SmsStatus", StatusReceived)
-	f.Set("FromCity", "")
-	f.Set("Body", m.body)
-	f.Set("FromCountry", countryOf(m.from))
-	f.Set("To", m.to)
-	if m.serviceSID != "" {
-		f.Set("MessagingServiceSid", m.serviceSID)
-	}
-	f.Set("ToZip", "")
-	f.Set("NumSegments", strconv.Itoa(m.numSegments))
 	f.Set("MessageSid", m.sid)
 	f.Set("AccountSid", m.accountSID)
 	f.Set("From", m.from)
+	f.Set("To", m.to)
+	f.Set("Body", m.body)
+	f.Set("NumMedia", strconv.Itoa(m.numMedia))
+	f.Set("NumSegments", strconv.Itoa(m.numSegments))
+	f.Set("SmsStatus", StatusReceived)
 	f.Set("ApiVersion", apiVersion)
+	if m.serviceSID != "" {
+		f.Set("MessagingServiceSid", m.serviceSID)
+	}
 	for i, md := range m.media {
 		f.Set("MediaContentType"+strconv.Itoa(i), md.contentType)
 		f.Set("MediaUrl"+strconv.Itoa(i), s.baseURL+mediaContentPath(md.accountSID, md.parentSID, md.sid))
 	}
-	return f
+	switch m.channel {
+	case ChannelSMS:
+		for _, geo := range []string{"ToState", "ToCity", "ToZip", "FromState", "FromCity", "FromZip"} {
+			f.Set(geo, "")
+		}
+		f.Set("ToCountry", countryOf(m.to))
+		f.Set("FromCountry", countryOf(m.from))
+		if optOut != "" {
+			f.Set("OptOutType", optOut)
+		}
+	case ChannelWhatsApp:
+		if err := whatsAppFields(f, acct, m, in.WhatsApp); err != nil {
+			return nil, err
+		}
+	}
+	for k, vs := range in.Extra {
+		f[k] = append(f[k], vs...)
+	}
+	return f, nil
+}
+
+// whatsAppFields adds the WhatsApp parameters of an inbound message.
+func whatsAppFields(f url.Values, acct *account, m *message, d *WhatsAppDetails) error {
+	if d == nil {
+		d = &WhatsAppDetails{}
+	}
+	_, bare := splitAddress(m.from)
+	ctxFields := map[string]string{"WaId": strings.TrimPrefix(bare, "+")}
+	set := func(name, value string) {
+		if value != "" {
+			f.Set(name, value)
+			ctxFields[name] = value
+		}
+	}
+	f.Set("WaId", ctxFields["WaId"])
+	f.Set("ReferralNumMedia", "0")
+	f.Set("MessageType", whatsAppMessageType(m, d))
+	set("ProfileName", d.ProfileName)
+	set("ButtonText", d.ButtonText)
+	if d.ButtonPayload != "" {
+		f.Set("ButtonPayload", d.ButtonPayload)
+	}
+	if d.Forwarded || d.FrequentlyForwarded {
+		set("Forwarded", strconv.FormatBool(d.Forwarded))
+		set("FrequentlyForwarded", strconv.FormatBool(d.FrequentlyForwarded))
+	}
+	if d.ReplyTo != "" {
+		orig := acct.messageBySID[d.ReplyTo]
+		if orig == nil {
+			return fmt.Errorf("twiliosim: WhatsApp reply to %s: %w", d.ReplyTo, ErrNotFound)
+		}
+		f.Set("OriginalRepliedMessageSid", orig.sid)
+		f.Set("OriginalRepliedMessageSender", orig.from)
+	}
+	if l := d.Location; l != nil {
+		f.Set("Latitude", strconv.FormatFloat(l.Latitude, 'f', -1, 64))
+		f.Set("Longitude", strconv.FormatFloat(l.Longitude, 'f', -1, 64))
+		if l.Address != "" {
+			f.Set("Address", l.Address)
+		}
+		if l.Label != "" {
+			f.Set("Label", l.Label)
+		}
+	}
+	if r := d.Referral; r != nil {
+		for name, v := range map[string]string{
+			"ReferralBody": r.Body, "ReferralHeadline": r.Headline, "ReferralSourceId": r.SourceID,
+			"ReferralSourceType": r.SourceType, "ReferralSourceUrl": r.SourceURL, "ReferralCtwaClid": r.CtwaClid,
+		} {
+			if v != "" {
+				f.Set(name, v)
+			}
+		}
+	}
+	meta, err := json.Marshal(map[string]any{"type": ChannelWhatsApp, "data": map[string]any{"context": ctxFields}})
+	if err != nil {
+		return fmt.Errorf("twiliosim: encoding ChannelMetadata: %w", err)
+	}
+	f.Set("ChannelMetadata", string(meta))
+	return nil
+}
+
+// whatsAppMessageType is the MessageType parameter: text, the kind of the
+// first attachment, location, or interactive for a button reply.
+func whatsAppMessageType(m *message, d *WhatsAppDetails) string {
+	switch {
+	case d.Location != nil:
+		return "location"
+	case d.ButtonText != "" || d.ButtonPayload != "":
+		return "interactive"
+	case len(m.media) > 0:
+		for _, kind := range []string{"image", "video", "audio"} {
+			if strings.HasPrefix(m.media[0].contentType, kind+"/") {
+				return kind
+			}
+		}
+		return "document"
+	}
+	return "text"
 }
 
 // countryOf guesses the ISO country of a number from its calling code, for
