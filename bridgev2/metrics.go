@@ -18,6 +18,9 @@ type Metrics interface {
 	ActiveLogins(n int)
 	// PortalCreated counts a new portal room.
 	PortalCreated()
+	// OutcomeShown counts what the bridge put in a room to tell a sender
+	// what became of a message: "receipt", "status" or "notice".
+	OutcomeShown(kind string)
 }
 
 type noopMetrics struct{}
@@ -28,3 +31,4 @@ func (noopMetrics) QueueDepth(string, int)                {}
 func (noopMetrics) ActivePortals(int)                     {}
 func (noopMetrics) ActiveLogins(int)                      {}
 func (noopMetrics) PortalCreated()                        {}
+func (noopMetrics) OutcomeShown(string)                   {}

@@ -184,6 +184,7 @@ func (p *Portal) flushReports() {
 			p.Log.Warn().Err(err).Stringer("event_id", receipt.EventID).Msg("Could not send the delivery receipt")
 			failed = append(failed, receiptCovers...)
 		} else {
+			b.metrics.OutcomeShown("receipt")
 			p.lastReceipt = receipt.EventTS
 			shown = append(shown, receiptCovers...)
 		}
@@ -264,6 +265,7 @@ func (p *Portal) sendStatusEvent(ctx context.Context, r *pendingReport) bool {
 		p.Log.Warn().Err(err).Stringer("event_id", r.EventID).Msg("Could not send message status")
 		return !isRetriable(err)
 	}
+	b.metrics.OutcomeShown("status")
 	return true
 }
 
@@ -285,6 +287,7 @@ func (p *Portal) sendFailureNotice(ctx context.Context, r *pendingReport) bool {
 		p.Log.Warn().Err(err).Stringer("event_id", r.EventID).Msg("Could not send failure notice")
 		return !isRetriable(err)
 	}
+	b.metrics.OutcomeShown("notice")
 	return true
 }
 

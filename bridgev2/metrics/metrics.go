@@ -47,6 +47,7 @@ type Metrics struct {
 	activeLogins  prometheus.Gauge
 	portalCreated prometheus.Counter
 	apiErrors     *prometheus.CounterVec
+	outcomes      *prometheus.CounterVec
 
 	codesMu sync.Mutex
 	codes   map[string]map[string]struct{}
@@ -92,11 +93,15 @@ func New() *Metrics {
 			Namespace: namespace, Name: "api_errors_total",
 			Help: "Errors answered by the homeserver (system matrix) or the remote network's API, by error code.",
 		}, []string{"system", "code"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "message_outcomes_shown_total",
+			Help: "What the bridge put in rooms to tell senders what became of their messages: receipt (not a room event), status or notice (room events).",
+		}, []string{"kind"}),
 		codes: make(map[string]map[string]struct{}),
 	}
 	m.registry.MustRegister(
 		m.received, m.bridged, m.latency, m.queueDepth,
-		m.activePortals, m.activeLogins, m.portalCreated, m.apiErrors,
+		m.activePortals, m.activeLogins, m.portalCreated, m.apiErrors, m.outcomes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -154,6 +159,14 @@ func (m *Metrics) PortalCreated() {
 		return
 	}
 	m.portalCreated.Inc()
+}
+
+// OutcomeShown implements bridgev2.Metrics.
+func (m *Metrics) OutcomeShown(kind string) {
+	if m == nil {
+		return
+	}
+	m.outcomes.WithLabelValues(kind).Inc()
 }
 
 // ObserveAPIError counts an error answered by an API the bridge calls:

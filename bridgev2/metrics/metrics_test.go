@@ -77,6 +77,8 @@ func TestCoreMetricsAreExported(t *testing.T) {
 	m.ObserveAPIError("matrix", "M_FORBIDDEN")
 	m.ObserveAPIError("twilio", "20003")
 	m.ObserveAPIError("twilio", "20003")
+	m.OutcomeShown("receipt")
+	m.OutcomeShown("notice")
 
 	samples := scrape(t, m.Handler())
 	expectSamples(t, samples, map[string]string{
@@ -100,6 +102,8 @@ func TestCoreMetricsAreExported(t *testing.T) {
 		`trestle_portal_rooms_created_total`:                                    "2",
 		`trestle_api_errors_total{code="M_FORBIDDEN",system="matrix"}`:          "1",
 		`trestle_api_errors_total{code="20003",system="twilio"}`:                "2",
+		`trestle_message_outcomes_shown_total{kind="receipt"}`:                  "1",
+		`trestle_message_outcomes_shown_total{kind="notice"}`:                   "1",
 	})
 	// The runtime collectors are there too.
 	if _, ok := samples["go_goroutines"]; !ok {

@@ -36,7 +36,8 @@ func main() {
 	ghosts := flag.Int("ghosts", 1_000_000, "stored ghosts (-mode scale)")
 	mappings := flag.Int("mappings", 10_000_000, "stored message mappings (-mode scale)")
 	active := flag.Int("active", 1000, "stored portals made active after start-up (-mode scale)")
-	noStatuses := flag.Bool("no-status-events", false, "turn off message status events (each is one more homeserver event per message)")
+	statuses := flag.Bool("status-events", false, "turn on message status events (each is one more homeserver event per message; off in the shipped config)")
+	noReceipts := flag.Bool("no-delivery-receipts", false, "turn off the bridge bot's delivery receipts (on in the shipped config)")
 	flag.Parse()
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -53,7 +54,7 @@ func main() {
 	}
 	opts := bench.Options{
 		Dir: dir, Numbers: *numbers, Messages: *messages, Concurrency: *concurrency, Rate: *rateFlag, Batch: *batch,
-		Inbound: *direction != "out", Outbound: *direction != "in", Progress: os.Stderr, NoStatusEvents: *noStatuses,
+		Inbound: *direction != "out", Outbound: *direction != "in", Progress: os.Stderr, StatusEvents: *statuses, NoDeliveryReceipts: *noReceipts,
 	}
 	if *dbType == "postgres" {
 		opts.DatabaseType, opts.DatabaseURI = "postgres", *dbURI

@@ -31,10 +31,17 @@ type DendriteReport struct {
 	OutboundCeiling  Summary
 	InboundCPUPer1K  time.Duration
 	OutboundCPUPer1K time.Duration
-	// OutboundStatuses is how many message status events the bridge sent
-	// for the outbound texts, counted once the ceiling run is over: each is
-	// one more event Dendrite takes for a bridged text.
+	// OutboundStatuses is how many room events (message status events and
+	// notices) the bridge bot sent for the outbound texts, counted once the
+	// ceiling run is over: each is one more event Dendrite takes for a
+	// bridged text.
 	OutboundStatuses int64
+	// OutboundReceipts is how many read receipts the bridge bot sent for
+	// them, and ReceiptedRooms how many portals ended with the bot's
+	// receipt on their newest text (the sender sees every text delivered).
+	OutboundReceipts int64
+	ReceiptedRooms   int
+	OutboundRooms    int
 	PeakRSS          int64
 }
 
@@ -53,8 +60,10 @@ func (r *DendriteReport) Text() string {
 		fmt.Fprintf(&sb, "outbound ceiling (the user sends the same to Dendrite, as many unbridged rooms): %s\n", r.OutboundCeiling)
 		fmt.Fprintf(&sb, "outbound bridged / ceiling: %.0f%%\n", 100*r.Outbound.Throughput/r.OutboundCeiling.Throughput)
 		perText := 1 + float64(r.OutboundStatuses)/float64(r.Outbound.Count)
-		fmt.Fprintf(&sb, "outbound homeserver events per bridged text: %.2f (the text and %d status events for %d texts), %.0f events/s\n",
+		fmt.Fprintf(&sb, "outbound homeserver events per bridged text: %.2f (the text and %d status events or notices for %d texts), %.0f events/s\n",
 			perText, r.OutboundStatuses, r.Outbound.Count, perText*r.Outbound.Throughput)
+		fmt.Fprintf(&sb, "outbound delivery receipts: %d for %d texts; %d of %d portals show their newest text delivered\n",
+			r.OutboundReceipts, r.Outbound.Count, r.ReceiptedRooms, r.OutboundRooms)
 	}
 	fmt.Fprintf(&sb, "bridge peak RSS: %.1f MB", float64(r.PeakRSS)/(1<<20))
 	return sb.String()
@@ -68,8 +77,16 @@ type dendriteRun struct {
 	account *twiliosim.Account
 	number  string
 	arrived atomic.Pointer[Latencies]
-	// statuses counts the message status events the bot's sync saw.
-	statuses atomic.Int64
+	// statuses counts the status events and notices the bot's sync saw
+	// from the bot; receipted is the newest event of each room it saw the
+	// bot's read receipt on.
+	statuses  atomic.Int64
+	receipted sync.Map // room ID -> event ID
+	// sentMu guards sentIndex (event ID -> send number) and roomNewest
+	// (room ID -> highest send number in it).
+	sentMu     sync.Mutex
+	sentIndex  map[id.EventID]int
+	roomNewest map[id.RoomID]int
 	// botPaused stops the bot's sync, which only times inbound texts, so
 	// that it costs Dendrite nothing while outbound is measured; botSyncs
 	// counts its completed syncs.
@@ -84,11 +101,18 @@ func RunDendrite(ctx context.Context, opts Options) (*DendriteReport, error) {
 		return nil, errors.New("numbers, messages and concurrency must be positive")
 	}
 	opts.progress("starting Dendrite, the Twilio simulator and the bridge (the first run builds Dendrite)")
+	metricsPort, err := rig.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
 	env, err := rig.StartEnv(ctx, rig.EnvOptions{
 		Dir: opts.Dir, DatabaseType: opts.DatabaseType, DatabaseURI: opts.DatabaseURI,
 		ConfigEdits: map[string]any{
 			"network.max_send_rate": 0, "network.backfill_limit": 0, "logging.level": "info",
-			"homeserver.sync_redactions": false, "bridge.message_status_events": !opts.NoStatusEvents,
+			"homeserver.sync_redactions": false, "bridge.message_status_events": opts.StatusEvents,
+			"bridge.delivery_receipts": !opts.NoDeliveryReceipts,
+			"metrics.enabled":          true, "metrics.listen": fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		},
 		DendriteOptions: rigDendriteQuiet(),
 	})
@@ -142,6 +166,7 @@ func RunDendrite(ctx context.Context, opts Options) (*DendriteReport, error) {
 		r.botPaused.Store(true)
 		before, _ := ReadProcStats(env.Bridge.PID())
 		statusesBefore := r.statuses.Load()
+		receiptsBefore, _ := scrapeCounter(ctx, metricsURL, `trestle_message_outcomes_shown_total{kind="receipt"}`)
 		if report.Outbound, err = r.outbound(ctx, false); err != nil {
 			return nil, err
 		}
@@ -157,6 +182,12 @@ func RunDendrite(ctx context.Context, opts Options) (*DendriteReport, error) {
 			return nil, err
 		}
 		report.OutboundStatuses = r.statuses.Load() - statusesBefore
+		report.ReceiptedRooms, report.OutboundRooms = r.awaitReceipts(ctx, 30*time.Second)
+		receiptsAfter, err := scrapeCounter(ctx, metricsURL, `trestle_message_outcomes_shown_total{kind="receipt"}`)
+		if err != nil {
+			return nil, err
+		}
+		report.OutboundReceipts = int64(receiptsAfter - receiptsBefore)
 		opts.progress("outbound ceiling: %s", report.OutboundCeiling)
 	}
 	st, _ := ReadProcStats(env.Bridge.PID())
@@ -232,7 +263,7 @@ func (r *dendriteRun) syncLoop(ctx context.Context, cli *mautrix.Client, timing 
 	// "limited" (which would skip events and lose their timing).
 	filter := ""
 	if timing {
-		filter = `{"presence":{"types":[]},"account_data":{"types":[]},"room":{"state":{"types":[]},"ephemeral":{"types":[]},` +
+		filter = `{"presence":{"types":[]},"account_data":{"types":[]},"room":{"state":{"types":[]},"ephemeral":{"types":["m.receipt"]},` +
 			`"account_data":{"types":[]},"timeline":{"types":["m.room.message","com.beeper.message_send_status"],"limit":5000}}}`
 	}
 	for ctx.Err() == nil {
@@ -259,7 +290,16 @@ func (r *dendriteRun) syncLoop(ctx context.Context, cli *mautrix.Client, timing 
 			}
 			continue
 		}
+		bot := id.NewUserID("twiliobot", "localhost")
 		for roomID, room := range resp.Rooms.Join {
+			for _, evt := range room.Ephemeral.Events {
+				_ = evt.Content.ParseRaw(evt.Type)
+				for eventID, byType := range *evt.Content.AsReceipt() {
+					if _, ok := byType[event.ReceiptTypeRead][bot]; ok {
+						r.receipted.Store(roomID, eventID)
+					}
+				}
+			}
 			for _, evt := range room.Timeline.Events {
 				if evt.Type == event.BeeperMessageStatus {
 					r.statuses.Add(1)
@@ -269,6 +309,10 @@ func (r *dendriteRun) syncLoop(ctx context.Context, cli *mautrix.Client, timing 
 				}
 				_ = evt.Content.ParseRaw(evt.Type)
 				body := evt.Content.AsMessage().Body
+				if evt.Sender == bot {
+					r.statuses.Add(1) // a notice
+					continue
+				}
 				// The creation ceiling's rooms (texts tagged "ceil-") look
 				// like portals but are not bridged: outbound must not use them.
 				if remote, ok := strings.CutPrefix(string(evt.Sender), "@twilio_"); ok && !strings.HasPrefix(body, "ceil-") {
@@ -449,9 +493,13 @@ func (r *dendriteRun) outbound(ctx context.Context, ceiling bool) (Summary, erro
 	err := parallel(ctx, count, r.opts.Concurrency, func(i int) error {
 		token := fmt.Sprintf("%s-%d bench text", tag, i)
 		lat.Sent(token, time.Now())
-		_, err := r.user.SendText(ctx, rooms[i%len(rooms)], token)
+		room := rooms[i%len(rooms)]
+		resp, err := r.user.SendText(ctx, room, token)
 		if ceiling && err == nil {
 			lat.Arrived(token, time.Now())
+		}
+		if !ceiling && err == nil {
+			r.noteSent(room, resp.EventID, i)
 		}
 		return err
 	})
@@ -459,6 +507,43 @@ func (r *dendriteRun) outbound(ctx context.Context, ceiling bool) (Summary, erro
 		return Summary{}, err
 	}
 	return waitAll(ctx, lat, start)
+}
+
+// noteSent remembers the order of the user's outbound texts per portal.
+func (r *dendriteRun) noteSent(room id.RoomID, eventID id.EventID, i int) {
+	r.sentMu.Lock()
+	defer r.sentMu.Unlock()
+	if r.sentIndex == nil {
+		r.sentIndex, r.roomNewest = map[id.EventID]int{}, map[id.RoomID]int{}
+	}
+	r.sentIndex[eventID] = i
+	if n, ok := r.roomNewest[room]; !ok || i > n {
+		r.roomNewest[room] = i
+	}
+}
+
+// awaitReceipts waits, at most limit, for the bridge bot's receipt on the
+// newest text of every portal the user sent in, and returns how many got it
+// of how many. Texts sent at the same time have no newest among them, so a
+// receipt on any of the last Concurrency texts of a portal counts.
+func (r *dendriteRun) awaitReceipts(ctx context.Context, limit time.Duration) (receipted, rooms int) {
+	deadline := time.Now().Add(limit)
+	for {
+		r.sentMu.Lock()
+		receipted, rooms = 0, len(r.roomNewest)
+		for room, newest := range r.roomNewest {
+			if got, ok := r.receipted.Load(room); ok {
+				if i, ok := r.sentIndex[got.(id.EventID)]; ok && i > newest-r.opts.Concurrency {
+					receipted++
+				}
+			}
+		}
+		r.sentMu.Unlock()
+		if receipted == rooms || time.Now().After(deadline) || ctx.Err() != nil {
+			return receipted, rooms
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // watchSimulator polls the simulator's outbound log for new messages.

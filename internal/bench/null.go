@@ -43,9 +43,13 @@ type Options struct {
 	Inbound, Outbound bool
 	// Progress receives human-readable progress lines.
 	Progress io.Writer
-	// NoStatusEvents turns off com.beeper.message_send_status events, each
-	// of which is one more event the homeserver must store per message.
-	NoStatusEvents bool
+	// StatusEvents turns on com.beeper.message_send_status events (off in
+	// the shipped config), each one more event the homeserver stores per
+	// message.
+	StatusEvents bool
+	// NoDeliveryReceipts turns off the bridge bot's delivery receipts (on in
+	// the shipped config).
+	NoDeliveryReceipts bool
 }
 
 // Report is what a run measured.
@@ -199,7 +203,8 @@ func startNull(ctx context.Context, opts Options) (r *nullRun, bridgeURL string,
 		"network.api_url":              twServer.URL,
 		"network.max_send_rate":        0,
 		"network.backfill_limit":       0,
-		"bridge.message_status_events": !opts.NoStatusEvents,
+		"bridge.message_status_events": opts.StatusEvents,
+		"bridge.delivery_receipts":     !opts.NoDeliveryReceipts,
 	})
 	if err != nil {
 		return nil, "", cleanup, err

@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -152,4 +155,28 @@ func (r *Report) Text() string {
 	}
 	fmt.Fprintf(&sb, "bridge peak RSS: %.1f MB", float64(r.PeakRSS)/(1<<20))
 	return sb.String()
+}
+
+// scrapeCounter reads one sample of a Prometheus text exposition, by its
+// full name with labels as printed; a series not exported yet reads 0.
+func scrapeCounter(ctx context.Context, url, series string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if value, ok := strings.CutPrefix(line, series+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(value), 64)
+		}
+	}
+	return 0, nil
 }
