@@ -265,9 +265,12 @@ func (p *Portal) writeSent(ctx context.Context, row *database.OutboundEvent, evt
 			} else if !errors.Is(err, database.ErrNotFound) {
 				return err
 			}
-			ts := s.Timestamp
-			if ts.IsZero() {
-				ts = time.UnixMilli(evt.Timestamp)
+			// The Matrix event's time, to the millisecond: reports order
+			// the messages of a portal by it (networks like Twilio give
+			// whole seconds).
+			ts := time.UnixMilli(evt.Timestamp)
+			if evt.Timestamp == 0 {
+				ts = s.Timestamp
 			}
 			m := &database.Message{
 				Portal: p.PortalKey, ID: s.ID, PartID: s.PartID, MXID: evt.ID,

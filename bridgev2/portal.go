@@ -41,10 +41,14 @@ type Portal struct {
 	statusMu       sync.Mutex
 	pendingReports map[id.EventID]*pendingReport
 	flushScheduled bool
+	flushTimer     *time.Timer
+	flushAt        time.Time
 	reportAttempts int
 	// lastReceipt is the send time of the newest message the bridge bot
 	// sent a receipt for; touched by the statuses lane only.
 	lastReceipt time.Time
+	// receiptSentAt is when the bot last sent a receipt in the portal.
+	receiptSentAt time.Time
 	// lastUsed is when the portal was last looked up; guarded by the
 	// bridge's portalsMu, so a lookup and an eviction never interleave.
 	lastUsed time.Time

@@ -111,26 +111,41 @@ func (p *Portal) enqueueReport(r *pendingReport) {
 	push()
 }
 
-// scheduleFlushLocked makes sure one flush of the pending reports is on
-// its way, after delay; statusMu is held, so the push itself happens on a
-// timer (or, for no delay, is returned for the caller to run unlocked).
+// scheduleFlushLocked makes sure a flush of the pending reports runs after
+// delay (now, for zero), without piling up flushes: one is queued on the
+// lane at a time, and the portal keeps one timer, for the earliest time
+// asked. statusMu is held, so an immediate push is returned for the caller
+// to run once it unlocked.
 func (p *Portal) scheduleFlushLocked(delay time.Duration) (pushNow func()) {
-	if p.flushScheduled {
-		return func() {}
-	}
-	p.flushScheduled = true
-	push := func() {
-		if !p.statuses.push(p.flushReports) {
-			// Stopping: the outbox replays what is left at the next start.
-			p.statusMu.Lock()
-			p.flushScheduled = false
-			p.statusMu.Unlock()
+	if delay <= 0 {
+		if p.flushScheduled {
+			return func() {}
+		}
+		p.flushScheduled = true
+		return func() {
+			if !p.statuses.push(p.flushReports) {
+				// Stopping: the outbox replays what is left at the next start.
+				p.statusMu.Lock()
+				p.flushScheduled = false
+				p.statusMu.Unlock()
+			}
 		}
 	}
-	if delay == 0 {
-		return push
+	at := time.Now().Add(delay)
+	if p.flushTimer != nil && !p.flushAt.After(at) {
+		return func() {}
 	}
-	time.AfterFunc(delay, push)
+	if p.flushTimer != nil {
+		p.flushTimer.Stop()
+	}
+	p.flushAt = at
+	p.flushTimer = time.AfterFunc(delay, func() {
+		p.statusMu.Lock()
+		p.flushTimer = nil
+		push := p.scheduleFlushLocked(0)
+		p.statusMu.Unlock()
+		push()
+	})
 	return func() {}
 }
 
@@ -177,15 +192,19 @@ func (p *Portal) flushReports() {
 	}
 	if receipt != nil {
 		// A receipt covers every earlier message, and one that would move
-		// backwards (a later message was receipted first) is not sent.
-		if receipt.EventTS.Before(p.lastReceipt) {
+		// backwards (a later message was receipted first) is not sent. In a
+		// busy portal receipts wait for receiptInterval since the last one,
+		// so that a burst costs the homeserver a few, not one per text.
+		if wait := time.Until(p.receiptSentAt.Add(receiptInterval)); wait > 0 && !receipt.EventTS.Before(p.lastReceipt) {
+			p.deferReports(receiptCovers, wait)
+		} else if receipt.EventTS.Before(p.lastReceipt) {
 			shown = append(shown, receiptCovers...)
 		} else if err := b.Matrix.MarkRead(ctx, b.Matrix.BotUserID(), receipt.RoomID, receipt.EventID); err != nil {
 			p.Log.Warn().Err(err).Stringer("event_id", receipt.EventID).Msg("Could not send the delivery receipt")
 			failed = append(failed, receiptCovers...)
 		} else {
 			b.metrics.OutcomeShown("receipt")
-			p.lastReceipt = receipt.EventTS
+			p.lastReceipt, p.receiptSentAt = receipt.EventTS, time.Now()
 			shown = append(shown, receiptCovers...)
 		}
 	}
@@ -197,9 +216,33 @@ func (p *Portal) flushReports() {
 	}
 }
 
+// receiptInterval is the least time between two of the bot's receipts in
+// one portal: unnoticeable to a sender, and under load it folds many
+// receipts into one.
+const receiptInterval = time.Second
+
+// deferReports puts reports back in the queue to be shown after wait,
+// unless a newer report replaced them meanwhile.
+func (p *Portal) deferReports(reports []*pendingReport, wait time.Duration) {
+	p.statusMu.Lock()
+	defer p.statusMu.Unlock()
+	if p.pendingReports == nil {
+		p.pendingReports = make(map[id.EventID]*pendingReport)
+	}
+	for _, r := range reports {
+		if old := p.pendingReports[r.EventID]; old == nil || old.rank() < r.rank() {
+			p.pendingReports[r.EventID] = r
+		}
+	}
+	p.scheduleFlushLocked(wait)()
+}
+
 // forgetReports deletes shown reports from the outbox.
 func (p *Portal) forgetReports(ctx context.Context, shown []*pendingReport) {
 	b := p.Bridge
+	if !slices.ContainsFunc(shown, func(r *pendingReport) bool { return r.persisted }) {
+		return
+	}
 	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
 		for _, r := range shown {
 			if r.persisted {
@@ -230,7 +273,7 @@ func (p *Portal) retryReports(failed []*pendingReport) {
 			p.pendingReports[r.EventID] = r
 		}
 	}
-	p.scheduleFlushLocked(backoff(p.reportAttempts))
+	p.scheduleFlushLocked(backoff(p.reportAttempts))()
 }
 
 // sendStatusEvent sends the com.beeper.message_send_status event of a

@@ -357,6 +357,21 @@ func TestCrashesAndOutagesUnderMixedLoadLoseNothingAndDoubleNothing(t *testing.T
 	if err := waitInbound(settle, alice, remotes, wantIn); err != nil {
 		t.Errorf("not every inbound text reached Matrix: %v", err)
 	}
+	// Every outcome reached the sender too: a text's outcome is journalled
+	// in the commit that records its send, so a kill before it was shown
+	// only delays it.
+	sentMu.Lock()
+	for evtID, body := range sentEvents {
+		_, portal, _, _ := parseBody(body)
+		if _, err := alice.Client.WaitForEvent(settle, rooms[portal], func(e *event.Event) bool {
+			c, ok := statusContent(e)
+			return ok && c.RelatesTo.EventID == evtID && c.Status != event.MessageStatusRetriable
+		}); err != nil {
+			t.Errorf("the outcome of %q never reached the sender: %v", body, err)
+			break
+		}
+	}
+	sentMu.Unlock()
 	db := w.db()
 	if err := w.waitJournalsDrained(settle, db); err != nil {
 		t.Error(err)
