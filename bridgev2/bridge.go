@@ -100,6 +100,9 @@ type Bridge struct {
 	metrics  Metrics
 	// startedAt is when Start began; see replayGrace.
 	startedAt time.Time
+	// leader is whether this process delivers; see leader.go.
+	leader     leadership
+	leaderOnce sync.Once
 }
 
 // maxConcurrentRoomCreations bounds concurrent portal room creations.
@@ -138,6 +141,11 @@ func New(opts Options) (*Bridge, error) {
 	if b.metrics == nil {
 		b.metrics = noopMetrics{}
 	}
+	b.leader = leadership{
+		instance: randomHex(8), ha: opts.DB.Dialect == database.Postgres,
+		leadingCh: make(chan struct{}), lostCh: make(chan struct{}), claimed: map[string]int64{},
+		kick: make(chan struct{}, 1),
+	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	// Public media URLs must verify across restarts, so the key is derived
 	// from a secret that persists: the appservice token.
@@ -150,9 +158,12 @@ func New(opts Options) (*Bridge, error) {
 	return b, nil
 }
 
-// Start registers the bot, replays both journals into portal workers, and
-// connects every stored login. Call it before serving HTTP, so that replayed
-// events are queued ahead of new ones.
+// Start registers the bot and loads the logins. With SQLite it then leads
+// at once: it replays both journals into portal workers and connects every
+// login, before it returns, so call it before serving HTTP and replayed
+// events are queued ahead of new ones. With PostgreSQL it returns as a
+// standby that ingests, and campaigns for the leader lease in the
+// background (see leader.go).
 func (b *Bridge) Start(ctx context.Context) error {
 	b.startedAt = time.Now()
 	bot := b.Matrix.BotUserID()
@@ -162,21 +173,20 @@ func (b *Bridge) Start(ctx context.Context) error {
 	if err := b.Matrix.SetProfile(ctx, bot, b.Config.AppService.Bot.Displayname, id.ContentURIString(b.Config.AppService.Bot.Avatar)); err != nil {
 		b.Log.Warn().Err(err).Msg("Could not set the bridge bot's profile")
 	}
-	if err := b.loadLogins(ctx); err != nil {
+	if err := b.reloadLogins(ctx); err != nil {
 		return err
 	}
-	if err := b.replayInbound(ctx); err != nil {
-		return err
+	if !b.leader.ha {
+		if err := b.lead(ctx); err != nil {
+			return err
+		}
+		b.Log.Info().Msg("Bridge started")
+		return nil
 	}
-	if err := b.replayOutbound(ctx); err != nil {
-		return err
-	}
-	if err := b.replayReports(ctx); err != nil {
-		return fmt.Errorf("read undelivered message outcomes: %w", err)
-	}
-	b.bgDone.Add(1)
-	go b.housekeeping()
-	b.Log.Info().Msg("Bridge started")
+	b.bgDone.Add(2)
+	go b.campaign()
+	go b.followLogins()
+	b.Log.Info().Str("instance", b.leader.instance).Msg("Bridge started as a standby; campaigning for the leader lease")
 	return nil
 }
 

@@ -47,6 +47,9 @@ func (l *UserLogin) Ingest(ctx context.Context, evt *RemoteEvent) (IngestResult,
 		evt.Timestamp = time.Now()
 	}
 	if evt.Kind == RemoteTyping {
+		if !b.Leading() {
+			return Journalled, nil // ephemeral: only the leader shows it
+		}
 		portal, err := b.GetPortal(ctx, evt.Portal)
 		if err != nil {
 			return 0, err
@@ -68,8 +71,10 @@ func (l *UserLogin) Ingest(ctx context.Context, evt *RemoteEvent) (IngestResult,
 	row := &database.InboundEvent{LoginID: l.ID, Portal: evt.Portal, DedupKey: key, Payload: payload}
 	var inserted bool
 	err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
-		inserted, err = b.DB.Inbound.Insert(ctx, tx, row)
-		return err
+		if inserted, err = b.DB.Inbound.Insert(ctx, tx, row); err != nil || !inserted {
+			return err
+		}
+		return b.notifyLeader(ctx, tx)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("journal remote event: %w", err)
@@ -138,13 +143,32 @@ func (l *UserLogin) validate(evt *RemoteEvent) error {
 	return nil
 }
 
-// dispatchInbound queues a journalled event on its portal's inbound lane.
-// If the portal cannot even be loaded (the database is down), the event
-// stays pending and is picked up by the next replay.
-//
-// replayed marks an event that was already pending when the bridge started:
-// a previous run may have been sending it to Matrix when it stopped.
+// dispatchInbound queues a freshly journalled event on its portal's inbound
+// lane, on the leader; on a standby the leader picks it up from the journal.
 func (b *Bridge) dispatchInbound(ctx context.Context, row *database.InboundEvent, evt *RemoteEvent, replayed bool) {
+	b.leader.dispatchMu.RLock()
+	defer b.leader.dispatchMu.RUnlock()
+	switch {
+	case !b.Leading():
+	case b.leader.ha:
+		b.kickScan() // in journal order with what standbys took in
+	default:
+		b.queueInbound(ctx, row, evt, replayed)
+	}
+}
+
+// queueInbound queues a journalled event on its portal's inbound lane,
+// unless it is queued already. If the portal cannot even be loaded (the
+// database is down), the event stays pending and is picked up by the next
+// replay.
+//
+// replayed marks an event that was already pending when this process began
+// leading: the previous leader may have been sending it to Matrix when it
+// stopped.
+func (b *Bridge) queueInbound(ctx context.Context, row *database.InboundEvent, evt *RemoteEvent, replayed bool) {
+	if !b.claim("in", row.Seq) {
+		return
+	}
 	portal, err := b.GetPortal(ctx, evt.Portal)
 	if err != nil {
 		b.Log.Err(err).Int64("journal_seq", row.Seq).Msg("Could not load portal for a journalled event; it will be retried at the next start")
@@ -168,14 +192,9 @@ func (b *Bridge) replayInbound(ctx context.Context) error {
 		}
 		for _, row := range rows {
 			after = row.Seq
-			var evt RemoteEvent
-			if err := json.Unmarshal(row.Payload, &evt); err != nil {
-				b.Log.Err(err).Int64("journal_seq", row.Seq).Msg("Unreadable inbound journal entry")
-				b.finishInbound(ctx, row, database.StateFailed, "unreadable journal entry: "+err.Error())
-				continue
+			if b.dispatchJournalled(ctx, row, true) {
+				total++
 			}
-			b.dispatchInbound(ctx, row, &evt, true)
-			total++
 		}
 		if len(rows) < 1000 {
 			break
@@ -185,6 +204,19 @@ func (b *Bridge) replayInbound(ctx context.Context) error {
 		b.Log.Info().Int("count", total).Msg("Replaying undelivered remote events")
 	}
 	return nil
+}
+
+// dispatchJournalled queues a pending journal row read back from the
+// database, and reports whether it was readable.
+func (b *Bridge) dispatchJournalled(ctx context.Context, row *database.InboundEvent, replayed bool) bool {
+	var evt RemoteEvent
+	if err := json.Unmarshal(row.Payload, &evt); err != nil {
+		b.Log.Err(err).Int64("journal_seq", row.Seq).Msg("Unreadable inbound journal entry")
+		b.finishInbound(ctx, row, database.StateFailed, "unreadable journal entry: "+err.Error())
+		return false
+	}
+	b.queueInbound(ctx, row, &evt, replayed)
+	return true
 }
 
 // finishInbound marks a journal entry done or failed.

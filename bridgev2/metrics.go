@@ -21,6 +21,8 @@ type Metrics interface {
 	// OutcomeShown counts what the bridge put in a room to tell a sender
 	// what became of a message: "receipt", "status" or "notice".
 	OutcomeShown(kind string)
+	// Leading reports whether this process leads (delivers).
+	Leading(bool)
 }
 
 type noopMetrics struct{}
@@ -32,3 +34,4 @@ func (noopMetrics) ActivePortals(int)                     {}
 func (noopMetrics) ActiveLogins(int)                      {}
 func (noopMetrics) PortalCreated()                        {}
 func (noopMetrics) OutcomeShown(string)                   {}
+func (noopMetrics) Leading(bool)                          {}

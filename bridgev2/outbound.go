@@ -129,9 +129,14 @@ func (p *Portal) send(ctx context.Context, row *database.OutboundEvent, out Outg
 	reconciler, canReconcile := base.Login.Client.(SendReconciler)
 	unsure := row.State == database.StateSending
 	if !unsure {
-		if err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
-			return b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSending, "")
-		}); err != nil {
+		lease := b.currentLease()
+		err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+			return b.DB.Outbound.MarkSending(ctx, tx, row.Seq, lease)
+		})
+		if errors.Is(err, database.ErrFenced) {
+			b.loseLeadership("another process took the lease")
+			return errShutdownRetry
+		} else if err != nil {
 			return RetriableError("Could not record the send.", err)
 		}
 	}

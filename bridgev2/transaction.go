@@ -77,18 +77,31 @@ func (b *Bridge) HandleTransaction(ctx context.Context, txnID string, events, ep
 				return err
 			}
 		}
+		if len(keep) > 0 {
+			return b.notifyLeader(ctx, tx)
+		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("journal transaction: %w", err)
 	}
+	b.leader.dispatchMu.RLock()
+	leading := b.Leading()
 	for i, j := range keep {
 		if inserted[i] {
 			b.metrics.Received("outbound")
-			b.dispatchOutbound(ctx, j.row, j.evt)
+			switch {
+			case !leading:
+			case b.leader.ha:
+				b.kickScan() // in journal order with what standbys took in
+			default:
+				b.dispatchOutbound(ctx, j.row, j.evt)
+			}
 		}
 	}
-	if !isNew {
+	b.leader.dispatchMu.RUnlock()
+	if !isNew || !leading {
+		// Receipts and typing are not journalled: a standby drops them.
 		return nil
 	}
 	for _, raw := range ephemeral {
@@ -147,6 +160,9 @@ func (b *Bridge) wantsEvent(evt *event.Event) bool {
 // portal's outbound lane for portal rooms, the sender's command lane for
 // everything addressed to the bot.
 func (b *Bridge) dispatchOutbound(ctx context.Context, row *database.OutboundEvent, evt *event.Event) {
+	if !b.claim("out", row.Seq) {
+		return
+	}
 	user, err := b.GetUser(ctx, evt.Sender)
 	if err != nil {
 		b.Log.Err(err).Stringer("event_id", evt.ID).Msg("Could not load sender of a journalled event; it will be retried at the next start")

@@ -71,27 +71,6 @@ func (b *Bridge) GetLogin(loginID networkid.UserLoginID) *UserLogin {
 	return b.logins[loginID]
 }
 
-// loadLogins loads and connects every stored login.
-func (b *Bridge) loadLogins(ctx context.Context) error {
-	rows, err := b.DB.Logins.GetAll(ctx)
-	if err != nil {
-		return fmt.Errorf("load logins: %w", err)
-	}
-	for _, row := range rows {
-		user, err := b.GetUser(ctx, row.UserMXID)
-		if err != nil {
-			return err
-		}
-		login, err := b.activateLogin(ctx, user, row)
-		if err != nil {
-			b.Log.Err(err).Str("login_id", string(row.ID)).Msg("Could not load login")
-			continue
-		}
-		go login.connect(b.ctx)
-	}
-	return nil
-}
-
 func (b *Bridge) activateLogin(ctx context.Context, user *User, row *database.UserLogin) (*UserLogin, error) {
 	l := &UserLogin{UserLogin: row, Bridge: b, User: user}
 	l.Log = b.Log.With().Str("login_id", string(row.ID)).Logger()
@@ -139,7 +118,10 @@ func (u *User) NewLogin(ctx context.Context, params NewLoginParams) (*UserLogin,
 		if err := b.DB.Users.Upsert(ctx, tx, &database.User{MXID: u.MXID, ManagementRoom: u.ManagementRoom()}); err != nil {
 			return err
 		}
-		return b.DB.Logins.Upsert(ctx, tx, row)
+		if err := b.DB.Logins.Upsert(ctx, tx, row); err != nil {
+			return err
+		}
+		return b.notifyLogin(ctx, tx, row.ID)
 	})
 	if err != nil && old != nil {
 		old.replaced.Store(false)
@@ -156,7 +138,9 @@ func (u *User) NewLogin(ctx context.Context, params NewLoginParams) (*UserLogin,
 	if err != nil {
 		return nil, err
 	}
-	login.connect(b.ctx)
+	if b.Leading() {
+		login.connect(b.ctx)
+	}
 	return login, nil
 }
 
@@ -171,7 +155,10 @@ func (l *UserLogin) Save(ctx context.Context) error {
 		return err
 	}
 	return l.Bridge.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
-		return l.Bridge.DB.Logins.Upsert(ctx, tx, row)
+		if err := l.Bridge.DB.Logins.Upsert(ctx, tx, row); err != nil {
+			return err
+		}
+		return l.Bridge.notifyLogin(ctx, tx, row.ID)
 	})
 }
 
@@ -285,7 +272,10 @@ func (l *UserLogin) Logout(ctx context.Context) error {
 				return err
 			}
 		}
-		return b.DB.Logins.Delete(ctx, tx, l.ID)
+		if err := b.DB.Logins.Delete(ctx, tx, l.ID); err != nil {
+			return err
+		}
+		return b.notifyLogin(ctx, tx, l.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("delete login: %w", err)

@@ -68,6 +68,9 @@ type Database struct {
 	// URI is a file path for SQLite, a connection URL for PostgreSQL.
 	URI          string `yaml:"uri"`
 	MaxOpenConns int    `yaml:"max_open_conns"`
+	// TakeoverTimeout is, with PostgreSQL, how soon after the leader
+	// stopped a standby process sharing the database takes over.
+	TakeoverTimeout time.Duration `yaml:"takeover_timeout"`
 }
 
 // Bridge holds the core's behaviour settings.

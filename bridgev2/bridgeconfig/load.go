@@ -84,6 +84,9 @@ func lookup(node *yaml.Node, path string) *yaml.Node {
 
 // ApplyDefaults fills in defaults for keys left out; Parse calls it.
 func (c *Config) ApplyDefaults() {
+	if c.Database.TakeoverTimeout == 0 {
+		c.Database.TakeoverTimeout = 10 * time.Second
+	}
 	b := &c.Bridge
 	if b.DeliveryRetryFor == 0 {
 		b.DeliveryRetryFor = 24 * time.Hour
@@ -159,6 +162,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Database.URI == "" {
 		return errors.New("config key database.uri is empty")
+	}
+	if c.Database.TakeoverTimeout < time.Second {
+		return fmt.Errorf("config key database.takeover_timeout must be at least 1s, not %s", c.Database.TakeoverTimeout)
 	}
 	for key, level := range c.Bridge.Permissions {
 		if _, err := ParseLevel(level); err != nil {

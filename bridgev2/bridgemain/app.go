@@ -106,7 +106,10 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 	mux := http.NewServeMux()
 	matrix.NewAppService(cfg.AppService.HSToken, mx, br, log.With().Str("component", "appservice").Logger()).Register(mux)
 	prov := provisioning.New(br, log.With().Str("component", "provisioning").Logger())
-	prov.Register(mux) // does nothing unless provisioning.enabled
+	if cfg.Provisioning.Enabled {
+		mux.Handle(provisioning.PathPrefix, leaderOnly(br, prov.Handler()))
+		log.Info().Str("path", provisioning.PathPrefix+"v3/").Msg("Provisioning API enabled")
+	}
 	routes(mux, br)
 	app := &App{Bridge: br, Config: cfg, DB: db, Handler: recoverPanics(br.Log, mux), Log: log,
 		metrics: m, provisioning: prov}
@@ -169,7 +172,12 @@ func (a *App) Start(ctx context.Context) error {
 		a.syncDone = make(chan struct{})
 		go func() {
 			defer close(a.syncDone)
-			a.redactions.Run(syncCtx)
+			// Only the leader delivers, so only it follows the homeserver.
+			select {
+			case <-a.Bridge.BecameLeader():
+				a.redactions.Run(syncCtx)
+			case <-syncCtx.Done():
+			}
 		}()
 	}
 	return nil

@@ -24,6 +24,30 @@ func routes(mux *http.ServeMux, br *bridgev2.Bridge) {
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
 	mux.HandleFunc("GET /_trestle/ready", func(w http.ResponseWriter, r *http.Request) { ready(w, r, br) })
+	mux.HandleFunc("GET /_trestle/leader", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if !br.Leading() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"leader":false}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"leader":true}`))
+	})
+}
+
+// leaderOnly answers requests only the leader can serve (the provisioning
+// API keeps login processes in memory) with 503 on a standby.
+func leaderOnly(br *bridgev2.Bridge, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !br.Leading() {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "5")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"errcode":"M_UNKNOWN","error":"This bridge process is a standby; send provisioning requests to the leader (GET /_trestle/leader answers 200 there)."}`))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // ready answers a load balancer's readiness probe: 200 while the database

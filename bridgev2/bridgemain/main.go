@@ -126,7 +126,14 @@ func serve(cfg *bridgeconfig.Config, connector bridgev2.NetworkConnector, log ze
 		app.Stop(context.Background())
 		return exitError
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-app.Bridge.LostLeadership():
+		// Another process delivers now; this one must not, and starts
+		// again as a standby once its supervisor restarts it.
+		app.Stop(context.Background())
+		return exitError
+	}
 	log.Info().Msg("Shutting down")
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), cfg.Bridge.ShutdownTimeout+15*time.Second)
 	defer stopCancel()

@@ -39,6 +39,11 @@ type Options struct {
 	// Log receives the bridge's logs; by default they go to the test log
 	// at debug level.
 	Log *zerolog.Logger
+	// Peer makes this harness a second process of the peer's bridge: the
+	// same config, database and homeserver, as behind a load balancer
+	// (with PostgreSQL, one of them leads and the other stands by).
+	// Dialect, NetworkConfig and Configure are the peer's then.
+	Peer *Harness
 }
 
 // Harness runs the real bridge core with a connector against FakeMatrix.
@@ -67,6 +72,11 @@ type Harness struct {
 // stopped when the test ends.
 func New(t testing.TB, newNetwork func() bridgev2.NetworkConnector, opts Options) *Harness {
 	t.Helper()
+	if opts.Peer != nil {
+		peer := opts.Peer
+		opts.Dialect = peer.opts.Dialect
+		opts.NetworkConfig, opts.Configure = "", nil
+	}
 	if opts.Dialect == "" {
 		opts.Dialect = database.SQLite
 	}
@@ -86,6 +96,13 @@ func New(t testing.TB, newNetwork func() bridgev2.NetworkConnector, opts Options
 	t.Cleanup(h.server.Close)
 	h.URL = h.server.URL
 	h.Config.AppService.PublicAddress = h.URL
+	if peer := opts.Peer; peer != nil {
+		cfg := *peer.Config
+		h.Config, h.Matrix, h.dbURI = &cfg, peer.Matrix, peer.dbURI
+		h.start()
+		t.Cleanup(h.Stop)
+		return h
+	}
 	if opts.NetworkConfig != "" {
 		if err := yaml.Unmarshal([]byte(opts.NetworkConfig), &h.Config.Network); err != nil {
 			t.Fatalf("network config: %v", err)
@@ -113,7 +130,7 @@ func (h *Harness) start() {
 	h.T.Helper()
 	ctx := context.Background()
 	cfg := *h.Config
-	cfg.Database = bridgeconfig.Database{Type: string(h.opts.Dialect), URI: h.dbURI}
+	cfg.Database.Type, cfg.Database.URI = string(h.opts.Dialect), h.dbURI
 	cfg.AppService.Hostname, cfg.AppService.Port = "127.0.0.1", 0
 	network := h.newNetwork()
 	app, err := bridgemain.Assemble(ctx, &cfg, network, bridgemain.Options{Log: h.log, Version: "test", Matrix: h.Matrix})
@@ -129,6 +146,9 @@ func (h *Harness) start() {
 	h.app, h.network = app, network
 	h.mu.Unlock()
 }
+
+// DatabaseURI is the bridge's database, for tests that look into it.
+func (h *Harness) DatabaseURI() string { return h.dbURI }
 
 // Bridge returns the running bridge.
 func (h *Harness) Bridge() *bridgev2.Bridge {

@@ -63,12 +63,16 @@ type Database struct {
 	Txns      *TxnQuery
 	KV        *KVQuery
 	Reports   *ReportQuery
+	Leases    *LeaseQuery
 
 	db     *sql.DB
 	stmts  *stmtCache
 	writer *writer
 	meta   MetaTypes
 	log    zerolog.Logger
+	// schema is PostgreSQL's current schema, which names notification
+	// channels.
+	schema string
 }
 
 // Options configure Open.
@@ -114,6 +118,12 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
 	d := &Database{Dialect: dialect, db: sqlDB, meta: opts.Meta, log: opts.Log}
+	if dialect == Postgres {
+		if err := sqlDB.QueryRowContext(ctx, "SELECT current_schema()").Scan(&d.schema); err != nil {
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("read the PostgreSQL schema: %w", err)
+		}
+	}
 	if err := d.migrate(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
@@ -135,6 +145,7 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 	d.Txns = &TxnQuery{d}
 	d.KV = &KVQuery{d}
 	d.Reports = &ReportQuery{d}
+	d.Leases = &LeaseQuery{d}
 	return d, nil
 }
 

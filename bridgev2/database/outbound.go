@@ -85,6 +85,16 @@ func (q *OutboundQuery) SetState(ctx context.Context, tx Execer, seq int64, stat
 	return err
 }
 
+// MarkSending moves a row to "sending" before its send, failing with
+// ErrFenced if lease (nil for a single-process bridge) is no longer held:
+// a process that lost leadership must not send what another now owns.
+func (q *OutboundQuery) MarkSending(ctx context.Context, tx Execer, seq int64, lease *Lease) error {
+	if err := checkFence(ctx, tx, lease); err != nil {
+		return err
+	}
+	return q.SetState(ctx, tx, seq, StateSending, "")
+}
+
 // SetProgress stores the remote messages created so far for an event.
 func (q *OutboundQuery) SetProgress(ctx context.Context, tx Execer, seq int64, progress []byte) error {
 	_, err := tx.ExecContext(ctx, "UPDATE outbound_event SET progress=$2, updated_at=$3 WHERE seq=$1", seq, string(progress), nowMillis())

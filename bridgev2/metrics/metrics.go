@@ -48,6 +48,7 @@ type Metrics struct {
 	portalCreated prometheus.Counter
 	apiErrors     *prometheus.CounterVec
 	outcomes      *prometheus.CounterVec
+	leader        prometheus.Gauge
 
 	codesMu sync.Mutex
 	codes   map[string]map[string]struct{}
@@ -97,11 +98,15 @@ func New() *Metrics {
 			Namespace: namespace, Name: "message_outcomes_shown_total",
 			Help: "What the bridge put in rooms to tell senders what became of their messages: receipt (not a room event), status or notice (room events).",
 		}, []string{"kind"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "leader",
+			Help: "1 while this process is the leader that delivers from the journal, 0 while it is a standby that only ingests.",
+		}),
 		codes: make(map[string]map[string]struct{}),
 	}
 	m.registry.MustRegister(
 		m.received, m.bridged, m.latency, m.queueDepth,
-		m.activePortals, m.activeLogins, m.portalCreated, m.apiErrors, m.outcomes,
+		m.activePortals, m.activeLogins, m.portalCreated, m.apiErrors, m.outcomes, m.leader,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -167,6 +172,18 @@ func (m *Metrics) OutcomeShown(kind string) {
 		return
 	}
 	m.outcomes.WithLabelValues(kind).Inc()
+}
+
+// Leading implements bridgev2.Metrics.
+func (m *Metrics) Leading(leading bool) {
+	if m == nil {
+		return
+	}
+	if leading {
+		m.leader.Set(1)
+	} else {
+		m.leader.Set(0)
+	}
 }
 
 // ObserveAPIError counts an error answered by an API the bridge calls:

@@ -196,7 +196,9 @@ const (
 // Concurrent webhooks share one catch-up. If it fails, the message is
 // journalled anyway: out of order is better than late or lost.
 func (c *Client) catchUpFirst(ctx context.Context) {
-	if !c.behind() {
+	if !c.behind() || !c.conn.bridge.Leading() {
+		// A standby only journals; the leader's own catch-up (it runs one
+		// when it takes over) keeps the order.
 		return
 	}
 	c.firstMu.Lock()

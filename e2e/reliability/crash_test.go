@@ -565,7 +565,7 @@ func countInbound(timelines map[id.RoomID][]*event.Event, remotes []string, perP
 			order[i] = append(order[i], k)
 		}
 	}
-	var t tally
+	t := tally{order: order}
 	for i := range remotes {
 		for k := range perPortal {
 			t.count(inboundBody(i, k), seen)

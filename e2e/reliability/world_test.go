@@ -47,13 +47,20 @@ type world struct {
 // top of the reliability defaults.
 func newWorld(t *testing.T, edits map[string]any) *world {
 	t.Helper()
+	return newCluster(t, edits, 1)
+}
+
+// newCluster is newWorld with several bridge processes of one bridge
+// behind a load balancer (PostgreSQL only).
+func newCluster(t *testing.T, edits map[string]any, processes int) *world {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping: needs Dendrite and the bridge binary, which -short leaves out")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	w := &world{t: t}
-	opts := rig.EnvOptions{Dir: t.TempDir(), ConfigEdits: map[string]any{
+	opts := rig.EnvOptions{Dir: t.TempDir(), Processes: processes, ConfigEdits: map[string]any{
 		// Load tests send far faster than a long code's 1/s.
 		"network.max_send_rate": 0,
 		// Short enough that an outage shows within a test's patience.
@@ -86,8 +93,10 @@ func newWorld(t *testing.T, edits map[string]any) *world {
 	w.env = env
 	t.Cleanup(func() {
 		env.Close()
-		if t.Failed() && env.Bridge != nil {
-			keepLog(t, env.Bridge.LogPath)
+		if t.Failed() {
+			for _, b := range env.Bridges {
+				keepLog(t, b.LogPath)
+			}
 		}
 	})
 	return w
@@ -111,7 +120,7 @@ func keepLog(t *testing.T, path string) {
 	if err != nil {
 		return
 	}
-	kept := filepath.Join(os.TempDir(), "trestle-reliability-"+strings.ReplaceAll(t.Name(), "/", "_")+".log")
+	kept := filepath.Join(os.TempDir(), "trestle-reliability-"+strings.ReplaceAll(t.Name(), "/", "_")+"-"+filepath.Base(path))
 	if os.WriteFile(kept, data, 0o600) == nil {
 		t.Logf("bridge log kept at %s", kept)
 	}

@@ -62,6 +62,21 @@ func (f *BridgeFiles) Edit(edits map[string]any) error {
 	return os.WriteFile(f.Config, data, 0o600)
 }
 
+// Copy writes a copy of the config, with the same tokens and registration,
+// under name in the same directory, with edits applied: another process of
+// the same bridge.
+func (f *BridgeFiles) Copy(name string, edits map[string]any) (*BridgeFiles, error) {
+	data, err := os.ReadFile(f.Config)
+	if err != nil {
+		return nil, err
+	}
+	if data, err = bridgeconfig.EditYAML(data, edits); err != nil {
+		return nil, err
+	}
+	c := &BridgeFiles{Dir: f.Dir, Config: filepath.Join(f.Dir, name), Registration: f.Registration}
+	return c, os.WriteFile(c.Config, data, 0o600)
+}
+
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

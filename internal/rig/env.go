@@ -32,6 +32,11 @@ type EnvOptions struct {
 	// DendriteOptions adjust the homeserver (its data dir, port and
 	// registrations are set by the rig).
 	DendriteOptions dendrite.Options
+	// Processes is how many bridge processes form the bridge (PostgreSQL
+	// only beyond one): with several, each has its own listener and a
+	// Balancer at BridgeURL spreads the homeserver's and Twilio's requests
+	// over them, as in a two-node deployment.
+	Processes int
 }
 
 // Env is the whole bridge as a newcomer meets it: Dendrite on loopback, the
@@ -43,6 +48,10 @@ type Env struct {
 	Dendrite *dendrite.Server
 	Files    *BridgeFiles
 	Bridge   *BridgeProcess
+	// Bridges are all the bridge processes, Bridge first; Balancer is in
+	// front of them when there are several.
+	Bridges  []*BridgeProcess
+	Balancer *Balancer
 	Binary   string
 	// BridgeURL is where the bridge listens (also its public address).
 	BridgeURL string
@@ -95,6 +104,11 @@ func StartEnv(ctx context.Context, opts EnvOptions) (env *Env, err error) {
 		// and a receipt.
 		"bridge.message_status_events": true,
 	}
+	if dbType == "postgres" {
+		// After a kill -9 the next start waits for the dead process's lease
+		// to run out; the tests kill often.
+		edits["database.takeover_timeout"] = "4s"
+	}
 	for k, v := range opts.ConfigEdits {
 		edits[k] = v
 	}
@@ -115,14 +129,51 @@ func StartEnv(ctx context.Context, opts EnvOptions) (env *Env, err error) {
 	if opts.NoBridge {
 		return env, nil
 	}
-	env.Bridge, err = StartBridge(ctx, env.Binary, env.Files, filepath.Join(opts.Dir, "bridge.log"))
-	return env, err
+	if opts.Processes <= 1 {
+		env.Bridge, err = StartBridge(ctx, env.Binary, env.Files, filepath.Join(opts.Dir, "bridge.log"))
+		env.Bridges = []*BridgeProcess{env.Bridge}
+		return env, err
+	}
+	var backends []string
+	var files []*BridgeFiles
+	for i := range opts.Processes {
+		port, err := FreePort()
+		if err != nil {
+			return env, err
+		}
+		f, err := env.Files.Copy(fmt.Sprintf("config-%d.yaml", i), map[string]any{"appservice.port": port})
+		if err != nil {
+			return env, err
+		}
+		files = append(files, f)
+		backends = append(backends, fmt.Sprintf("http://127.0.0.1:%d", port))
+	}
+	if env.Balancer, err = NewBalancer(fmt.Sprintf("127.0.0.1:%d", bridgePort), backends...); err != nil {
+		return env, err
+	}
+	for i, f := range files {
+		p, err := StartBridge(ctx, env.Binary, f, filepath.Join(opts.Dir, fmt.Sprintf("bridge-%d.log", i)))
+		if p != nil {
+			env.Bridges = append(env.Bridges, p)
+		}
+		if err != nil {
+			return env, err
+		}
+	}
+	env.Bridge = env.Bridges[0]
+	return env, nil
 }
 
 // Close stops everything and leaves no process behind.
 func (e *Env) Close() {
-	if e.Bridge != nil {
+	for _, b := range e.Bridges {
+		_ = b.Stop()
+	}
+	if len(e.Bridges) == 0 && e.Bridge != nil {
 		_ = e.Bridge.Stop()
+	}
+	if e.Balancer != nil {
+		e.Balancer.Close()
 	}
 	if e.Dendrite != nil {
 		e.Dendrite.Stop()

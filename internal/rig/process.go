@@ -17,7 +17,8 @@ import (
 type BridgeProcess struct {
 	Files   *BridgeFiles
 	LogPath string
-	// URL is the bridge's own listener (appservice.address).
+	// URL is the process's own listener (appservice.hostname and port),
+	// which differs from appservice.address behind a load balancer.
 	URL string
 
 	mu   sync.Mutex
@@ -33,7 +34,7 @@ func StartBridge(ctx context.Context, binary string, files *BridgeFiles, logPath
 	if err != nil {
 		return nil, err
 	}
-	p := &BridgeProcess{Files: files, LogPath: logPath, URL: strings.TrimRight(cfg.AppService.Address, "/")}
+	p := &BridgeProcess{Files: files, LogPath: logPath, URL: fmt.Sprintf("http://%s:%d", cfg.AppService.Hostname, cfg.AppService.Port)}
 	if err := p.start(ctx, binary); err != nil {
 		return nil, err
 	}
