@@ -102,6 +102,7 @@ func (b *Bridge) campaign() {
 	lease, step := b.leaseTimes()
 	tick := time.NewTicker(step)
 	defer tick.Stop()
+	released := b.DB.Listen(b.ctx, database.TopicLease)
 	for {
 		held, ok, err := b.DB.Leases.Acquire(b.ctx, b.leader.instance, lease)
 		switch {
@@ -116,6 +117,7 @@ func (b *Bridge) campaign() {
 		case <-b.stopBg:
 			return
 		case <-tick.C:
+		case <-released: // a leader stopping cleanly hands over at once
 		}
 	}
 }

@@ -158,3 +158,15 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	return resp.StatusCode, ""
 }
+
+func TestAStandbyTakesOverAtOnceWhenTheLeaderStopsCleanly(t *testing.T) {
+	setupPair(t, time.Minute, func(t *testing.T, leader, standby *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) {
+		stopped := time.Now()
+		leader.Stop()
+		waitLeading(t, standby)
+		// A minute-long lease: only the handover explains a quick takeover.
+		if took := time.Since(stopped); took > 5*time.Second {
+			t.Fatalf("the standby took over %v after a clean stop", took)
+		}
+	})
+}

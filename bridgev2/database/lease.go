@@ -73,6 +73,10 @@ func (q *LeaseQuery) Renew(ctx context.Context, l *Lease, ttl time.Duration) (bo
 func (q *LeaseQuery) Release(ctx context.Context, l *Lease) error {
 	_, err := q.d.db.ExecContext(ctx, "UPDATE leader_lease SET expires_at = 0 WHERE name = $1 AND holder = $2 AND epoch = $3",
 		leaseName, l.Holder, l.Epoch)
+	if err != nil || q.d.Dialect != Postgres {
+		return err
+	}
+	_, err = q.d.db.ExecContext(ctx, "SELECT pg_notify($1, '')", q.d.channel(TopicLease))
 	return err
 }
 

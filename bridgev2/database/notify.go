@@ -22,6 +22,8 @@ const (
 	// TopicLogins: the leader stored, changed or deleted a login; the
 	// payload is its ID.
 	TopicLogins Topic = "logins"
+	// TopicLease: the leader gave the lease up.
+	TopicLease Topic = "lease"
 )
 
 // channel is the PostgreSQL channel of a topic, unique to this database's
