@@ -177,12 +177,30 @@ type MediaDownloader interface {
 type SendReconciler interface {
 	// FindSent looks on the remote network for what earlier attempts at
 	// out (a *MatrixMessage, *MatrixEdit, *MatrixReaction,
-	// *MatrixReactionRemove or *MatrixRedaction) created since the given
-	// time, beyond what out's Progress already lists, and records each
+	// *MatrixReactionRemove, *MatrixRedaction or *MatrixMembership)
+	// created since the given time, beyond what out's Progress already
+	// lists, and records each
 	// remote message it finds with Progress.Record. It reports whether the
 	// send is complete; if not, the core sends again and the connector
 	// resumes after the recorded parts.
 	FindSent(ctx context.Context, out OutgoingEvent, since time.Time) (complete bool, err error)
+}
+
+// GroupCreator is a client that can start group chats: it creates the
+// chat on the remote network with the users a Matrix user named and says
+// what the chat is, so that the core can make its room with their ghosts.
+// start-chat with several identifiers and the provisioning API's
+// create_group use it; without it, they say the network cannot.
+type GroupCreator interface {
+	CreateGroup(ctx context.Context, params *GroupParams) (*CreatedGroup, error)
+}
+
+// MembershipHandler is a client that can add remote users to a group chat
+// and remove them, when a Matrix user invites or kicks their ghosts in the
+// group's portal room. Without it, such invites are declined and kicks
+// undone, with a notice that the network cannot.
+type MembershipHandler interface {
+	HandleMatrixMembership(ctx context.Context, change *MatrixMembership) error
 }
 
 // ContactLister is a client that can list the user's remote contacts.

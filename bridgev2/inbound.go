@@ -568,8 +568,9 @@ func (p *Portal) applyChatInfo(ctx context.Context, login *UserLogin, row *datab
 }
 
 // syncChatInfo brings the room's name, topic and avatar in line with info
-// where they differ from what the bridge last set. Applying the same info
-// twice changes nothing, so a replay is harmless.
+// where they differ from what the bridge last set, and a group's ghosts
+// with its members. Applying the same info twice changes nothing, so a
+// replay is harmless.
 func (p *Portal) syncChatInfo(ctx context.Context, login *UserLogin, info *ChatInfo) error {
 	room := p.RoomID()
 	b := p.Bridge
@@ -605,6 +606,11 @@ func (p *Portal) syncChatInfo(ctx context.Context, login *UserLogin, info *ChatI
 		p.AvatarID, p.AvatarMXC = info.Avatar.ID, mxc
 		p.mu.Unlock()
 		changed = true
+	}
+	if info.Members != nil && p.RoomType != database.RoomTypeDM {
+		if err := p.syncMembers(ctx, login, info.Members); err != nil {
+			return err
+		}
 	}
 	if !changed {
 		return nil

@@ -54,6 +54,8 @@ func (p *Portal) deliverOutbound(row *database.OutboundEvent, evt *event.Event, 
 		p.outboundReaction(ctx, row, evt, login)
 	case event.EventRedaction:
 		p.outboundRedaction(ctx, row, evt, login)
+	case event.StateMember:
+		p.outboundMembership(ctx, row, evt, login)
 	case event.EventEncrypted:
 		p.fail(ctx, row, evt, UnsupportedError("This bridge does not support encrypted rooms; turn encryption off for bridged chats."))
 	default:

@@ -39,8 +39,8 @@ type Outgoing struct {
 func (o *Outgoing) Base() *Outgoing { return o }
 
 // OutgoingEvent is one of *MatrixMessage, *MatrixEdit, *MatrixReaction,
-// *MatrixReactionRemove and *MatrixRedaction; a SendReconciler type-switches
-// on it.
+// *MatrixReactionRemove, *MatrixRedaction and *MatrixMembership; a
+// SendReconciler type-switches on it.
 type OutgoingEvent interface {
 	Base() *Outgoing
 }
@@ -269,8 +269,11 @@ type ChatInfo struct {
 	// IsDM marks a one-to-one chat with OtherUser.
 	IsDM      bool             `json:"is_dm,omitempty"`
 	OtherUser networkid.UserID `json:"other_user,omitempty"`
-	// Members lists remote participants of a group chat.
-	Members []networkid.UserID `json:"members,omitempty"`
+	// Members lists the remote participants of a group chat, all of them:
+	// their ghosts join the room when it is created, and when a
+	// RemoteChatInfo event (or a message) carries the list, the room's
+	// ghosts become exactly these. Nil leaves membership alone.
+	Members []networkid.UserID `json:"members"`
 }
 
 // UserInfo describes a remote contact. Nil fields are unknown.

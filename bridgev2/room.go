@@ -132,6 +132,11 @@ func (p *Portal) createRoom(ctx context.Context, login *UserLogin, info *ChatInf
 	if creator != bot {
 		req.Invite = append(req.Invite, bot)
 	}
+	if !info.IsDM {
+		// In a group, the user adds and removes people by inviting and
+		// kicking their ghosts, which takes a moderator.
+		req.PowerLevelOverride.Users[login.UserMXID] = 50
+	}
 	room, err := b.Matrix.CreateRoom(ctx, creator, req)
 	if err != nil {
 		return "", fmt.Errorf("create portal room: %w", err)
@@ -152,6 +157,13 @@ func (p *Portal) createRoom(ctx context.Context, login *UserLogin, info *ChatInf
 	}
 	p.setRoom(room)
 	p.Log.Info().Stringer("room_id", room).Msg("Created portal room")
+	if !info.IsDM {
+		if err := p.joinGhosts(ctx, login, info.Members); err != nil {
+			// The room is recorded: the members' ghosts join when they
+			// speak, or at the group's next member change.
+			p.Log.Warn().Err(err).Msg("Could not add every member to the new group room")
+		}
+	}
 	b.metrics.PortalCreated()
 	return room, nil
 }

@@ -149,8 +149,14 @@ func (b *Bridge) wantsEvent(evt *event.Event) bool {
 	case event.EventMessage, event.EventSticker, event.EventReaction, event.EventRedaction, event.EventEncrypted:
 		return true
 	case event.StateMember:
-		// Only invites of the bot matter: they open management rooms.
-		return evt.StateKey != nil && id.UserID(*evt.StateKey) == b.Matrix.BotUserID()
+		// Invites of the bot open management rooms; invites and kicks of
+		// ghosts change who is in a group chat.
+		if evt.StateKey == nil {
+			return false
+		}
+		target := id.UserID(*evt.StateKey)
+		_, isGhost := b.Matrix.ParseGhostUserID(target)
+		return target == b.Matrix.BotUserID() || isGhost
 	default:
 		return false
 	}
@@ -221,7 +227,7 @@ func (b *Bridge) asCommand(user *User, portal *Portal, evt *event.Event) (*Comma
 // handleBotRoomEvent handles an event in a room that is not a portal:
 // invites of the bot, and commands.
 func (b *Bridge) handleBotRoomEvent(row *database.OutboundEvent, user *User, evt *event.Event) {
-	if evt.Type == event.StateMember {
+	if evt.Type == event.StateMember && evt.GetStateKey() == b.Matrix.BotUserID().String() {
 		b.handleBotInvite(row, user, evt)
 		return
 	}

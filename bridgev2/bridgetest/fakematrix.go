@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -64,8 +65,9 @@ type fakeMedia struct {
 }
 
 var (
-	_ bridgev2.Matrix      = (*FakeMatrix)(nil)
-	_ bridgev2.EventFinder = (*FakeMatrix)(nil)
+	_ bridgev2.Matrix       = (*FakeMatrix)(nil)
+	_ bridgev2.EventFinder  = (*FakeMatrix)(nil)
+	_ bridgev2.MemberLister = (*FakeMatrix)(nil)
 )
 
 // NewFakeMatrix returns an empty fake homeserver for the given config.
@@ -276,6 +278,27 @@ func (m *FakeMatrix) LeaveRoom(_ context.Context, as id.UserID, roomID id.RoomID
 	room.Members[as] = "leave"
 	m.changed.Broadcast()
 	return nil
+}
+
+// JoinedMembers implements bridgev2.MemberLister.
+func (m *FakeMatrix) JoinedMembers(_ context.Context, roomID id.RoomID) ([]id.UserID, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("JoinedMembers"); err != nil {
+		return nil, err
+	}
+	room, err := m.room(roomID)
+	if err != nil {
+		return nil, err
+	}
+	var out []id.UserID
+	for u, st := range room.Members {
+		if st == "join" {
+			out = append(out, u)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // JoinAsUser makes a (real) user accept their invite, as a client would.
@@ -519,6 +542,15 @@ func (m *FakeMatrix) WaitFor(ctx context.Context, what string, cond func() bool)
 		m.changed.Wait()
 	}
 	return nil
+}
+
+// WaitForMembership waits until a user's membership of a room ("invite",
+// "join", "leave") is want.
+func (m *FakeMatrix) WaitForMembership(ctx context.Context, roomID id.RoomID, user id.UserID, want string) error {
+	return m.WaitFor(ctx, fmt.Sprintf("%s to be %q in %s", user, want, roomID), func() bool {
+		room := m.rooms[roomID]
+		return room != nil && room.Members[user] == want
+	})
 }
 
 // WaitForEvent waits for an event in a room matching pred and returns it.

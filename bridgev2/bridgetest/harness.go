@@ -302,6 +302,32 @@ func (h *Harness) PutTransaction(txnID, token string, events []json.RawMessage) 
 	return resp.StatusCode, string(answer)
 }
 
+// SendMembership makes a Matrix user change another user's membership of
+// a room (invite, or "leave" for a kick), as a client would, and delivers
+// the member event to the bridge in a transaction. It returns the event
+// ID.
+func (h *Harness) SendMembership(sender id.UserID, roomID id.RoomID, target id.UserID, membership event.Membership) id.EventID {
+	h.T.Helper()
+	member := &event.MemberEventContent{Membership: membership}
+	evt, err := h.Matrix.AddUserEvent(roomID, sender, event.StateMember, member)
+	if err != nil {
+		h.T.Fatalf("change membership of %s as %s: %v", target, sender, err)
+	}
+	h.Matrix.mu.Lock()
+	h.Matrix.rooms[roomID].Members[target] = string(membership)
+	h.Matrix.changed.Broadcast()
+	h.Matrix.mu.Unlock()
+	raw, err := json.Marshal(map[string]any{
+		"event_id": evt.ID, "room_id": roomID, "sender": sender, "type": event.StateMember.Type,
+		"state_key": target, "origin_server_ts": evt.Timestamp, "content": member,
+	})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	h.Transaction([]json.RawMessage{raw})
+	return evt.ID
+}
+
 // SendText sends a plain text message as a Matrix user.
 func (h *Harness) SendText(sender id.UserID, roomID id.RoomID, text string) id.EventID {
 	h.T.Helper()

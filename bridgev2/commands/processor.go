@@ -73,7 +73,7 @@ func New(b *bridgev2.Bridge) *Processor {
 		{Name: "cancel", Help: "Cancel the login in progress.", Level: bridgeconfig.LevelUser, Run: p.cancel},
 		{Name: "list-logins", Help: "List your logins.", Level: bridgeconfig.LevelUser, Run: listLogins},
 		{Name: "logout", Args: "<login>", Help: "Log out of one of your logins (its ID, or its number from `list-logins`).", Level: bridgeconfig.LevelUser, Run: logout},
-		{Name: "start-chat", Aliases: []string{"pm"}, Args: "[login] <identifier>", Help: "Open a chat with a remote contact (for SMS: a phone number).", Level: bridgeconfig.LevelUser, Run: startChat},
+		{Name: "start-chat", Aliases: []string{"pm"}, Args: "[login] <identifier>[, <identifier>...]", Help: "Open a chat with a remote contact (for SMS: a phone number), or a group chat with several, separated by commas.", Level: bridgeconfig.LevelUser, Run: startChat},
 		{Name: "set-relay", Args: "[login]", Help: "In a portal room: let users without their own login send through yours.", Level: bridgeconfig.LevelUser, Run: setRelay},
 		{Name: "unset-relay", Help: "In a portal room: stop relaying messages.", Level: bridgeconfig.LevelUser, Run: unsetRelay},
 	} {
@@ -251,6 +251,9 @@ func startChat(ctx context.Context, e *Event) error {
 			identifier = strings.TrimSpace(strings.TrimPrefix(e.RawArgs, e.Args[0]))
 		}
 	}
+	if strings.Contains(identifier, ",") {
+		return startGroup(ctx, e, login, identifier)
+	}
 	portal, resolved, err := e.Bridge.CreateChat(ctx, login, identifier)
 	if err != nil {
 		return err
@@ -261,6 +264,24 @@ func startChat(ctx context.Context, e *Event) error {
 	}
 	e.Reply(ctx, "Opened a chat with %s via %s: [%s](https://matrix.to/#/%s). Accept the invite to start texting.",
 		name, login.RemoteName, portal.RoomID(), portal.RoomID())
+	return nil
+}
+
+// startGroup is start-chat with a comma-separated list: a group chat with
+// every identifier in it.
+func startGroup(ctx context.Context, e *Event, login *bridgev2.UserLogin, list string) error {
+	var participants []string
+	for _, p := range strings.Split(list, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			participants = append(participants, p)
+		}
+	}
+	portal, err := e.Bridge.CreateGroup(ctx, login, &bridgev2.GroupParams{Participants: participants})
+	if err != nil {
+		return err
+	}
+	e.Reply(ctx, "Opened a group chat with %s via %s: [%s](https://matrix.to/#/%s). Accept the invite to start texting.",
+		strings.Join(participants, ", "), login.RemoteName, portal.RoomID(), portal.RoomID())
 	return nil
 }
 

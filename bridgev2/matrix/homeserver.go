@@ -40,8 +40,9 @@ type Homeserver struct {
 }
 
 var (
-	_ bridgev2.Matrix      = (*Homeserver)(nil)
-	_ bridgev2.EventFinder = (*Homeserver)(nil)
+	_ bridgev2.Matrix       = (*Homeserver)(nil)
+	_ bridgev2.EventFinder  = (*Homeserver)(nil)
+	_ bridgev2.MemberLister = (*Homeserver)(nil)
 )
 
 // NewHomeserver prepares the client side from the config.
@@ -297,6 +298,20 @@ func (h *Homeserver) legacyDownload(ctx context.Context, cli *mautrix.Client, ur
 func (h *Homeserver) Ping(ctx context.Context) error {
 	_, err := h.client(h.bot).Versions(ctx)
 	return classify("ping homeserver", err)
+}
+
+// JoinedMembers implements bridgev2.MemberLister, as the bridge bot, which
+// is in every portal.
+func (h *Homeserver) JoinedMembers(ctx context.Context, roomID id.RoomID) ([]id.UserID, error) {
+	resp, err := h.client(h.bot).JoinedMembers(ctx, roomID)
+	if err != nil {
+		return nil, classify("list room members", err)
+	}
+	out := make([]id.UserID, 0, len(resp.Joined))
+	for u := range resp.Joined {
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // FindSent implements bridgev2.EventFinder: it reads the newest limit

@@ -117,12 +117,53 @@ func (a *API) postSearchUsers(w http.ResponseWriter, r *http.Request, user *brid
 	return notSupported("This bridge does not support searching for users.")
 }
 
-// postCreateGroup: connectors cannot create group chats yet.
+// groupCreateParams is provisioning.yaml's GroupCreateParams, the fields
+// a group can be started with here.
+type groupCreateParams struct {
+	Participants []string `json:"participants"`
+	Name         *struct {
+		Name string `json:"name"`
+	} `json:"name"`
+}
+
+// groupRefused is how a connector's refusal of a group (a participant it
+// cannot add, too many of them) is answered: the request named something
+// the network does not take.
+var groupRefused = newError(http.StatusBadRequest, errcodeInvalidParam, "")
+
+// postCreateGroup starts a group chat with the participants and opens its
+// portal room, inviting the user.
 func (a *API) postCreateGroup(w http.ResponseWriter, r *http.Request, user *bridgev2.User) *apiError {
-	if _, apiErr := requestLogin(r, user); apiErr != nil {
+	login, apiErr := requestLogin(r, user)
+	if apiErr != nil {
 		return apiErr
 	}
-	return notSupported("This bridge does not support creating groups.")
+	if _, ok := login.Client.(bridgev2.GroupCreator); !ok {
+		return notSupported("This bridge does not support creating groups.")
+	}
+	var body groupCreateParams
+	if apiErr := decodeBody(r, &body); apiErr != nil {
+		return apiErr
+	}
+	if len(body.Participants) == 0 {
+		return newError(http.StatusBadRequest, errcodeMissingParam, "Name the participants of the group.")
+	}
+	params := &bridgev2.GroupParams{Type: r.PathValue("type"), Participants: body.Participants}
+	if body.Name != nil {
+		params.Name = body.Name.Name
+	}
+	// As with create_dm, room creation runs to the end even if the
+	// manager hangs up.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), createChatTimeout)
+	defer cancel()
+	portal, err := a.bridge.CreateGroup(ctx, login, params)
+	if err != nil {
+		return connectorFailure(err, groupRefused)
+	}
+	zerolog.Ctx(ctx).Info().Str("login_id", string(login.ID)).Stringer("room_id", portal.RoomID()).
+		Msg("Started a group chat through the provisioning API")
+	writeJSON(w, http.StatusOK, map[string]any{"id": portal.ID, "mxid": portal.RoomID()})
+	return nil
 }
 
 // describe turns what the connector resolved into the API's shape, adding

@@ -7,6 +7,8 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/bridgetest"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
 func TestWhoami(t *testing.T) {
@@ -136,6 +138,49 @@ func TestUnsupportedChatFeatures(t *testing.T) {
 	e.login(alice, "alicenet")
 	expect(t, e.get(alice, "v3/contacts"), http.StatusNotImplemented, "M_UNRECOGNIZED")
 	expect(t, e.post(alice, "v3/search_users", map[string]string{"query": "carol"}), http.StatusNotImplemented, "M_UNRECOGNIZED")
-	expect(t, e.post(alice, "v3/create_group/group", map[string]any{}), http.StatusNotImplemented, "M_UNRECOGNIZED")
 	expect(t, e.post(bob, "v3/search_users", map[string]string{"query": "carol"}), http.StatusNotFound, "M_NOT_FOUND")
+
+	// A client that cannot start groups.
+	e = newEnv(t, envOptions{textOnly: true})
+	e.login(alice, "alicenet")
+	expect(t, e.post(alice, "v3/create_group/group", map[string]any{"participants": []string{"carol", "dave"}}), http.StatusNotImplemented, "M_UNRECOGNIZED")
+}
+
+func TestCreateGroup(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	expect(t, e.post(alice, "v3/create_group/group", map[string]any{"participants": []string{"carol"}}), http.StatusNotFound, "M_NOT_FOUND")
+	e.login(alice, "alicenet")
+
+	body := expect(t, e.post(alice, "v3/create_group/group", map[string]any{
+		"participants": []string{"carol", "dave"}, "name": map[string]string{"name": "Book club"},
+	}), http.StatusOK, "")
+	room := id.RoomID(str(body["mxid"]))
+	if room == "" || str(body["id"]) == "" {
+		t.Fatalf("create_group: %v", body)
+	}
+	var created *bridgetest.FakeRoom
+	for _, r := range e.h.Matrix.Rooms() {
+		if r.ID == room {
+			created = r
+		}
+	}
+	if created == nil || created.Request.Name != "Book club" || created.Request.IsDirect {
+		t.Fatalf("group room: %+v", created)
+	}
+	for _, member := range []networkid.UserID{"carol", "dave"} {
+		if got := e.h.Matrix.Membership(room, e.h.Matrix.GhostUserID(member)); got != "join" {
+			t.Errorf("%s's ghost is %q in the group room, want join", member, got)
+		}
+	}
+	if got := e.h.Matrix.Membership(room, alice); got != "invite" {
+		t.Errorf("alice is %q in the group room, want invite", got)
+	}
+
+	// What the network refuses comes back as a 400 with its sentence.
+	body = expect(t, e.post(alice, "v3/create_group/group", map[string]any{"participants": []string{"carol", "Not Valid"}}), http.StatusBadRequest, "M_INVALID_PARAM")
+	if body["error"] != `"Not Valid" is not a valid test network user name.` {
+		t.Fatalf("error: %v", body["error"])
+	}
+	expect(t, e.post(alice, "v3/create_group/group", map[string]any{}), http.StatusBadRequest, "M_MISSING_PARAM")
+	expect(t, e.post(alice, "v3/create_group/group?login_id=nobody", map[string]any{"participants": []string{"carol"}}), http.StatusNotFound, "M_NOT_FOUND")
 }

@@ -139,6 +139,7 @@ func exerciseEveryRoute(t *testing.T, e *env) {
 	e.post(alice, "v3/create_dm/Not%20Valid", nil)
 	e.post(alice, "v3/search_users", map[string]string{"query": "carol"})
 	e.post(alice, "v3/create_group/group", map[string]any{})
+	e.post(alice, "v3/create_group/group", map[string]any{"participants": []string{"carol", "dave"}})
 	e.get(alice, "v3/contacts")
 
 	// Logouts.

@@ -60,7 +60,9 @@ type exchange struct {
 type envOptions struct {
 	// plainTestnet uses testnet as is (no contact list, no wait flow).
 	plainTestnet bool
-	configure    func(*bridgeconfig.Config)
+	// textOnly gives logins a client that can only send messages.
+	textOnly  bool
+	configure func(*bridgeconfig.Config)
 	// idleTimeout, if set, replaces processIdleTimeout.
 	idleTimeout time.Duration
 }
@@ -73,7 +75,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		if opts.plainTestnet {
 			return remote.Connector()
 		}
-		return &testConnector{Network: remote.Connector().(*testnet.Network), fx: e.fx}
+		return &testConnector{Network: remote.Connector().(*testnet.Network), fx: e.fx, textOnly: opts.textOnly}
 	}
 	quiet := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
 	e.h = bridgetest.New(t, factory, bridgetest.Options{Log: &quiet, Configure: func(c *bridgeconfig.Config) {
@@ -289,7 +291,8 @@ func newFixture() *fixture { return &fixture{release: make(chan string, 1)} }
 // contact list, and a "wait" login flow with a display_and_wait step.
 type testConnector struct {
 	*testnet.Network
-	fx *fixture
+	fx       *fixture
+	textOnly bool
 }
 
 func (c *testConnector) LoginFlows() []bridgev2.LoginFlow {
@@ -312,7 +315,15 @@ func (c *testConnector) LoadLogin(ctx context.Context, login *bridgev2.UserLogin
 	if err != nil {
 		return nil, err
 	}
+	if c.textOnly {
+		return textOnlyClient{inner}, nil
+	}
 	return &contactsClient{Client: inner.(*testnet.Client)}, nil
+}
+
+// textOnlyClient hides every optional capability of a client.
+type textOnlyClient struct {
+	bridgev2.NetworkClient
 }
 
 // countingProcess is a testnet login process whose cancellation is seen.

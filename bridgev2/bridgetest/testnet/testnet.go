@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,7 +23,8 @@ import (
 
 // Call is something the bridge asked the network to do.
 type Call struct {
-	// Kind is "message", "edit", "reaction", "reaction_remove" or "redaction".
+	// Kind is "message", "edit", "reaction", "reaction_remove",
+	// "redaction", "group_create", "member_add" or "member_remove".
 	Kind   string
 	Login  networkid.UserLoginID
 	Portal networkid.PortalKey
@@ -31,6 +33,9 @@ type Call struct {
 	// reply refers to.
 	Target networkid.MessageID
 	Emoji  string
+	// Users are the members of a created group, or the one added or
+	// removed.
+	Users []networkid.UserID
 	// MessageID is the remote ID given to a sent message.
 	MessageID networkid.MessageID
 	MediaURL  id.ContentURIString
@@ -74,6 +79,37 @@ type Remote struct {
 	// parts the journal already listed.
 	findSents   int
 	foundBefore []int
+	// groups are the members of each group chat, by portal ID.
+	groups map[networkid.PortalID][]networkid.UserID
+}
+
+// GroupID is the portal ID of the group of these members: "group:" and
+// their names.
+func GroupID(members ...networkid.UserID) networkid.PortalID {
+	names := make([]string, len(members))
+	for i, m := range members {
+		names[i] = string(m)
+	}
+	return networkid.PortalID("group:" + strings.Join(names, ","))
+}
+
+// AddGroup makes a group chat exist on the network, as if someone else
+// had started it.
+func (r *Remote) AddGroup(group networkid.PortalID, members ...networkid.UserID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.groups == nil {
+		r.groups = map[networkid.PortalID][]networkid.UserID{}
+	}
+	r.groups[group] = slices.Clone(members)
+}
+
+// GroupMembers returns the members of a group chat as the network sees
+// them.
+func (r *Remote) GroupMembers(group networkid.PortalID) []networkid.UserID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.groups[group])
 }
 
 // ServeMedia makes the network's clients download media with fn. Without
@@ -185,12 +221,22 @@ func (r *Remote) FailNext(errs ...error) {
 }
 
 func (r *Remote) record(c Call) (Call, error) {
+	return r.recordAndApply(c, nil)
+}
+
+// recordAndApply records a call that, unless a FailNext error refuses it,
+// changes the network with apply (under the lock, so a test that sees the
+// call sees the change).
+func (r *Remote) recordAndApply(c Call, apply func()) (Call, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.failNext) > 0 {
 		err := r.failNext[0]
 		r.failNext = r.failNext[1:]
 		return c, err
+	}
+	if apply != nil {
+		apply()
 	}
 	r.counter++
 	if c.Kind == "message" && c.MessageID == "" {
@@ -329,11 +375,13 @@ type Client struct {
 }
 
 var (
-	_ bridgev2.SendReconciler   = (*Client)(nil)
-	_ bridgev2.MediaDownloader  = (*Client)(nil)
-	_ bridgev2.EditHandler      = (*Client)(nil)
-	_ bridgev2.ReactionHandler  = (*Client)(nil)
-	_ bridgev2.RedactionHandler = (*Client)(nil)
+	_ bridgev2.SendReconciler    = (*Client)(nil)
+	_ bridgev2.MediaDownloader   = (*Client)(nil)
+	_ bridgev2.EditHandler       = (*Client)(nil)
+	_ bridgev2.ReactionHandler   = (*Client)(nil)
+	_ bridgev2.RedactionHandler  = (*Client)(nil)
+	_ bridgev2.GroupCreator      = (*Client)(nil)
+	_ bridgev2.MembershipHandler = (*Client)(nil)
 )
 
 // Connect implements bridgev2.Connectable.
@@ -488,10 +536,62 @@ func (c *Client) ResolveIdentifier(_ context.Context, identifier string) (*bridg
 	}, nil
 }
 
-// GetChatInfo implements bridgev2.ChatInfoProvider: every chat is a DM named
-// after its peer.
+// GetChatInfo implements bridgev2.ChatInfoProvider: a group lists its
+// members; every other chat is a DM named after its peer.
 func (c *Client) GetChatInfo(_ context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
+	if members := c.network.remote.GroupMembers(portal.ID); members != nil {
+		return &bridgev2.ChatInfo{Members: members}, nil
+	}
 	return &bridgev2.ChatInfo{IsDM: true, OtherUser: networkid.UserID(portal.ID), Name: bridgev2.Ptr("Test user " + string(portal.ID))}, nil
+}
+
+// CreateGroup implements bridgev2.GroupCreator: a group of valid user
+// names, with the portal ID GroupID gives them.
+func (c *Client) CreateGroup(ctx context.Context, params *bridgev2.GroupParams) (*bridgev2.CreatedGroup, error) {
+	var members []networkid.UserID
+	for _, p := range params.Participants {
+		resolved, err := c.ResolveIdentifier(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		members = append(members, resolved.UserID)
+	}
+	key := networkid.PortalKey{ID: GroupID(members...), Receiver: c.login.ID}
+	r := c.network.remote
+	if _, err := r.record(Call{Kind: "group_create", Login: c.login.ID, Portal: key, Users: members, Text: params.Name}); err != nil {
+		return nil, err
+	}
+	r.AddGroup(key.ID, members...)
+	info := &bridgev2.ChatInfo{Members: members}
+	if params.Name != "" {
+		info.Name = &params.Name
+	}
+	return &bridgev2.CreatedGroup{Chat: key, ChatInfo: info}, nil
+}
+
+// HandleMatrixMembership implements bridgev2.MembershipHandler: the user
+// joins or leaves the group on the network.
+func (c *Client) HandleMatrixMembership(_ context.Context, change *bridgev2.MatrixMembership) error {
+	kind := "member_add"
+	if change.Change == bridgev2.MembershipRemove {
+		kind = "member_remove"
+	}
+	r := c.network.remote
+	call := Call{Kind: kind, Login: c.login.ID, Portal: change.Portal.PortalKey, Users: []networkid.UserID{change.Target}, SendToken: change.SendToken}
+	_, err := r.recordAndApply(call, func() {
+		members := slices.DeleteFunc(slices.Clone(r.groups[change.Portal.ID]), func(u networkid.UserID) bool { return u == change.Target })
+		if change.Change == bridgev2.MembershipAdd {
+			members = append(members, change.Target)
+		}
+		r.groups[change.Portal.ID] = members
+	})
+	if err != nil {
+		return err
+	}
+	if r.created(change.SendToken, bridgev2.SentMessage{ID: networkid.MessageID(kind + ":" + change.SendToken)}) {
+		return errAnswerLost
+	}
+	return nil
 }
 
 // GetUserInfo implements bridgev2.UserInfoProvider.
