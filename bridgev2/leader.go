@@ -2,6 +2,7 @@ package bridgev2
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -409,12 +410,32 @@ func (b *Bridge) reloadLogin(ctx context.Context, loginID networkid.UserLoginID)
 	} else if err != nil {
 		return err
 	}
+	return b.refreshLogin(ctx, row)
+}
+
+// refreshLogin loads a stored login unless the loaded one is the same: a
+// UserLogin others hold (a command in progress, a connector's client) stays
+// the live one when nothing changed.
+func (b *Bridge) refreshLogin(ctx context.Context, row *database.UserLogin) error {
+	if cur := b.GetLogin(row.ID); cur != nil {
+		if loaded, err := cur.snapshot(); err == nil && sameLogin(loaded, row) {
+			return nil
+		}
+	}
 	user, err := b.GetUser(ctx, row.UserMXID)
 	if err != nil {
 		return err
 	}
 	_, err = b.activateLogin(ctx, user, row)
 	return err
+}
+
+// sameLogin compares a loaded login's snapshot with a stored row.
+func sameLogin(loaded, stored *database.UserLogin) bool {
+	a, errA := json.Marshal(loaded.Metadata)
+	c, errC := json.Marshal(stored.Metadata)
+	return errA == nil && errC == nil && string(a) == string(c) &&
+		loaded.UserMXID == stored.UserMXID && loaded.RemoteName == stored.RemoteName
 }
 
 // reloadLogins loads every login anew from the database.
@@ -426,11 +447,7 @@ func (b *Bridge) reloadLogins(ctx context.Context) error {
 	stored := map[networkid.UserLoginID]bool{}
 	for _, row := range rows {
 		stored[row.ID] = true
-		user, err := b.GetUser(ctx, row.UserMXID)
-		if err != nil {
-			return err
-		}
-		if _, err := b.activateLogin(ctx, user, row); err != nil {
+		if err := b.refreshLogin(ctx, row); err != nil {
 			b.Log.Err(err).Str("login_id", string(row.ID)).Msg("Could not load login")
 		}
 	}
