@@ -288,13 +288,19 @@ func (p *Portal) writeSent(ctx context.Context, row *database.OutboundEvent, evt
 				return err
 			}
 		}
-		if err := b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, ""); err != nil {
-			return err
-		}
 		var err error
-		queued, err = p.putReport(ctx, tx, report)
+		queued, err = p.closeSent(ctx, tx, row, report)
 		return err
 	})
+}
+
+// closeSent, inside the write that records what was sent, closes the
+// journal row and journals the outcome to show.
+func (p *Portal) closeSent(ctx context.Context, tx database.Execer, row *database.OutboundEvent, report *database.Report) (queued bool, err error) {
+	if err := p.Bridge.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, ""); err != nil {
+		return false, err
+	}
+	return p.putReport(ctx, tx, report)
 }
 
 // succeed counts a bridged event and shows its outcome once committed.
@@ -315,11 +321,8 @@ func (p *Portal) finishSent(ctx context.Context, row *database.OutboundEvent, ev
 		if err := write(ctx, tx); err != nil {
 			return err
 		}
-		if err := b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateSent, ""); err != nil {
-			return err
-		}
 		var err error
-		queued, err = p.putReport(ctx, tx, report)
+		queued, err = p.closeSent(ctx, tx, row, report)
 		return err
 	})
 	if err != nil {
