@@ -129,7 +129,23 @@ func (b *Bridge) keepLease(held *database.Lease, renewedAt time.Time, lease, ste
 	b.leader.mu.Lock()
 	b.leader.lease = held
 	b.leader.mu.Unlock()
-	deadline := time.AfterFunc(time.Until(renewedAt.Add(lease-step)), func() { b.loseLeadership("the lease could not be renewed in time") })
+	// When the renewals fell behind (the process or the database was
+	// starved for a moment), one last renewal decides: the hold may still be
+	// ours, and exiting for nothing costs a restart.
+	var deadline *time.Timer
+	deadline = time.AfterFunc(time.Hour, func() {
+		started := time.Now()
+		ctx, cancel := context.WithTimeout(b.ctx, step)
+		ok, err := b.DB.Leases.Renew(ctx, held, lease)
+		cancel()
+		if ok && err == nil {
+			b.Log.Warn().Msg("The leader lease was renewed late")
+			deadline.Reset(time.Until(started.Add(lease - step)))
+			return
+		}
+		b.loseLeadership("the lease could not be renewed in time")
+	})
+	deadline.Reset(time.Until(renewedAt.Add(lease - step)))
 	defer deadline.Stop()
 	go func() {
 		if err := b.lead(b.ctx); err != nil && b.ctx.Err() == nil {
