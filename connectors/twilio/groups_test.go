@@ -134,6 +134,14 @@ func TestGroupTextsAndOneToOneTextsNeverShareAPortal(t *testing.T) {
 	e.h.WaitForText(room, e.ghost(theirNumber), "hi all")
 	e.waitMember(room, e.ghost(theirNumber2), "join")
 
+	// A text to a group the bridge knows costs one REST call.
+	e.sim.ResetAPICalls()
+	e.groupText(twiliosim.GroupText{ConversationSID: group.SID, From: theirNumber2, Body: "hello"})
+	e.h.WaitForText(room, e.ghost(theirNumber2), "hello")
+	if calls := e.acct.APICalls(); len(calls) != 1 || calls["GET conversations.twilio.com/v1/Conversations/{ConversationSid}/Participants"] != 1 {
+		t.Fatalf("a group text cost the REST calls %v", calls)
+	}
+
 	// The same phone texts the login alone: that is the DM, not the group.
 	e.inbound(theirNumber, "just you and me")
 	dm := e.portalRoom(theirNumber)
@@ -152,7 +160,8 @@ func TestGroupTextsAndOneToOneTextsNeverShareAPortal(t *testing.T) {
 	if msgs := e.outbound(1); msgs[0].To != theirNumber || msgs[0].Body != "sure" {
 		t.Fatalf("DM reply %+v", msgs[0])
 	}
-	if c, _ := e.acct.FindGroup(ourNumber, theirNumber, theirNumber2); len(c.Messages) != 1 || c.Messages[0].SID != res.SID {
+	c, _ := e.acct.FindGroup(ourNumber, theirNumber, theirNumber2)
+	if len(c.Messages) != 2 || c.Messages[0].SID != res.SID || slices.ContainsFunc(c.Messages, func(m twiliosim.ConversationMessage) bool { return m.Author == ourNumber }) {
 		t.Fatalf("the DM reply reached the group: %+v", c.Messages)
 	}
 }
@@ -240,6 +249,9 @@ func TestTwilioGroupLimitsAreSentences(t *testing.T) {
 
 	e.h.SendText(alice, mgmt, "start-chat +14155550100, +33 1 42 68 53 00")
 	e.h.WaitForText(mgmt, e.h.Matrix.BotUserID(), "Group texts work only between US and Canadian numbers, and +33 1 42 68 53 00 is not one.")
+
+	e.h.SendText(alice, mgmt, "start-chat +14155550100, +15005550006")
+	e.h.WaitForText(mgmt, e.h.Matrix.BotUserID(), "A group text needs at least two other numbers")
 
 	many := make([]string, 10)
 	for i := range many {
