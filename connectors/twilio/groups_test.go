@@ -1,18 +1,24 @@
 package twilio
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+	"github.com/trestle-bridge/trestle/bridgev2/provisioning"
 	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
 )
 
@@ -326,4 +332,45 @@ func mustPlan(t *testing.T, cl *Client, msg *bridgev2.MatrixMessage) *sendPlan {
 		t.Fatal(err)
 	}
 	return plan
+}
+
+func TestProvisioningCreateGroupMakesAGroupMMS(t *testing.T) {
+	const secret = "provisioning-secret-0123456789abcdef"
+	e := newEnv(t, envOptions{configure: func(c *bridgeconfig.Config) {
+		c.Provisioning = bridgeconfig.Provisioning{Enabled: true, SharedSecret: secret}
+	}})
+	e.login()
+	api := provisioning.New(e.h.Bridge(), zerolog.Nop())
+	t.Cleanup(api.Close)
+	mux := http.NewServeMux()
+	api.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	post := func(participants ...string) (int, map[string]any) {
+		body, _ := json.Marshal(map[string]any{"participants": participants})
+		req, _ := http.NewRequestWithContext(e.ctx(), http.MethodPost,
+			srv.URL+provisioning.PathPrefix+"v3/create_group/group?user_id="+url.QueryEscape(string(alice)), bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	status, out := post(theirNumber, theirNumber2)
+	group, ok := e.acct.FindGroup(ourNumber, theirNumber, theirNumber2)
+	if status != http.StatusOK || !ok || out["id"] != group.SID {
+		t.Fatalf("create_group answered %d %v; Twilio has %+v", status, out, e.acct.Conversations())
+	}
+	room := e.groupRoom(group.SID)
+	if string(room) != out["mxid"] {
+		t.Fatalf("create_group named room %v, the group's room is %s", out["mxid"], room)
+	}
+	status, out = post(theirNumber, "+33 1 42 68 53 00")
+	if msg, _ := out["error"].(string); status < 400 || !strings.Contains(msg, "US and Canadian") {
+		t.Fatalf("a foreign number got %d %v", status, out)
+	}
 }
