@@ -374,3 +374,22 @@ func TestProvisioningCreateGroupMakesAGroupMMS(t *testing.T) {
 		t.Fatalf("a foreign number got %d %v", status, out)
 	}
 }
+
+func TestAGroupReachesTheLoginItTextsFromWhicheverNumberSetTheWebhook(t *testing.T) {
+	e := newEnv(t, envOptions{numbers: []string{ourNumber, ourNumber2}})
+	e.login(e.creds(), map[string]string{"phone_number": ourNumber})
+	// The second login points the account's one Conversations webhook at
+	// its own path.
+	e.login(e.creds(), map[string]string{"phone_number": ourNumber2})
+	res := e.groupText(twiliosim.GroupText{From: theirNumber, To: ourNumber, Others: []string{theirNumber2}, Body: "to the first number"})
+	if !strings.Contains(res.Events[len(res.Events)-1].Request.URL, "/"+idFromE164(ourNumber2)+"/conversations") {
+		t.Fatalf("the webhook went to %s", res.Events[len(res.Events)-1].Request.URL)
+	}
+	group, _ := e.acct.FindGroup(ourNumber, theirNumber, theirNumber2)
+	room := e.groupRoom(group.SID)
+	e.h.WaitForText(room, e.ghost(theirNumber), "to the first number")
+	second := networkid.PortalKey{ID: networkid.PortalID(group.SID), Receiver: networkid.UserLoginID(idFromE164(ourNumber2))}
+	if p, err := e.h.Bridge().GetPortal(e.ctx(), second); err == nil && p.RoomID() != "" {
+		t.Fatal("the group also opened a room for the second number")
+	}
+}
