@@ -73,6 +73,30 @@ func (r *restClient) setConversationsWebhook(ctx context.Context, u string) erro
 	})
 }
 
+// listConversations lists the account's Conversations, following paging
+// up to maxListPages pages.
+func (r *restClient) listConversations(ctx context.Context) ([]conversations.ConversationsV1Conversation, error) {
+	var out []conversations.ConversationsV1Conversation
+	token, page := "", ""
+	for range maxListPages {
+		var resp *conversations.ListConversationResponse
+		err := r.conv(ctx, "list conversations", idempotent, func(api *conversations.ApiService) error {
+			var err error
+			resp, err = api.PageConversation((&conversations.ListConversationParams{}).SetPageSize(100), token, page)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, resp.Conversations...)
+		var ok bool
+		if token, page, ok = nextPage(resp.Meta.NextPageUrl); !ok {
+			break
+		}
+	}
+	return out, nil
+}
+
 // createConversation creates an empty Conversation.
 func (r *restClient) createConversation(ctx context.Context, name string) (*conversations.ConversationsV1Conversation, error) {
 	var out *conversations.ConversationsV1Conversation

@@ -1,6 +1,7 @@
 package twilio
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,11 +13,15 @@ import (
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
-// convMedia is one attachment of a Conversations onMessageAdded webhook,
-// whose Media parameter is a JSON array of these.
+// convMedia is one attachment of a Conversations message: the webhook's
+// Media parameter is a JSON array of {Sid, ContentType, ...}, the REST
+// message's media one of {sid, content_type, ...}. (encoding/json matches
+// "Sid" and "sid" alike.)
 type convMedia struct {
-	Sid         string `json:"Sid"`
+	Sid         string `json:"sid"`
 	ContentType string `json:"ContentType"`
+	// RESTType is content_type, as REST lists spell it.
+	RESTType string `json:"content_type"`
 }
 
 // serveConversationEvent handles a Conversations webhook: a phone's text
@@ -51,6 +56,8 @@ func (cl *Client) serveConversationEvent(w http.ResponseWriter, r *http.Request,
 	phones, _ := owner.groupPhones(parts)
 	var evt *bridgev2.RemoteEvent
 	if event == "onMessageAdded" {
+		// Texts whose webhooks failed come first, as for one-to-one texts.
+		owner.catchUpFirst(r.Context())
 		if evt, err = owner.groupMessageEvent(r.Context(), form, convSID, phones); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -74,7 +81,8 @@ func (cl *Client) serveConversationEvent(w http.ResponseWriter, r *http.Request,
 		}
 	}
 	if _, err := owner.login.Ingest(r.Context(), evt); err != nil {
-		log.Err(err).Msg("Could not journal a group event")
+		log.Err(err).Msg("Could not journal a group event; catch-up will recover a text")
+		owner.noteIngestFailed()
 		http.Error(w, "could not store the event", http.StatusInternalServerError)
 		return
 	}
@@ -101,37 +109,44 @@ func (cl *Client) groupOwner(parts []groupParticipant) *Client {
 }
 
 // groupMessageEvent turns an onMessageAdded webhook into a message event
-// of the group's portal, or nil for the bridge's own messages. The first
-// message of a group names its room after the Conversation's friendly
-// name, else after its members.
+// of the group's portal, or nil for the bridge's own messages.
 func (cl *Client) groupMessageEvent(ctx context.Context, form url.Values, convSID string, phones []string) (*bridgev2.RemoteEvent, error) {
-	sid := form.Get("MessageSid")
+	var media []convMedia
+	if raw := form.Get("Media"); raw != "" {
+		if err := json.Unmarshal([]byte(raw), &media); err != nil {
+			return nil, errors.New("Media is not a JSON list of attachments")
+		}
+	}
+	return cl.groupEvent(ctx, convSID, form.Get("MessageSid"), form.Get("Author"), form.Get("Body"), form.Get("ChatServiceSid"), media, phones)
+}
+
+// groupEvent makes the message event of a phone's text to a group, from a
+// webhook or from the group's message list, or nil for the bridge's own
+// messages. The first message of a group names its room after the
+// Conversation's friendly name, else after its members.
+func (cl *Client) groupEvent(ctx context.Context, convSID, sid, rawAuthor, body, service string, items []convMedia, phones []string) (*bridgev2.RemoteEvent, error) {
 	if !convMessageSIDPattern.MatchString(sid) {
 		return nil, errors.New("MessageSid is missing or malformed")
 	}
-	author, err := parseTwilioNumber(form.Get("Author"))
+	author, err := parseTwilioNumber(rawAuthor)
 	if err != nil || author == cl.own {
 		// The bridge's own identity (or another non-phone author): its
 		// messages came from Matrix.
 		return nil, nil
 	}
+	if len(items) > maxMedia || (len(items) > 0 && !chatServiceSIDPattern.MatchString(service)) {
+		return nil, errors.New("Media is not a list of at most 10 attachments of a Conversation Service")
+	}
 	var media []mediaItem
-	if raw := form.Get("Media"); raw != "" {
-		var items []convMedia
-		service := form.Get("ChatServiceSid")
-		if err := json.Unmarshal([]byte(raw), &items); err != nil || len(items) > maxMedia || !chatServiceSIDPattern.MatchString(service) {
-			return nil, errors.New("Media is not a list of at most 10 attachments of a Conversation Service")
+	for _, it := range items {
+		if !mediaSIDPattern.MatchString(it.Sid) {
+			return nil, errors.New("a Media Sid is malformed")
 		}
-		for _, it := range items {
-			if !mediaSIDPattern.MatchString(it.Sid) {
-				return nil, errors.New("a Media Sid is malformed")
-			}
-			ct := strings.TrimSpace(it.ContentType)
-			if ct == "" {
-				ct = "application/octet-stream"
-			}
-			media = append(media, mediaItem{URL: mcsContentURL(service, it.Sid), ContentType: ct})
+		ct := strings.TrimSpace(cmp.Or(it.ContentType, it.RESTType))
+		if ct == "" {
+			ct = "application/octet-stream"
 		}
+		media = append(media, mediaItem{URL: mcsContentURL(service, it.Sid), ContentType: ct})
 	}
 	key := cl.groupKey(convSID)
 	info := &bridgev2.ChatInfo{Members: cl.groupInfo("", phones).Members}
@@ -148,7 +163,7 @@ func (cl *Client) groupMessageEvent(ctx context.Context, form url.Values, convSI
 		Portal:    key,
 		Sender:    bridgev2.EventSender{Sender: userIDFromE164(author)},
 		Timestamp: cl.conn.now(),
-		Parts:     messageParts(sanitizeBody(form.Get("Body")), media),
+		Parts:     messageParts(sanitizeBody(body), media),
 		ChatInfo:  info,
 	}, nil
 }

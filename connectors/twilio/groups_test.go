@@ -393,3 +393,39 @@ func TestAGroupReachesTheLoginItTextsFromWhicheverNumberSetTheWebhook(t *testing
 		t.Fatal("the group also opened a room for the second number")
 	}
 }
+
+func TestGroupTextsSentWhileTheBridgeWasDownArriveAfterItStarts(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.login()
+	e.groupText(twiliosim.GroupText{From: theirNumber, To: ourNumber, Others: []string{theirNumber2}, Body: "before"})
+	known, _ := e.acct.FindGroup(ourNumber, theirNumber, theirNumber2)
+	room := e.groupRoom(known.SID)
+	e.h.WaitForText(room, e.ghost(theirNumber), "before")
+
+	// The bridge is down: a text to the known group, and a new group.
+	e.h.Stop()
+	for _, in := range []twiliosim.GroupText{
+		{ConversationSID: known.SID, From: theirNumber2, Body: "while down 1"},
+		{ConversationSID: known.SID, From: theirNumber, Body: "while down 2"},
+		{From: theirNumber3, To: ourNumber, Others: []string{theirNumber}, Body: "a new group"},
+	} {
+		// The stopped harness answers 503: the texts are only on Twilio.
+		_, _ = e.sim.SendGroupText(e.ctx(), in)
+	}
+	e.h.Restart()
+	e.h.WaitForText(room, e.ghost(theirNumber), "while down 2")
+	var got []string
+	for _, evt := range e.h.Matrix.Events(room) {
+		if evt.Type == event.EventMessage {
+			got = append(got, evt.Content.AsMessage().Body)
+		}
+	}
+	if !slices.Equal(got, []string{"before", "while down 1", "while down 2"}) {
+		t.Fatalf("the group shows %q", got)
+	}
+	fresh, ok := e.acct.FindGroup(ourNumber, theirNumber3, theirNumber)
+	if !ok {
+		t.Fatal("the new group is not on Twilio")
+	}
+	e.h.WaitForText(e.groupRoom(fresh.SID), e.ghost(theirNumber3), "a new group")
+}
