@@ -344,8 +344,12 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 	}, nil
 }
 
-// GetChatInfo describes a DM portal: the other number and its name.
+// GetChatInfo describes a DM portal (the other number and its name) or a
+// group portal (its phones).
 func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
+	if isGroupPortal(portal.ID) {
+		return c.groupChatInfo(ctx, string(portal.ID))
+	}
 	e164, err := e164FromID(string(portal.ID))
 	if err != nil {
 		return nil, fmt.Errorf("portal %s is not a phone number", portal.ID)

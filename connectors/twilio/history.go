@@ -104,6 +104,8 @@ func (c *Client) saveWatermark(ctx context.Context, force bool) {
 // watermark, oldest first, exactly as its webhook would have: Twilio never
 // resends a webhook that failed, so the log is the only way to recover one.
 // Messages journalled before come back as duplicates and cost nothing.
+// Group texts, which are not in that log, are caught up after them (see
+// catchUpGroups).
 func (c *Client) catchUp(ctx context.Context) error {
 	select {
 	case c.catchUpSem <- struct{}{}:
@@ -159,6 +161,14 @@ func (c *Client) catchUp(ctx context.Context) error {
 		if t := messageTime(m); t.After(newest) {
 			newest = t
 		}
+	}
+	if n, err := c.catchUpGroups(ctx, floor); err != nil {
+		if groupCatchUpFatal(err) {
+			return err
+		}
+		c.log.Warn().Err(err).Msg("Could not catch up on group texts; one-to-one texts are caught up")
+	} else {
+		journalled += n
 	}
 	c.wmMu.Lock()
 	if newest.After(c.watermark) {
