@@ -143,3 +143,11 @@ func (c *Connector) client(loginID string) *Client {
 	cl, _ := login.Client.(*Client)
 	return cl
 }
+
+// reportAPIError counts a failed Twilio call in trestle_api_errors_total.
+// Calls made before Init (none in the shipped binary) are not counted.
+func (c *Connector) reportAPIError(code string) {
+	if c.bridge != nil {
+		c.bridge.ReportAPIError(code)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgetest"
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
@@ -45,6 +46,8 @@ type envOptions struct {
 	network string
 	// numbers are the account's numbers; ourNumber by default.
 	numbers []string
+	// configure adjusts the bridge's config before it starts.
+	configure func(*bridgeconfig.Config)
 }
 
 // newEnv starts the simulator and a bridge pointed at it.
@@ -58,7 +61,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if !strings.Contains(opts.network, "max_send_rate") {
 		netCfg += "max_send_rate: 0\n"
 	}
-	h := bridgetest.New(t, newTestConnector, bridgetest.Options{NetworkConfig: netCfg})
+	h := bridgetest.New(t, newTestConnector, bridgetest.Options{NetworkConfig: netCfg, Configure: opts.configure})
 	return &env{t: t, sim: sim, acct: acct, h: h}
 }
 

@@ -72,6 +72,19 @@ func (e *restError) Error() string {
 	}
 }
 
+// metricCode is the failure's label in trestle_api_errors_total: Twilio's
+// error code, or the HTTP status, or "network" when nothing answered.
+func (e *restError) metricCode() string {
+	switch {
+	case e.Code != 0:
+		return strconv.Itoa(e.Code)
+	case e.Network || e.Status == 0:
+		return "network"
+	default:
+		return "http_" + strconv.Itoa(e.Status)
+	}
+}
+
 // Unwrap returns twilio-go's error.
 func (e *restError) Unwrap() error { return e.Err }
 
@@ -185,6 +198,7 @@ func (r *restClient) do(ctx context.Context, op string, kind callKind, fn func(a
 	}
 	status, retryAfter := tr.answer()
 	re := classify(op, kind, err, status)
+	r.conn.reportAPIError(re.metricCode())
 	switch {
 	case re.Status == http.StatusUnauthorized || re.Code == codeAuthenticate:
 		if r.onBadCredentials != nil {
