@@ -48,6 +48,8 @@ type envOptions struct {
 	numbers []string
 	// configure adjusts the bridge's config before it starts.
 	configure func(*bridgeconfig.Config)
+	// tweak adjusts each connector before the bridge starts.
+	tweak func(*Connector)
 }
 
 // newEnv starts the simulator and a bridge pointed at it.
@@ -61,7 +63,15 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if !strings.Contains(opts.network, "max_send_rate") {
 		netCfg += "max_send_rate: 0\n"
 	}
-	h := bridgetest.New(t, newTestConnector, bridgetest.Options{NetworkConfig: netCfg, Configure: opts.configure})
+	newConn := newTestConnector
+	if opts.tweak != nil {
+		newConn = func() bridgev2.NetworkConnector {
+			c := newTestConnector()
+			opts.tweak(c.(*Connector))
+			return c
+		}
+	}
+	h := bridgetest.New(t, newConn, bridgetest.Options{NetworkConfig: netCfg, Configure: opts.configure})
 	return &env{t: t, sim: sim, acct: acct, h: h}
 }
 
