@@ -44,6 +44,9 @@ func (b *Bridge) HandleTransaction(ctx context.Context, txnID string, events, ep
 			continue
 		}
 		evt, ok := b.parseEvent(raw)
+		if ok && b.Crypto != nil && isCryptoState(evt.Type) {
+			b.Crypto.HandleRoomEvent(ctx, evt)
+		}
 		if !ok || !b.wantsEvent(evt) {
 			if ok {
 				zerolog.Ctx(ctx).Trace().Str("type", evt.Type.Type).Stringer("sender", evt.Sender).Msg("Ignored event")
