@@ -51,7 +51,14 @@ func GenerateRegistration(configPath, registrationPath string) error {
 	}
 	asToken, hsToken := randomToken(), randomToken()
 	edits := map[string]any{"appservice.as_token": asToken, "appservice.hs_token": hsToken}
-	if current, err := bridgeconfig.Parse(data); err == nil && bridgeconfig.IsPlaceholderToken(current.Encryption.PickleKey) {
+	var current struct {
+		Encryption struct {
+			PickleKey string `yaml:"pickle_key"`
+		} `yaml:"encryption"`
+	}
+	// Read loosely: with encryption.allow on, the placeholder makes the
+	// config invalid until this very edit.
+	if yaml.Unmarshal(data, &current) == nil && bridgeconfig.IsPlaceholderToken(current.Encryption.PickleKey) {
 		// Generated with the tokens, so turning encryption on later takes
 		// no extra step; it is unused while encryption.allow is off.
 		edits["encryption.pickle_key"] = randomToken()
