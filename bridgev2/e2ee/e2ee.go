@@ -293,7 +293,7 @@ func (e *E2EE) HandleAppserviceCrypto(ctx context.Context, toDevice []*event.Eve
 // HandleRoomEvent implements bridgev2.Crypto.
 func (e *E2EE) HandleRoomEvent(ctx context.Context, evt *event.Event) {
 	e.state.handle(evt)
-	if evt.Type == event.StateMember {
+	if evt.Type == event.StateMember && e.state.known(evt.RoomID) {
 		if mach := e.machine(); mach != nil {
 			// A member joining or leaving gets a new outbound session, so
 			// leavers cannot read on and joiners get the keys.
@@ -354,9 +354,10 @@ func (e *E2EE) Decrypt(ctx context.Context, evt *event.Event) (*event.Event, err
 		if err := e.rememberMediaKey(ctx, msg.File); err != nil {
 			return nil, bridgev2.RetriableError("The bridge could not store the key of your file; retrying.", err)
 		}
-		// Connectors hand out public URLs for content.URL; the media
-		// handler decrypts what is behind it.
+		// Connectors hand out public URLs for content.URL, and the media
+		// handler decrypts what is behind it: to them the file is plain.
 		msg.URL = msg.File.URL
+		msg.File = nil
 	}
 	return decrypted, nil
 }

@@ -71,10 +71,12 @@ func (m *encryptingMatrix) SendMessage(ctx context.Context, as id.UserID, roomID
 	if evtType == event.EventReaction || evtType == event.EventEncrypted {
 		return m.Matrix.SendMessage(ctx, as, roomID, evtType, content, txnID, ts)
 	}
+	if _, err := m.e.awaitReadyBounded(ctx); err != nil {
+		// Whether the room is encrypted is asked as the device.
+		return "", err
+	}
 	encrypted, err := m.e.state.IsEncrypted(ctx, roomID)
-	if err != nil && m.e.client() == nil {
-		return "", bridgev2.RetriableError("The bridge's encryption device is not ready yet; retrying.", err)
-	} else if err != nil {
+	if err != nil {
 		return "", bridgev2.RetriableError("The bridge could not check whether the room is encrypted; retrying.", err)
 	}
 	if !encrypted {

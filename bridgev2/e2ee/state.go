@@ -81,6 +81,15 @@ func (s *roomState) setEncryption(roomID id.RoomID, content *event.EncryptionEve
 	s.encryption[roomID] = content
 }
 
+// known reports whether the room's encryption state is cached: a room the
+// bot has not joined yet (a portal being created) cannot be asked about.
+func (s *roomState) known(roomID id.RoomID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.encryption[roomID]
+	return ok
+}
+
 // IsEncrypted implements crypto.StateStore.
 func (s *roomState) IsEncrypted(ctx context.Context, roomID id.RoomID) (bool, error) {
 	content, err := s.encryptionOf(ctx, roomID)
