@@ -179,7 +179,9 @@ func TestNewPortalsAreEncryptedAndTextsAndPicturesCrossThemBothWays(t *testing.T
 
 	greeting := alice.WaitForMessage(room, ghost(bob), "Hello from")
 	alice.SendReply(room, greeting.ID, "Encrypted reply")
-	out := waitOutbound(t, func(m twiliosim.OutboundMessage) bool { return m.To == bob && strings.HasSuffix(m.Body, "Encrypted reply") })
+	out := waitOutbound(t, func(m twiliosim.OutboundMessage) bool {
+		return m.To == bob && strings.HasSuffix(m.Body, "Encrypted reply")
+	})
 	if out.From != alice.Number {
 		t.Errorf("the reply went from %s, want %s", out.From, alice.Number)
 	}

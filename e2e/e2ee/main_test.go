@@ -43,11 +43,11 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	defer rig.CleanupBinary()
 	opts := rig.EnvOptions{Dir: dir, ConfigEdits: map[string]any{
-		"network.max_send_rate":       0,
-		"bridge.shutdown_timeout":     "5s",
+		"network.max_send_rate":        0,
+		"bridge.shutdown_timeout":      "5s",
 		"bridge.message_status_events": true,
-		"encryption.allow":            true,
-		"encryption.default":          true,
+		"encryption.allow":             true,
+		"encryption.default":           true,
 	}}
 	if base := os.Getenv(dbtest.PostgresEnv); base != "" {
 		uri, drop, err := dbtest.FreshPostgresSchema(base)
