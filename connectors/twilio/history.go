@@ -70,8 +70,13 @@ func (c *Client) noteIngestFailed() {
 }
 
 // saveWatermark persists the watermark if it moved (or always, with force,
-// as the connection loop ends).
+// as the connection loop ends). Only the leader writes the login: a
+// standby's copy may be older than the stored row, so its watermark waits
+// until it leads.
 func (c *Client) saveWatermark(ctx context.Context, force bool) {
+	if !c.conn.bridge.Leading() {
+		return
+	}
 	c.wmMu.Lock()
 	wm, dirty := c.watermark, c.wmDirty
 	c.wmDirty = false
@@ -99,6 +104,8 @@ func (c *Client) saveWatermark(ctx context.Context, force bool) {
 // watermark, oldest first, exactly as its webhook would have: Twilio never
 // resends a webhook that failed, so the log is the only way to recover one.
 // Messages journalled before come back as duplicates and cost nothing.
+// Group texts, which are not in that log, are caught up after them (see
+// catchUpGroups).
 func (c *Client) catchUp(ctx context.Context) error {
 	select {
 	case c.catchUpSem <- struct{}{}:
@@ -155,6 +162,14 @@ func (c *Client) catchUp(ctx context.Context) error {
 			newest = t
 		}
 	}
+	if n, err := c.catchUpGroups(ctx, floor); err != nil {
+		if groupCatchUpFatal(err) {
+			return err
+		}
+		c.log.Warn().Err(err).Msg("Could not catch up on group texts; one-to-one texts are caught up")
+	} else {
+		journalled += n
+	}
 	c.wmMu.Lock()
 	if newest.After(c.watermark) {
 		c.watermark, c.wmDirty = newest, true
@@ -196,9 +211,10 @@ const (
 // Concurrent webhooks share one catch-up. If it fails, the message is
 // journalled anyway: out of order is better than late or lost.
 func (c *Client) catchUpFirst(ctx context.Context) {
-	if !c.behind() || !c.conn.bridge.Leading() {
-		// A standby only journals; the leader's own catch-up (it runs one
-		// when it takes over) keeps the order.
+	// A standby catches up too: it may be the only process up (a leader
+	// restarting after a kill waits for its old lease to run out), and what
+	// it journals now is delivered in journal order when it takes over.
+	if !c.behind() {
 		return
 	}
 	c.firstMu.Lock()
