@@ -70,8 +70,13 @@ func (c *Client) noteIngestFailed() {
 }
 
 // saveWatermark persists the watermark if it moved (or always, with force,
-// as the connection loop ends).
+// as the connection loop ends). Only the leader writes the login: a
+// standby's copy may be older than the stored row, so its watermark waits
+// until it leads.
 func (c *Client) saveWatermark(ctx context.Context, force bool) {
+	if !c.conn.bridge.Leading() {
+		return
+	}
 	c.wmMu.Lock()
 	wm, dirty := c.watermark, c.wmDirty
 	c.wmDirty = false
@@ -206,9 +211,10 @@ const (
 // Concurrent webhooks share one catch-up. If it fails, the message is
 // journalled anyway: out of order is better than late or lost.
 func (c *Client) catchUpFirst(ctx context.Context) {
-	if !c.behind() || !c.conn.bridge.Leading() {
-		// A standby only journals; the leader's own catch-up (it runs one
-		// when it takes over) keeps the order.
+	// A standby catches up too: it may be the only process up (a leader
+	// restarting after a kill waits for its old lease to run out), and what
+	// it journals now is delivered in journal order when it takes over.
+	if !c.behind() {
 		return
 	}
 	c.firstMu.Lock()

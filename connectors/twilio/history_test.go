@@ -8,6 +8,10 @@ import (
 
 	"maunium.net/go/mautrix/event"
 
+	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
+	"github.com/trestle-bridge/trestle/bridgev2/bridgetest"
+	"github.com/trestle-bridge/trestle/bridgev2/database"
+	"github.com/trestle-bridge/trestle/bridgev2/database/dbtest"
 	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
 )
 
@@ -49,6 +53,52 @@ func TestCatchUpAfterRestart(t *testing.T) {
 				t.Fatal("history from before the login was imported")
 			}
 		}
+	}
+}
+
+// A standby that takes a webhook while it is behind catches up first, as the
+// leader does: a text whose webhook never reached the bridge arrives, and
+// before the later one. (A process restarting after a kill is a standby
+// until its old lease runs out, and may be the only one up.)
+func TestStandbyCatchesUpBeforeJournallingAWebhook(t *testing.T) {
+	for _, dialect := range dbtest.Dialects() {
+		if dialect != database.Postgres {
+			continue
+		}
+		t.Run(string(dialect), func(t *testing.T) {
+			e := newEnv(t, envOptions{dialect: dialect, configure: func(c *bridgeconfig.Config) {
+				c.Database.TakeoverTimeout = 2 * time.Second
+			}})
+			e.eventually("the first process leading", e.h.Bridge().Leading)
+			e.login()
+			e.inbound(theirNumber, "first")
+			room := e.portalRoom(theirNumber)
+			e.h.WaitForText(room, e.ghost(theirNumber), "first")
+
+			standby := bridgetest.New(t, newTestConnector, bridgetest.Options{Peer: e.h})
+			e.eventually("the standby loading the login", func() bool { return standby.Bridge().GetLogin(ourLoginID) != nil })
+			if standby.Bridge().Leading() {
+				t.Fatal("the second process leads too")
+			}
+			// "second" is in Twilio's log only: its webhook was lost on the way.
+			if _, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: theirNumber, To: ourNumber, Body: "second", LogOnly: true}); err != nil {
+				t.Fatal(err)
+			}
+			third, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: theirNumber, To: ourNumber, Body: "third", LogOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := "/_trestle/twilio/" + string(ourLoginID) + "/incoming"
+			form := e.incomingForm(third.MessageSID)
+			form.Set("Body", "third")
+			if code, body := e.postTo(standby.URL, path, form, e.signed(path, form)); code != http.StatusOK {
+				t.Fatalf("the standby answered the webhook %d: %s", code, body)
+			}
+			e.h.WaitForText(room, e.ghost(theirNumber), "third")
+			if got := e.messagesFrom(room, e.ghost(theirNumber)); !slices.Equal(got, []string{"first", "second", "third"}) {
+				t.Fatalf("room has %q", got)
+			}
+		})
 	}
 }
 
