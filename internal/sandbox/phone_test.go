@@ -552,7 +552,9 @@ func TestPhoneGroupTextReachesTheBridgeAndShowsTheGroupsTexts(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("the bridge's group text: %v %v", resp, err)
 	}
-	st = r.waitState(testPhone, func(st phoneState) bool { return len(st.Messages) == 3 && st.Messages[2].Status == twiliosim.StatusDelivered })
+	st = r.waitState(testPhone, func(st phoneState) bool {
+		return len(st.Messages) == 3 && st.Messages[2].Status == twiliosim.StatusDelivered
+	})
 	if m := st.Messages[2]; m.FromPhone || m.Author != "" || m.Body != "from Matrix" {
 		t.Fatalf("the bridge's group text shows %+v", m)
 	}
