@@ -292,7 +292,7 @@ function pickRoom() {
   return state.rooms.length ? state.rooms[0].id : "";
 }
 
-const kindLabels = { portal: "SMS", management: "bot", other: "" };
+const kindLabels = { portal: "SMS", group: "group", management: "bot", other: "" };
 
 function renderRooms() {
   if (!state.info || !state.info.matrixEnabled) return;
