@@ -55,9 +55,10 @@ type Client struct {
 	wmMu        sync.Mutex
 	watermark   time.Time
 	wmDirty     bool
-	failGen     uint64 // counts webhooks whose Ingest failed
-	resolvedGen uint64 // failGen as of the start of the last complete catch-up
-	caughtUp    bool   // a catch-up has completed since this client started
+	failGen     uint64    // counts webhooks whose Ingest failed
+	resolvedGen uint64    // failGen as of the start of the last complete catch-up
+	caughtUp    bool      // a catch-up has completed since this client started
+	lastHeard   time.Time // when an incoming webhook was last journalled
 
 	// catchUpSem serialises catch-ups (the connection loop's and those a
 	// webhook runs first, see catchUpFirst); a channel, so that waiting for
@@ -168,7 +169,8 @@ func (c *Client) wake() {
 // Connect starts the connection loop in the background and returns: the
 // core calls it synchronously right after a login, which must not wait for
 // Twilio. The loop verifies the credentials, reports CONNECTED and catches
-// up on messages whose webhook never made it.
+// up on messages whose webhook never made it, then again after every failed
+// webhook and every network.reconcile_interval.
 func (c *Client) Connect(ctx context.Context) {
 	c.runMu.Lock()
 	defer c.runMu.Unlock()
@@ -198,7 +200,9 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 	defer c.saveWatermark(context.WithoutCancel(ctx), true)
 	delay := c.conn.reconnectBase
 	connected, needCatchUp := false, true
-	ticker := time.NewTicker(c.conn.watermarkEvery)
+	// Webhooks that never reached the bridge leave no trace but the log:
+	// list it regularly.
+	ticker := time.NewTicker(c.conn.cfg.ReconcileInterval)
 	defer ticker.Stop()
 	sleep := func() bool {
 		t := time.NewTimer(delay)
@@ -264,7 +268,9 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 			}
 			needCatchUp = true
 		case <-ticker.C:
-			c.saveWatermark(ctx, false)
+			// Only the leader delivers; a standby's catch-up would only
+			// journal what the leader's finds too.
+			needCatchUp = c.conn.bridge.Leading()
 		}
 	}
 }

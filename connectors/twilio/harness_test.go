@@ -49,8 +49,10 @@ type envOptions struct {
 	numbers []string
 	// dialect is the bridge's database; SQLite by default.
 	dialect database.Dialect
-	// configure adjusts the core's config.
+	// configure adjusts the bridge's config before it starts.
 	configure func(*bridgeconfig.Config)
+	// tweak adjusts each connector before the bridge starts.
+	tweak func(*Connector)
 }
 
 // newEnv starts the simulator and a bridge pointed at it.
@@ -64,7 +66,15 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if !strings.Contains(opts.network, "max_send_rate") {
 		netCfg += "max_send_rate: 0\n"
 	}
-	h := bridgetest.New(t, newTestConnector, bridgetest.Options{NetworkConfig: netCfg, Dialect: opts.dialect, Configure: opts.configure})
+	newConn := newTestConnector
+	if opts.tweak != nil {
+		newConn = func() bridgev2.NetworkConnector {
+			c := newTestConnector()
+			opts.tweak(c.(*Connector))
+			return c
+		}
+	}
+	h := bridgetest.New(t, newConn, bridgetest.Options{NetworkConfig: netCfg, Dialect: opts.dialect, Configure: opts.configure})
 	return &env{t: t, sim: sim, acct: acct, h: h}
 }
 

@@ -145,11 +145,11 @@ func (c *Client) recentOutbound(ctx context.Context, remote string, since time.T
 		}
 		return p
 	}
-	dated, err := c.rest.listMessages(ctx, base().SetDateSentAfter(since.UTC()), 200, 0)
+	dated, _, err := c.rest.listMessages(ctx, base().SetDateSentAfter(since.UTC()), 200, 0, time.Time{})
 	if err != nil {
 		return nil, err
 	}
-	newest, err := c.rest.listMessages(ctx, base(), 50, 50)
+	newest, _, err := c.rest.listMessages(ctx, base(), 50, 50, time.Time{})
 	if err != nil {
 		return nil, err
 	}

@@ -306,11 +306,13 @@ func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sen
 
 // createParams builds the REST parameters of one part.
 func (c *Client) createParams(remote string, part outPart, sendToken string) *openapi.CreateMessageParams {
-	params := (&openapi.CreateMessageParams{}).SetTo(remote).SetStatusCallback(c.statusCallbackURL(sendToken))
+	// From is set with a Messaging Service too: Twilio then sends from
+	// this login's number (which must be in the service's pool), so a
+	// contact gets the reply from the number they texted, whichever number
+	// the pool would have picked.
+	params := (&openapi.CreateMessageParams{}).SetTo(remote).SetFrom(c.own).SetStatusCallback(c.statusCallbackURL(sendToken))
 	if c.serviceSID != "" {
 		params.SetMessagingServiceSid(c.serviceSID)
-	} else {
-		params.SetFrom(c.own)
 	}
 	if part.Body != "" {
 		params.SetBody(part.Body)

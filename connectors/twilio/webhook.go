@@ -267,7 +267,7 @@ func (cl *Client) serveIncoming(w http.ResponseWriter, r *http.Request, form url
 		http.Error(w, "could not store the message", http.StatusInternalServerError)
 		return
 	}
-	cl.noteIngested(now)
+	cl.noteHeard()
 	log.Debug().Bool("duplicate", res == bridgev2.Duplicate).Int("media", len(in.Media)).Msg("Inbound message journalled")
 	writeAck(w)
 }
