@@ -428,4 +428,16 @@ func TestGroupTextsSentWhileTheBridgeWasDownArriveAfterItStarts(t *testing.T) {
 		t.Fatal("the new group is not on Twilio")
 	}
 	e.h.WaitForText(e.groupRoom(fresh.SID), e.ghost(theirNumber3), "a new group")
+
+	// With nothing new, a catch-up reads each group's newest texts only.
+	cl := twClient(e.h.Bridge().GetLogin(ourLoginID))
+	e.sim.ResetAPICalls()
+	if err := cl.catchUp(e.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	calls := e.acct.APICalls()
+	if calls["GET conversations.twilio.com/v1/Conversations"] != 1 || calls["GET conversations.twilio.com/v1/Conversations/{ConversationSid}/Messages"] != 2 ||
+		calls["GET conversations.twilio.com/v1/Conversations/{ConversationSid}/Participants"] != 0 {
+		t.Fatalf("an idle catch-up with two groups cost %v", calls)
+	}
 }
