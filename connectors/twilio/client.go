@@ -314,6 +314,7 @@ func (c *Client) LogoutRemote(ctx context.Context) {
 	if c.webhookURL == "" {
 		return
 	}
+	c.removeConversationsWebhook(ctx)
 	num, err := c.bgRest.fetchNumber(ctx, c.numberSID)
 	if err != nil {
 		c.log.Warn().Err(err).Msg("Could not read the number's webhook at logout; leaving it")
@@ -328,6 +329,26 @@ func (c *Client) LogoutRemote(ctx context.Context) {
 		return
 	}
 	c.log.Info().Msg("Removed the number's incoming webhook")
+}
+
+// removeConversationsWebhook clears the account's Conversations webhook if
+// it still points at this login: group texts then stop coming to a login
+// that is gone.
+func (c *Client) removeConversationsWebhook(ctx context.Context) {
+	ours := c.conn.bridge.NetworkPublicURL("/" + string(c.loginID) + "/conversations")
+	current, err := c.bgRest.conversationsWebhookURL(ctx)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("Could not read the Conversations webhook at logout; leaving it")
+		return
+	}
+	if current != ours {
+		return
+	}
+	if err := c.bgRest.setConversationsWebhook(ctx, ""); err != nil {
+		c.log.Warn().Err(err).Msg("Could not remove the Conversations webhook at logout")
+		return
+	}
+	c.log.Info().Msg("Removed the account's Conversations webhook")
 }
 
 // ResolveIdentifier turns a typed phone number into the DM with it.

@@ -48,7 +48,8 @@ func (m *matrixSide) managementRoom(ctx context.Context, known id.RoomID) (id.Ro
 
 // loginThroughBot logs the user in to the bridge as a person would: `login`
 // in the management room, then one answer per question (Account SID and
-// auth token). It returns the bot's final "Logged in ..." reply.
+// auth token; the API key and Messaging Service are only asked by "login
+// advanced"). It returns the bot's final "Logged in ..." reply.
 func (m *matrixSide) loginThroughBot(ctx context.Context, room id.RoomID, accountSID, authToken string) (string, error) {
 	steps := []struct{ say, want string }{
 		{"login", "Account SID"},
