@@ -97,6 +97,9 @@ type MessagePart struct {
 	// HTML is an optional formatted version of Text.
 	HTML  string    `json:"html,omitempty"`
 	Media *MediaRef `json:"media,omitempty"`
+	// GeoURI makes an m.location part ("geo:52.37,4.90"); Text describes
+	// the place.
+	GeoURI string `json:"geo_uri,omitempty"`
 	// Metadata is the connector's metadata for the stored message row,
 	// decoded with its DBMetaTypes().Message type.
 	Metadata json.RawMessage `json:"metadata,omitempty"`

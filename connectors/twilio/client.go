@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +26,10 @@ type Client struct {
 	// own is the number in E.164; the other fields come from the stored
 	// metadata and never change for the life of this client (a new login
 	// makes a new client).
-	own        string
+	own string
+	// whatsapp is the number of the login's WhatsApp sender (E.164), or
+	// empty.
+	whatsapp   string
 	accountSID string
 	authToken  string
 	serviceSID string
@@ -101,6 +105,7 @@ func newClient(conn *Connector, login *bridgev2.UserLogin, meta *LoginMetadata) 
 		login:      login,
 		loginID:    login.ID,
 		own:        meta.PhoneNumber,
+		whatsapp:   meta.WhatsAppNumber,
 		accountSID: meta.AccountSID,
 		authToken:  meta.AuthToken,
 		serviceSID: meta.MessagingServiceSID,
@@ -320,14 +325,20 @@ func (c *Client) LogoutRemote(ctx context.Context) {
 	c.log.Info().Msg("Removed the number's incoming webhook")
 }
 
-// ResolveIdentifier turns a typed phone number into the DM with it.
+// ResolveIdentifier turns a typed phone number into the DM with it; with
+// the "whatsapp:" prefix, into the WhatsApp chat with it.
 func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bridgev2.ResolvedIdentifier, error) {
-	e164, err := parseUserNumber(identifier, c.conn.cfg.DefaultRegion, true)
+	typed, whatsapp := strings.CutPrefix(strings.TrimSpace(identifier), whatsappPrefix)
+	e164, err := parseUserNumber(typed, c.conn.cfg.DefaultRegion, true)
 	if err != nil {
 		return nil, bridgev2.NewError(fmt.Sprintf("%q is not a valid phone number; include the country code (like +1 415 555 0100) unless it is a %s number.",
 			identifier, c.conn.cfg.DefaultRegion), err)
 	}
-	if e164 == c.own {
+	k := contact{e164: e164, whatsapp: whatsapp}
+	if whatsapp && c.whatsapp == "" {
+		return nil, bridgev2.NewError("This login has no WhatsApp sender; log in again and pick a number that has one.", nil)
+	}
+	if e164 == c.own || (whatsapp && e164 == c.whatsapp) {
 		return nil, bridgev2.NewError("That is this login's own number; a number cannot text itself.", nil)
 	}
 	name := c.conn.cfg.displayName(e164)
@@ -335,18 +346,18 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 	return &bridgev2.ResolvedIdentifier{
 		UserID:   uid,
 		UserInfo: &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}},
-		Chat:     c.portalKey(e164),
-		ChatInfo: c.chatInfo(e164),
+		Chat:     c.portalKey(k),
+		ChatInfo: c.chatInfo(k),
 	}, nil
 }
 
 // GetChatInfo describes a DM portal: the other number and its name.
 func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
-	e164, err := e164FromID(string(portal.ID))
+	k, err := contactFromPortalID(portal.ID)
 	if err != nil {
 		return nil, fmt.Errorf("portal %s is not a phone number", portal.ID)
 	}
-	return c.chatInfo(e164), nil
+	return c.chatInfo(k), nil
 }
 
 // GetUserInfo names a contact after network.displayname_template.
@@ -359,13 +370,14 @@ func (c *Client) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*bridg
 	return &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}}, nil
 }
 
-// portalKey is the DM portal with a remote number, as seen by this login.
-func (c *Client) portalKey(remoteE164 string) networkid.PortalKey {
-	return networkid.PortalKey{ID: networkid.PortalID(idFromE164(remoteE164)), Receiver: c.loginID}
+// portalKey is the DM portal with a contact, as seen by this login.
+func (c *Client) portalKey(k contact) networkid.PortalKey {
+	return networkid.PortalKey{ID: k.portalID(), Receiver: c.loginID}
 }
 
-// chatInfo describes the DM with a remote number.
-func (c *Client) chatInfo(remoteE164 string) *bridgev2.ChatInfo {
-	name := c.conn.cfg.displayName(remoteE164)
-	return &bridgev2.ChatInfo{IsDM: true, OtherUser: userIDFromE164(remoteE164), Name: &name}
+// chatInfo describes the DM with a contact. The person is one ghost on both
+// channels; only the rooms differ.
+func (c *Client) chatInfo(k contact) *bridgev2.ChatInfo {
+	name := c.chatName(k)
+	return &bridgev2.ChatInfo{IsDM: true, OtherUser: userIDFromE164(k.e164), Name: &name}
 }

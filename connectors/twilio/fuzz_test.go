@@ -24,7 +24,7 @@ func FuzzParseInboundForm(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !messageSIDPattern.MatchString(in.SID) || !e164Pattern.MatchString(in.From) || !e164Pattern.MatchString(in.To) {
+		if !messageSIDPattern.MatchString(in.SID) || !e164Pattern.MatchString(in.From.e164) || !e164Pattern.MatchString(in.To.e164) || in.From.whatsapp != in.To.whatsapp {
 			t.Fatalf("accepted malformed IDs: %+v", in)
 		}
 		if len(in.Media) > maxMedia || !utf8.ValidString(in.Body) {

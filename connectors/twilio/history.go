@@ -119,8 +119,7 @@ func (c *Client) catchUp(ctx context.Context) error {
 		// rather than importing the account's whole history.
 		since = c.conn.now()
 	}
-	params := (&openapi.ListMessageParams{}).SetTo(c.own).SetDateSentAfter(since.UTC())
-	msgs, err := c.bgRest.listMessages(ctx, params, 100, 0)
+	msgs, err := c.listInboundSince(ctx, since)
 	if err != nil {
 		return err
 	}
@@ -247,7 +246,7 @@ func (c *Client) catchUpFirst(ctx context.Context) {
 // for entries that are not texts between two numbers.
 func (c *Client) eventFromLog(ctx context.Context, m *openapi.ApiV2010Message) (*bridgev2.RemoteEvent, error) {
 	sid := deref(m.Sid)
-	from, err := parseTwilioNumber(deref(m.From))
+	from, err := parseTwilioAddress(deref(m.From))
 	if err != nil || !messageSIDPattern.MatchString(sid) {
 		c.log.Warn().Str("message_sid", sid).Msg("Skipping a logged message that is not from a phone number")
 		return nil, nil
@@ -260,10 +259,10 @@ func (c *Client) eventFromLog(ctx context.Context, m *openapi.ApiV2010Message) (
 		Kind:      bridgev2.RemoteMessage,
 		ID:        networkid.MessageID(sid),
 		Portal:    c.portalKey(from),
-		Sender:    bridgev2.EventSender{Sender: userIDFromE164(from)},
+		Sender:    bridgev2.EventSender{Sender: userIDFromE164(from.e164)},
 		Timestamp: messageTime(m),
 		Parts:     messageParts(sanitizeBody(deref(m.Body)), media),
-		ChatInfo:  c.chatInfo(from),
+		ChatInfo:  c.inboundChatInfo(from, messageTime(m)),
 	}, nil
 }
 
@@ -310,18 +309,18 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 	if limit <= 0 {
 		return nil, nil
 	}
-	remote, err := e164FromID(string(portal.ID))
-	if err != nil {
+	k, err := contactFromPortalID(portal.ID)
+	if err != nil || c.ownAddress(k) == "" {
 		return nil, nil
 	}
 	pageSize := min(limit, 1000)
-	in, err := c.rest.listMessages(ctx, (&openapi.ListMessageParams{}).SetFrom(remote).SetTo(c.own), pageSize, limit)
+	in, err := c.rest.listMessages(ctx, (&openapi.ListMessageParams{}).SetFrom(k.address()).SetTo(c.ownAddress(k)), pageSize, limit)
 	if err != nil {
 		return nil, err
 	}
-	outParams := (&openapi.ListMessageParams{}).SetTo(remote)
-	if c.serviceSID == "" {
-		outParams.SetFrom(c.own)
+	outParams := (&openapi.ListMessageParams{}).SetTo(k.address())
+	if c.serviceSID == "" || k.whatsapp {
+		outParams.SetFrom(c.ownAddress(k))
 	}
 	out, err := c.rest.listMessages(ctx, outParams, pageSize, limit*2)
 	if err != nil {
@@ -354,7 +353,7 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 		}
 	}
 	for _, m := range out {
-		if c.isOwnOutbound(&m) && (live < 0 || !messageTime(&m).After(liveAt)) {
+		if c.isOwnOutbound(&m, k) && (live < 0 || !messageTime(&m).After(liveAt)) {
 			all = append(all, m)
 		}
 	}
@@ -375,7 +374,7 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 		if err != nil {
 			return nil, err
 		}
-		sender := bridgev2.EventSender{Sender: userIDFromE164(remote)}
+		sender := bridgev2.EventSender{Sender: userIDFromE164(k.e164)}
 		if deref(m.Direction) != directionInbound {
 			sender = bridgev2.EventSender{IsFromMe: true, Sender: networkid.UserID(c.loginID)}
 		}
@@ -395,10 +394,10 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 	return events, nil
 }
 
-// isOwnOutbound reports whether a listed message was sent by this login:
-// from its number, or through its Messaging Service, and not a send that
-// never left Twilio.
-func (c *Client) isOwnOutbound(m *openapi.ApiV2010Message) bool {
+// isOwnOutbound reports whether a listed message was sent by this login to
+// k: from its number (or WhatsApp sender), or through its Messaging
+// Service, and not a send that never left Twilio.
+func (c *Client) isOwnOutbound(m *openapi.ApiV2010Message, k contact) bool {
 	dir := deref(m.Direction)
 	if !strings.HasPrefix(dir, "outbound") {
 		return false
@@ -407,5 +406,33 @@ func (c *Client) isOwnOutbound(m *openapi.ApiV2010Message) bool {
 	case "failed", "canceled":
 		return false
 	}
-	return deref(m.From) == c.own || (c.serviceSID != "" && deref(m.MessagingServiceSid) == c.serviceSID)
+	return c.fromThisLogin(m, k)
+}
+
+// fromThisLogin reports whether a listed message to k came from this
+// login: from its address for k's channel, or, for SMS, through its
+// Messaging Service.
+func (c *Client) fromThisLogin(m *openapi.ApiV2010Message, k contact) bool {
+	if deref(m.From) == c.ownAddress(k) {
+		return true
+	}
+	return !k.whatsapp && c.serviceSID != "" && deref(m.MessagingServiceSid) == c.serviceSID
+}
+
+// listInboundSince lists the messages logged to the login's number, and to
+// its WhatsApp sender if it has one, since a time; newest first.
+func (c *Client) listInboundSince(ctx context.Context, since time.Time) ([]openapi.ApiV2010Message, error) {
+	params := (&openapi.ListMessageParams{}).SetTo(c.own).SetDateSentAfter(since.UTC())
+	msgs, err := c.bgRest.listMessages(ctx, params, 100, 0)
+	if err != nil || c.whatsapp == "" {
+		return msgs, err
+	}
+	params = (&openapi.ListMessageParams{}).SetTo(whatsappPrefix + c.whatsapp).SetDateSentAfter(since.UTC())
+	wa, err := c.bgRest.listMessages(ctx, params, 100, 0)
+	if err != nil {
+		return nil, err
+	}
+	all := append(msgs, wa...)
+	slices.SortStableFunc(all, func(a, b openapi.ApiV2010Message) int { return messageTime(&b).Compare(messageTime(&a)) })
+	return all, nil
 }

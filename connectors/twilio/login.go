@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +53,8 @@ type loginProcess struct {
 	meta      LoginMetadata // credentials, once verified
 	rest      *restClient
 	numbers   []numberInfo
+	// whatsapp are the numbers of the account's WhatsApp senders.
+	whatsapp []string
 }
 
 // Start asks for the credentials.
@@ -136,6 +139,7 @@ func (p *loginProcess) submitCredentials(ctx context.Context, input map[string]s
 		return nil, bridgev2.NewError("This Twilio account has no phone number that can send SMS; buy or port one in the Twilio console, then log in again.", nil)
 	}
 	p.meta, p.rest, p.numbers = meta, rest, numbers
+	p.whatsapp = p.listWhatsApp(ctx)
 	if len(numbers) == 1 {
 		return p.finish(ctx, numbers[0])
 	}
@@ -146,7 +150,7 @@ func (p *loginProcess) submitCredentials(ctx context.Context, input map[string]s
 	return &bridgev2.LoginStep{
 		Type:         bridgev2.LoginStepUserInput,
 		StepID:       stepChooseNum,
-		Instructions: "The account has several SMS numbers. Each number is a separate login; you can log in again for another one.",
+		Instructions: "The account has several SMS numbers. Each number is a separate login; you can log in again for another one." + p.whatsappNote(),
 		UserInput: &bridgev2.LoginUserInputParams{Fields: []bridgev2.LoginInputField{{
 			Type: bridgev2.LoginInputSelect, ID: "phone_number", Name: "phone number", Description: "the number to bridge", Options: options,
 		}}},
@@ -178,6 +182,9 @@ func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.Lo
 	meta := p.meta
 	meta.PhoneNumber, meta.PhoneNumberSID = num.E164, num.SID
 	meta.CatchUpSince = p.conn.now().UTC()
+	if slices.Contains(p.whatsapp, num.E164) {
+		meta.WhatsAppNumber = num.E164
+	}
 	old := b.GetLogin(networkIDLogin(loginID))
 	if old != nil && old.UserMXID != p.user.MXID {
 		return nil, bridgev2.NewError(formatNumber(num.E164)+" is already logged in by another Matrix user.", nil)
@@ -208,6 +215,9 @@ func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.Lo
 		instructions = fmt.Sprintf("In the Twilio console, set the messaging webhook of %s (\"A message comes in\") to %s with HTTP POST. Until then, texts arrive only when the bridge catches up at its next start.",
 			formatNumber(num.E164), webhook)
 	}
+	if meta.WhatsAppNumber != "" {
+		instructions += " Its WhatsApp sender is bridged too: WhatsApp chats are rooms of their own, named \"(WhatsApp)\"; the sender's webhook must be " + webhook + " as well."
+	}
 	if meta.MessagingServiceSID != "" {
 		instructions += " Messages are sent through Messaging Service " + meta.MessagingServiceSID + "; its sender pool should contain this number."
 	}
@@ -226,6 +236,33 @@ func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.Lo
 		Instructions: instructions,
 		Complete:     &bridgev2.LoginCompleteParams{UserLoginID: string(ul.ID), UserLogin: ul},
 	}, nil
+}
+
+// listWhatsApp lists the account's WhatsApp senders. An account that
+// cannot list them (no access to the Senders API) simply has none: SMS
+// logins must not fail for it.
+func (p *loginProcess) listWhatsApp(ctx context.Context) []string {
+	senders, err := p.rest.listWhatsAppSenders(ctx)
+	if err != nil {
+		p.conn.log.Info().Err(err).Msg("Could not list the account's WhatsApp senders; logging in for SMS only")
+		return nil
+	}
+	return senders
+}
+
+// whatsappNote tells, in the choice of numbers, which ones also have a
+// WhatsApp sender that the login bridges.
+func (p *loginProcess) whatsappNote() string {
+	var with []string
+	for _, n := range p.numbers {
+		if slices.Contains(p.whatsapp, n.E164) {
+			with = append(with, n.E164)
+		}
+	}
+	if len(with) == 0 {
+		return ""
+	}
+	return " These have a WhatsApp sender, bridged along with the number: " + strings.Join(with, ", ") + "."
 }
 
 // isAuthFailure reports whether a REST error means the credentials were

@@ -35,6 +35,9 @@ type LoginMetadata struct {
 	// PhoneNumberSID and PhoneNumber (E.164) are the logged-in number.
 	PhoneNumberSID string `json:"phone_number_sid"`
 	PhoneNumber    string `json:"phone_number"`
+	// WhatsAppNumber (E.164), if set, is the number of the account's
+	// WhatsApp sender ("whatsapp:+E164") this login also bridges.
+	WhatsAppNumber string `json:"whatsapp_number,omitempty"`
 	// MessagingServiceSID, if set, sends instead of From.
 	MessagingServiceSID string `json:"messaging_service_sid,omitempty"`
 	// WebhookURL is the SmsUrl the bridge set on the number, empty when
@@ -72,6 +75,8 @@ func (m *LoginMetadata) check() error {
 		return errors.New("stored twilio login has no valid phone number")
 	case m.PhoneNumberSID == "":
 		return errors.New("stored twilio login has no phone number SID")
+	case m.WhatsAppNumber != "" && !e164Pattern.MatchString(m.WhatsAppNumber):
+		return errors.New("stored twilio login has an invalid WhatsApp sender")
 	}
 	return nil
 }

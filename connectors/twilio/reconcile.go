@@ -113,11 +113,11 @@ func (c *Client) findParts(ctx context.Context, plan *sendPlan, already []bridge
 // recentOutbound lists this login's messages to remote created since then,
 // oldest first: those sent since that day (Twilio filters by day), plus the
 // newest page without a date filter, for queued ones without a date_sent.
-func (c *Client) recentOutbound(ctx context.Context, remote string, since time.Time) ([]openapi.ApiV2010Message, error) {
+func (c *Client) recentOutbound(ctx context.Context, remote contact, since time.Time) ([]openapi.ApiV2010Message, error) {
 	base := func() *openapi.ListMessageParams {
-		p := (&openapi.ListMessageParams{}).SetTo(remote)
-		if c.serviceSID == "" {
-			p.SetFrom(c.own)
+		p := (&openapi.ListMessageParams{}).SetTo(remote.address())
+		if c.serviceSID == "" || remote.whatsapp {
+			p.SetFrom(c.ownAddress(remote))
 		}
 		return p
 	}
@@ -140,8 +140,7 @@ func (c *Client) recentOutbound(ctx context.Context, remote string, since time.T
 		if seen[sid] || parseTwilioTime(m.DateCreated).Before(since) {
 			continue
 		}
-		if deref(m.Direction) == directionInbound ||
-			(deref(m.From) != c.own && (c.serviceSID == "" || deref(m.MessagingServiceSid) != c.serviceSID)) {
+		if deref(m.Direction) == directionInbound || !c.fromThisLogin(&m, remote) {
 			continue
 		}
 		seen[sid] = true

@@ -157,6 +157,12 @@ const (
 // exist); 401/20003 sets BAD_CREDENTIALS and is permanent, as is every
 // other Twilio error, with a sentence from errorSentences.
 func (r *restClient) do(ctx context.Context, op string, kind callKind, fn func(api *openapi.ApiService) error) error {
+	return r.doHandler(ctx, op, kind, func(h *client.RequestHandler) error { return fn(openapi.NewApiService(h)) })
+}
+
+// doHandler is do for the other products' API services, which twilio-go
+// builds on the same request handler.
+func (r *restClient) doHandler(ctx context.Context, op string, kind callKind, fn func(h *client.RequestHandler) error) error {
 	cfg := &r.conn.cfg
 	if err := ctx.Err(); err != nil {
 		return err
@@ -176,7 +182,7 @@ func (r *restClient) do(ctx context.Context, op string, kind callKind, fn func(a
 	tc.SetAccountSid(r.creds.AccountSID)
 	handler := client.NewRequestHandler(tc)
 	handler.Edge, handler.Region = cfg.Edge, cfg.Region
-	err := fn(openapi.NewApiService(handler))
+	err := fn(handler)
 	if err == nil {
 		return nil
 	}

@@ -26,7 +26,7 @@ type outPart struct {
 // sendPlan is what a Matrix event becomes on Twilio: one or more messages
 // to one number, in order.
 type sendPlan struct {
-	remote string // E.164
+	remote contact
 	parts  []outPart
 	// snippet is stored with every part, for quotes of it later.
 	snippet string
@@ -108,9 +108,9 @@ func targetSnippet(target *database.Message) string {
 // I/O except minting the public URL of an attachment, so FindSent can call
 // it to know what an interrupted send looked like.
 func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
-	remote, err := e164FromID(string(msg.Portal.ID))
+	remote, err := c.portalContact(msg.Portal)
 	if err != nil {
-		return nil, bridgev2.NewError("This chat is not with a phone number.", err)
+		return nil, err
 	}
 	content := msg.Content
 	relayed := msg.Relay != nil
@@ -136,7 +136,11 @@ func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
 			mimeType, size = content.Info.MimeType, content.Info.Size
 		}
 		filename := content.GetFileName()
-		mt, err := outgoingMedia(mimeType, filename, size)
+		check := outgoingMedia
+		if remote.whatsapp {
+			check = outgoingWhatsAppMedia
+		}
+		mt, err := check(mimeType, filename, size)
 		if err != nil {
 			return nil, err
 		}
@@ -170,7 +174,7 @@ func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
 
 // planText splits a text (with an optional attachment on the first part)
 // as network.long_message says.
-func (c *Client) planText(remote, text, mediaURL, snip string) (*sendPlan, error) {
+func (c *Client) planText(remote contact, text, mediaURL, snip string) (*sendPlan, error) {
 	text = strings.TrimSpace(text)
 	if n := bodyUnits(text); n > maxBodyUnits && c.conn.cfg.LongMessage == LongMessageRefuse {
 		return nil, bridgev2.NewError(fmt.Sprintf("The message is too long for SMS: %d characters, and the limit is %d.", n, maxBodyUnits), nil)
@@ -256,16 +260,20 @@ func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sen
 		if err := out.Progress.Record(ctx, plan.sentMessage(i, deref(m.Sid), created)); err != nil {
 			return err
 		}
-		c.log.Debug().Str("message_sid", deref(m.Sid)).Str("remote_id", idFromE164(plan.remote)).
+		c.log.Debug().Str("message_sid", deref(m.Sid)).Str("remote_id", string(plan.remote.portalID())).
 			Int("part", i).Int("parts", len(plan.parts)).Msg("Sent message to Twilio")
 	}
 	return nil
 }
 
 // createParams builds the REST parameters of one part.
-func (c *Client) createParams(remote string, part outPart, sendToken string) *openapi.CreateMessageParams {
-	params := (&openapi.CreateMessageParams{}).SetTo(remote).SetStatusCallback(c.statusCallbackURL(sendToken))
-	if c.serviceSID != "" {
+func (c *Client) createParams(remote contact, part outPart, sendToken string) *openapi.CreateMessageParams {
+	params := (&openapi.CreateMessageParams{}).SetTo(remote.address()).SetStatusCallback(c.statusCallbackURL(sendToken))
+	if remote.whatsapp {
+		// WhatsApp goes out from the login's own WhatsApp sender, whether
+		// or not SMS goes through a Messaging Service.
+		params.SetFrom(c.ownAddress(remote))
+	} else if c.serviceSID != "" {
 		params.SetMessagingServiceSid(c.serviceSID)
 	} else {
 		params.SetFrom(c.own)

@@ -61,9 +61,9 @@ func (cl *Client) serveStatus(w http.ResponseWriter, r *http.Request, form url.V
 		writeAck(w)
 		return
 	}
-	to, err := parseTwilioNumber(form.Get("To"))
+	to, err := parseTwilioAddress(form.Get("To"))
 	if err != nil {
-		http.Error(w, "To is not an E.164 phone number", http.StatusBadRequest)
+		http.Error(w, "To is not an E.164 phone number or WhatsApp address", http.StatusBadRequest)
 		return
 	}
 	if token == noSendToken {
@@ -80,7 +80,7 @@ func (cl *Client) serveStatus(w http.ResponseWriter, r *http.Request, form url.V
 	evt := &bridgev2.RemoteEvent{
 		Kind:      bridgev2.RemoteDeliveryStatus,
 		Portal:    cl.portalKey(to),
-		Sender:    bridgev2.EventSender{Sender: userIDFromE164(to)},
+		Sender:    bridgev2.EventSender{Sender: userIDFromE164(to.e164)},
 		Target:    networkid.MessageID(sid),
 		Timestamp: cl.conn.now(),
 		Status:    ds,

@@ -1,0 +1,158 @@
+package twilio
+
+import (
+	"strings"
+	"testing"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/bridgetest"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
+)
+
+// WhatsApp addresses of the test numbers.
+const (
+	waOurs   = whatsappPrefix + ourNumber
+	waTheirs = whatsappPrefix + theirNumber
+)
+
+// whatsappEnv is an env whose account has a WhatsApp sender on ourNumber,
+// logged in.
+func whatsappEnv(t *testing.T, opts envOptions) (*env, *bridgev2.UserLogin) {
+	t.Helper()
+	e := newEnv(t, opts)
+	if _, err := e.acct.AddWhatsAppSender(ourNumber, "Our Business"); err != nil {
+		t.Fatal(err)
+	}
+	ul := e.login()
+	if got := twClient(ul).whatsapp; got != ourNumber {
+		t.Fatalf("login's WhatsApp sender %q, want %q", got, ourNumber)
+	}
+	return e, ul
+}
+
+// inboundWA sends a WhatsApp message from theirNumber to our sender.
+func (e *env) inboundWA(body string, details *twiliosim.WhatsAppDetails, media ...twiliosim.MediaFile) twiliosim.InboundResult {
+	e.t.Helper()
+	res, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: waTheirs, To: waOurs, Body: body, WhatsApp: details, Media: media})
+	if err != nil {
+		e.t.Fatalf("inbound WhatsApp: %v", err)
+	}
+	if res.Response.StatusCode != 200 {
+		e.t.Fatalf("inbound WhatsApp webhook answered %d: %s", res.Response.StatusCode, res.Response.Body)
+	}
+	return res
+}
+
+// waRoom waits for the WhatsApp portal with theirNumber and joins alice.
+func (e *env) waRoom() id.RoomID {
+	e.t.Helper()
+	key := networkid.PortalKey{ID: contact{e164: theirNumber, whatsapp: true}.portalID(), Receiver: ourLoginID}
+	room := e.h.WaitForPortal(key, alice)
+	e.eventually("portal recorded", func() bool {
+		p, err := e.h.Bridge().GetPortalByRoom(e.ctx(), room)
+		return err == nil && p != nil
+	})
+	return room
+}
+
+// fakeRoom returns the fake homeserver's room.
+func (e *env) fakeRoom(room id.RoomID) *bridgetest.FakeRoom {
+	for _, r := range e.h.Matrix.Rooms() {
+		if r.ID == room {
+			return r
+		}
+	}
+	e.t.Fatalf("no room %s", room)
+	return nil
+}
+
+func TestWhatsAppAndSMSPortalsOfOnePersonApart(t *testing.T) {
+	e, _ := whatsappEnv(t, envOptions{})
+	e.inbound(theirNumber, "by SMS")
+	e.inboundWA("by WhatsApp", nil)
+	smsRoom, waRoom := e.portalRoom(theirNumber), e.waRoom()
+	if smsRoom == waRoom {
+		t.Fatal("the SMS and WhatsApp chats with one person share a room")
+	}
+	e.h.WaitForText(smsRoom, e.ghost(theirNumber), "by SMS")
+	e.h.WaitForText(waRoom, e.ghost(theirNumber), "by WhatsApp")
+	if got := e.messagesFrom(smsRoom, e.ghost(theirNumber)); len(got) != 1 {
+		t.Fatalf("SMS room has %q", got)
+	}
+	if got := e.messagesFrom(waRoom, e.ghost(theirNumber)); len(got) != 1 {
+		t.Fatalf("WhatsApp room has %q", got)
+	}
+	smsName, waName := e.fakeRoom(smsRoom).Request.Name, e.fakeRoom(waRoom).Request.Name
+	if !strings.HasSuffix(waName, "(WhatsApp)") || strings.Contains(smsName, "WhatsApp") {
+		t.Fatalf("room names %q (SMS) and %q (WhatsApp) do not tell the chats apart", smsName, waName)
+	}
+
+	e.h.SendText(alice, waRoom, "answer on WhatsApp")
+	e.h.SendText(alice, smsRoom, "answer by SMS")
+	msgs := e.outbound(2)
+	byBody := map[string]twiliosim.OutboundMessage{}
+	for _, m := range msgs {
+		byBody[m.Body] = m
+	}
+	if m := byBody["answer on WhatsApp"]; m.From != waOurs || m.To != waTheirs {
+		t.Fatalf("WhatsApp reply went from %q to %q", m.From, m.To)
+	}
+	if m := byBody["answer by SMS"]; m.From != ourNumber || m.To != theirNumber {
+		t.Fatalf("SMS reply went from %q to %q", m.From, m.To)
+	}
+}
+
+func TestWhatsAppInboundReplyLocationAndMedia(t *testing.T) {
+	e, _ := whatsappEnv(t, envOptions{})
+	e.inboundWA("first", nil)
+	room := e.waRoom()
+	e.h.WaitForText(room, e.ghost(theirNumber), "first")
+	sent := e.h.SendText(alice, room, "which one?")
+	out := e.outbound(1)
+	e.waitMapped(sent)
+
+	e.inboundWA("this one", &twiliosim.WhatsAppDetails{ReplyTo: out[0].SID})
+	reply := e.h.WaitForText(room, e.ghost(theirNumber), "this one")
+	if got := reply.Content.AsMessage().RelatesTo.GetReplyTo(); got != sent {
+		t.Fatalf("the WhatsApp reply relates to %q, want the Matrix message %q", got, sent)
+	}
+
+	e.inboundWA("", &twiliosim.WhatsAppDetails{Location: &twiliosim.Location{Latitude: 52.3676, Longitude: 4.9041, Label: "Dam Square"}})
+	loc := e.h.WaitForText(room, e.ghost(theirNumber), "Dam Square").Content.AsMessage()
+	if loc.MsgType != event.MsgLocation || loc.GeoURI != "geo:52.3676,4.9041" {
+		t.Fatalf("location arrived as %s %q", loc.MsgType, loc.GeoURI)
+	}
+
+	e.inboundWA("a photo", nil, twiliosim.MediaFile{ContentType: "image/jpeg", Data: []byte("\xff\xd8\xff fake jpeg")})
+	photo := e.h.WaitForText(room, e.ghost(theirNumber), "a photo").Content.AsMessage()
+	if photo.MsgType != event.MsgImage {
+		t.Fatalf("WhatsApp photo arrived as %s", photo.MsgType)
+	}
+}
+
+func TestWhatsAppOutboundMediaLimits(t *testing.T) {
+	e, _ := whatsappEnv(t, envOptions{})
+	e.inboundWA("send me the file", nil)
+	room := e.waRoom()
+	e.h.WaitForText(room, e.ghost(theirNumber), "send me the file")
+	uri := e.h.Matrix.PutMedia([]byte("%PDF-1.4 fake"), "application/pdf")
+	e.h.SendMatrix(alice, room, event.EventMessage, &event.MessageEventContent{
+		MsgType: event.MsgFile, Body: "report.pdf", URL: uri, Info: &event.FileInfo{MimeType: "application/pdf", Size: 14},
+	})
+	msgs := e.outbound(1)
+	if msgs[0].To != waTheirs || len(msgs[0].MediaURLs) != 1 {
+		t.Fatalf("the PDF went as %+v", msgs[0])
+	}
+	gif := e.h.Matrix.PutMedia([]byte("GIF89a"), "image/gif")
+	evt := e.h.SendMatrix(alice, room, event.EventMessage, &event.MessageEventContent{
+		MsgType: event.MsgImage, Body: "funny.gif", URL: gif, Info: &event.FileInfo{MimeType: "image/gif", Size: 6},
+	})
+	st := e.h.WaitForStatus(room, evt, event.MessageStatusFail)
+	if !strings.Contains(st.Message, "WhatsApp cannot carry image/gif") {
+		t.Fatalf("refusal %q", st.Message)
+	}
+}
