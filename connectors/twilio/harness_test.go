@@ -51,6 +51,8 @@ type envOptions struct {
 	dialect database.Dialect
 	// configure adjusts the core's config.
 	configure func(*bridgeconfig.Config)
+	// clock, if set, is the time of both the simulator and the connector.
+	clock *twiliosim.ManualClock
 }
 
 // newEnv starts the simulator and a bridge pointed at it.
@@ -59,12 +61,24 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if opts.numbers == nil {
 		opts.numbers = []string{ourNumber}
 	}
-	sim, acct := twiliosim.StartForTest(t, opts.numbers...)
+	newConn := newTestConnector
+	var sim *twiliosim.Server
+	var acct *twiliosim.Account
+	if opts.clock != nil {
+		sim, acct = twiliosim.StartForTestWith(t, twiliosim.Options{Now: opts.clock.Now}, opts.numbers...)
+		newConn = func() bridgev2.NetworkConnector {
+			c := newTestConnector().(*Connector)
+			c.now = opts.clock.Now
+			return c
+		}
+	} else {
+		sim, acct = twiliosim.StartForTest(t, opts.numbers...)
+	}
 	netCfg := "api_url: " + sim.URL() + "\nrequest_timeout: 5s\n" + opts.network
 	if !strings.Contains(opts.network, "max_send_rate") {
 		netCfg += "max_send_rate: 0\n"
 	}
-	h := bridgetest.New(t, newTestConnector, bridgetest.Options{NetworkConfig: netCfg, Dialect: opts.dialect, Configure: opts.configure})
+	h := bridgetest.New(t, newConn, bridgetest.Options{NetworkConfig: netCfg, Dialect: opts.dialect, Configure: opts.configure})
 	return &env{t: t, sim: sim, acct: acct, h: h}
 }
 

@@ -87,7 +87,10 @@ func (c *Client) findParts(ctx context.Context, plan *sendPlan, already []bridge
 			sid := deref(m.Sid)
 			created := parseTwilioTime(m.DateCreated)
 			hasMedia := deref(m.NumMedia) != "" && deref(m.NumMedia) != "0"
-			if used[sid] || created.Before(after) || deref(m.Body) != part.Body || hasMedia != (part.MediaURL != "") {
+			// The log holds a template's rendered text, not its SID:
+			// a template part matches the next unmapped message.
+			sameBody := part.ContentSID != "" || deref(m.Body) == part.Body
+			if used[sid] || created.Before(after) || !sameBody || hasMedia != (part.MediaURL != "") {
 				continue
 			}
 			if mapped, err := c.isMapped(ctx, sid); err != nil {

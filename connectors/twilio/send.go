@@ -21,6 +21,10 @@ import (
 type outPart struct {
 	Body     string
 	MediaURL string
+	// ContentSID and ContentVariables send an approved template instead
+	// of Body (WhatsApp outside the 24-hour window).
+	ContentSID       string
+	ContentVariables string
 }
 
 // sendPlan is what a Matrix event becomes on Twilio: one or more messages
@@ -113,6 +117,15 @@ func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
 		return nil, err
 	}
 	content := msg.Content
+	if remote.whatsapp && (content.MsgType == event.MsgText || content.MsgType == event.MsgNotice) {
+		sid, vars, ok, err := parseTemplateMessage(content.Body)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return &sendPlan{remote: remote, snippet: "[template]", parts: []outPart{{ContentSID: sid, ContentVariables: vars}}}, nil
+		}
+	}
 	relayed := msg.Relay != nil
 	var text, mediaURL, snip string
 	switch content.MsgType {
@@ -238,6 +251,11 @@ func (p *sendPlan) sentMessage(i int, sid string, created time.Time) bridgev2.Se
 // the core, which retries (reconciling first when Twilio may have created
 // the message).
 func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sendPlan) error {
+	if plan.remote.whatsapp && out.Progress.Count() == 0 && plan.parts[0].ContentSID == "" {
+		if err := c.checkWindow(ctx, plan.remote); err != nil {
+			return err
+		}
+	}
 	for i := out.Progress.Count(); i < len(plan.parts); i++ {
 		if c.limiter != nil {
 			if err := c.limiter.Wait(ctx); err != nil {
@@ -283,6 +301,12 @@ func (c *Client) createParams(remote contact, part outPart, sendToken string) *o
 	}
 	if part.MediaURL != "" {
 		params.SetMediaUrl([]string{part.MediaURL})
+	}
+	if part.ContentSID != "" {
+		params.SetContentSid(part.ContentSID)
+		if part.ContentVariables != "" {
+			params.SetContentVariables(part.ContentVariables)
+		}
 	}
 	return params
 }

@@ -3,6 +3,7 @@ package twilio
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -154,5 +155,68 @@ func TestWhatsAppOutboundMediaLimits(t *testing.T) {
 	st := e.h.WaitForStatus(room, evt, event.MessageStatusFail)
 	if !strings.Contains(st.Message, "WhatsApp cannot carry image/gif") {
 		t.Fatalf("refusal %q", st.Message)
+	}
+}
+
+// roomTopic is the current m.room.topic of a room on the fake homeserver.
+func (e *env) roomTopic(room id.RoomID) string {
+	topic := e.fakeRoom(room).Request.Topic
+	for _, evt := range e.h.Matrix.Events(room) {
+		if evt.Type == event.StateTopic {
+			topic = evt.Content.AsTopic().Topic
+		}
+	}
+	return topic
+}
+
+func TestWhatsAppWindowRefusesTextsButTemplatesGoThrough(t *testing.T) {
+	clock := twiliosim.NewManualClock(time.Now().UTC().Truncate(time.Second))
+	e, ul := whatsappEnv(t, envOptions{clock: clock})
+	hx, err := e.acct.AddContent(twiliosim.ContentTemplate{FriendlyName: "reminder", Body: "Hi {{1}}, see you at {{2}}",
+		Variables: map[string]string{"1": "name", "2": "time"}, Approval: twiliosim.ApprovalApproved})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.acct.AddContent(twiliosim.ContentTemplate{FriendlyName: "draft", Body: "not approved"}); err != nil {
+		t.Fatal(err)
+	}
+	e.inboundWA("hello", nil)
+	room := e.waRoom()
+	e.h.WaitForText(room, e.ghost(theirNumber), "hello")
+	closes := clock.Now().Add(24 * time.Hour).Format("15:04")
+	if topic := e.roomTopic(room); !strings.Contains(topic, "until") || !strings.Contains(topic, closes) {
+		t.Fatalf("topic %q does not say the window closes at %s", topic, closes)
+	}
+	e.h.SendText(alice, room, "within the window")
+	e.outbound(1)
+
+	clock.Advance(25 * time.Hour)
+	late := e.h.SendText(alice, room, "too late")
+	st := e.h.WaitForStatus(room, late, event.MessageStatusFail)
+	if !strings.Contains(st.Message, "24-hour window") || !strings.Contains(st.Message, "templates") {
+		t.Fatalf("refusal %q", st.Message)
+	}
+	e.h.WaitForText(room, e.h.Matrix.BotUserID(), "24-hour window")
+
+	tmpl := e.h.SendText(alice, room, templateCommand+" "+hx+" Ada | 3pm")
+	msgs, err := e.sim.WaitOutbound(e.ctx(), func(m []twiliosim.OutboundMessage) bool { return len(m) == 2 && m[1].Done })
+	if err != nil {
+		t.Fatalf("%v (have %d)", err, len(msgs))
+	}
+	if m := msgs[1]; m.ContentSID != hx || m.Body != "Hi Ada, see you at 3pm" || m.ErrorCode != 0 || m.From != waOurs {
+		t.Fatalf("template went out as %+v", m)
+	}
+	e.h.WaitForStatus(room, tmpl, event.MessageStatusSuccess)
+	if got := e.sim.Outbound(); len(got) != 2 {
+		t.Fatalf("%d messages reached Twilio; the refused text must not", len(got))
+	}
+
+	templates, err := twClient(ul).rest.listApprovedTemplates(e.ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := templateList(templates)
+	if !strings.Contains(list, hx) || !strings.Contains(list, "reminder") || strings.Contains(list, "draft") {
+		t.Fatalf("template list:\n%s", list)
 	}
 }
