@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 	"golang.org/x/time/rate"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
@@ -217,7 +218,7 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 	}
 	for {
 		if !connected {
-			err := c.verify(ctx)
+			err := c.conn.bounded(ctx, func() error { return c.verify(ctx) })
 			if ctx.Err() != nil {
 				return
 			}
@@ -243,7 +244,7 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 			c.setState(ctx, bridgev2.BridgeState{StateEvent: bridgev2.StateConnected})
 		}
 		if needCatchUp {
-			if err := c.catchUp(ctx); err != nil {
+			if err := c.conn.bounded(ctx, func() error { return c.catchUp(ctx) }); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
@@ -277,9 +278,12 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 // matters even when REST calls use an API key), the REST credentials and
 // that the number still belongs to the account.
 func (c *Client) verify(ctx context.Context) error {
-	token := *c.tokenRest
-	token.onUnreachable = nil
-	acct, err := token.fetchAccount(ctx)
+	key := accountKey(c.tokenRest.creds.AccountSID, c.tokenRest.creds.User+":"+c.tokenRest.creds.Pass)
+	acct, err := c.conn.accounts.check(key, c.conn.now, func() (*openapi.ApiV2010Account, error) {
+		token := *c.tokenRest
+		token.onUnreachable = nil
+		return token.fetchAccount(ctx)
+	})
 	if err != nil {
 		return err
 	}

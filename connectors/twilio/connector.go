@@ -41,6 +41,11 @@ type Connector struct {
 	reconnectMax   time.Duration // longest reconnect delay
 	watermarkEvery time.Duration // how often a webhook-advanced catch-up watermark is saved
 	now            func() time.Time
+
+	// startup holds the slots of the connection loops' Twilio calls.
+	startup chan struct{}
+	// accounts are recent account checks, shared by an account's logins.
+	accounts accountChecks
 }
 
 var (
@@ -69,6 +74,7 @@ func New() *Connector {
 		reconnectMax:   5 * time.Minute,
 		watermarkEvery: 5 * time.Minute,
 		now:            time.Now,
+		startup:        make(chan struct{}, startupConcurrency),
 	}
 }
 
