@@ -126,7 +126,8 @@ type MediaInfo struct {
 type DeliveryStatus struct {
 	State database.Delivery `json:"state"`
 	// Message is a human sentence for failures ("The recipient has
-	// unsubscribed (replied STOP)").
+	// unsubscribed (replied STOP)"), or, with delivered and read, a note
+	// shown in the sender's message status ("Sent over RCS.").
 	Message string `json:"message,omitempty"`
 	// Code is the network's error code, for logs and bug reports.
 	Code string `json:"code,omitempty"`

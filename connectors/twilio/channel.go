@@ -18,6 +18,10 @@ import (
 // "whatsapp:+14155550100".
 const whatsappPrefix = "whatsapp:"
 
+// rcsPrefix starts the RCS addresses Twilio reports for texts that went out
+// over RCS: "rcs:+14155550100".
+const rcsPrefix = "rcs:"
+
 // whatsappPortalPrefix starts the portal ID of a WhatsApp chat, so that the
 // WhatsApp chat with a person is another portal (and room) than the SMS chat
 // with the same number: "wa14155550100" next to "14155550100".

@@ -220,3 +220,95 @@ func TestWhatsAppWindowRefusesTextsButTemplatesGoThrough(t *testing.T) {
 		t.Fatalf("template list:\n%s", list)
 	}
 }
+
+// waitReceipt waits for a read receipt of evtID from user in room.
+func (e *env) waitReceipt(room id.RoomID, user id.UserID, evtID id.EventID) {
+	e.t.Helper()
+	_, err := e.h.Matrix.WaitForEvent(e.ctx(), room, "read receipt", func(evt *event.Event) bool {
+		if evt.Type != event.EphemeralEventReceipt || evt.Sender != user {
+			return false
+		}
+		rc, ok := evt.Content.Parsed.(*event.ReceiptEventContent)
+		if !ok {
+			return false
+		}
+		_, ok = (*rc)[evtID]
+		return ok
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestWhatsAppReadStatusBecomesTheContactsReadReceipt(t *testing.T) {
+	e, _ := whatsappEnv(t, envOptions{})
+	e.inboundWA("hi", nil)
+	room := e.waRoom()
+	e.h.WaitForText(room, e.ghost(theirNumber), "hi")
+	sent := e.h.SendText(alice, room, "did you read this?")
+	msgs, err := e.sim.WaitOutbound(e.ctx(), func(m []twiliosim.OutboundMessage) bool { return len(m) == 1 && m[0].Done })
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.h.WaitForStatus(room, sent, event.MessageStatusSuccess)
+	if err := e.sim.MarkRead(e.ctx(), msgs[0].SID); err != nil {
+		t.Fatal(err)
+	}
+	e.waitReceipt(room, e.ghost(theirNumber), sent)
+}
+
+func TestRCSStatusSaysWhichChannelEachTextTook(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	svc, err := e.acct.AddMessagingService("", ourNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.acct.AddRCSSender("our_agent", "Our Business"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.acct.AddServiceSender(svc, "rcs:our_agent"); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.SetRecipient(theirNumber, twiliosim.RecipientConfig{RCSCapable: true})
+	creds := e.creds()
+	creds["messaging_service_sid"] = svc
+	e.login(creds)
+
+	e.inbound(theirNumber, "I have RCS")
+	e.inbound(theirNumber2, "I do not")
+	rcsRoom, smsRoom := e.portalRoom(theirNumber), e.portalRoom(theirNumber2)
+	e.h.WaitForText(rcsRoom, e.ghost(theirNumber), "I have RCS")
+	e.h.WaitForText(smsRoom, e.ghost(theirNumber2), "I do not")
+	overRCS := e.h.SendText(alice, rcsRoom, "rich")
+	overSMS := e.h.SendText(alice, smsRoom, "plain")
+	if st := e.waitDelivered(rcsRoom, overRCS); st.Message != "Sent over RCS." {
+		t.Fatalf("RCS text status %q", st.Message)
+	}
+	if st := e.waitDelivered(smsRoom, overSMS); st.Message != "Sent over SMS." {
+		t.Fatalf("SMS fallback status %q", st.Message)
+	}
+	var rcsSID string
+	for _, m := range e.sim.Outbound() {
+		if m.Body == "rich" {
+			rcsSID = m.SID
+		}
+	}
+	if err := e.sim.MarkRead(e.ctx(), rcsSID); err != nil {
+		t.Fatal(err)
+	}
+	e.waitReceipt(rcsRoom, e.ghost(theirNumber), overRCS)
+}
+
+// waitDelivered waits for the status of evtID that names the contact as a
+// recipient it was delivered to.
+func (e *env) waitDelivered(room id.RoomID, evtID id.EventID) *event.BeeperMessageStatusEventContent {
+	e.t.Helper()
+	evt, err := e.h.Matrix.WaitForEvent(e.ctx(), room, "delivered status", func(evt *event.Event) bool {
+		c, ok := evt.Content.Parsed.(*event.BeeperMessageStatusEventContent)
+		return ok && evt.Type == event.BeeperMessageStatus && c.RelatesTo.EventID == evtID && c.DeliveredToUsers != nil && len(*c.DeliveredToUsers) > 0
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return evt.Content.Parsed.(*event.BeeperMessageStatusEventContent)
+}
