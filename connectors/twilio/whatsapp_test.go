@@ -312,3 +312,46 @@ func (e *env) waitDelivered(room id.RoomID, evtID id.EventID) *event.BeeperMessa
 	}
 	return evt.Content.Parsed.(*event.BeeperMessageStatusEventContent)
 }
+
+func TestWhatsAppTextWhoseWebhookFailedIsCaughtUp(t *testing.T) {
+	e, ul := whatsappEnv(t, envOptions{})
+	if _, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: waTheirs, To: waOurs, Body: "only in the log", LogOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	twClient(ul).wake()
+	e.waitCaughtUp(ul, 2)
+	room := e.waRoom()
+	e.h.WaitForText(room, e.ghost(theirNumber), "only in the log")
+}
+
+func TestLoginListsWhatsAppSendersNextToNumbers(t *testing.T) {
+	e := newEnv(t, envOptions{numbers: []string{ourNumber, ourNumber2}})
+	if _, err := e.acct.AddWhatsAppSender(ourNumber2, "Our Business"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := e.ctx()
+	proc, err := e.conn().CreateLogin(ctx, e.h.User(alice), FlowAuthToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	step, err := proc.SubmitUserInput(ctx, e.creds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(step.Instructions, "WhatsApp sender") || !strings.Contains(step.Instructions, ourNumber2) || strings.Contains(step.Instructions, ourNumber+",") {
+		t.Fatalf("the choice does not say which number has a WhatsApp sender: %q", step.Instructions)
+	}
+	step, err = proc.SubmitUserInput(ctx, map[string]string{"phone_number": ourNumber2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(step.Instructions, "WhatsApp") {
+		t.Fatalf("completion does not mention the WhatsApp sender: %q", step.Instructions)
+	}
+	if meta := step.Complete.UserLogin.Metadata.(*LoginMetadata); meta.WhatsAppNumber != ourNumber2 {
+		t.Fatalf("WhatsApp sender %q stored", meta.WhatsAppNumber)
+	}
+}
