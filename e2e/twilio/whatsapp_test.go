@@ -152,6 +152,8 @@ func TestOutsideTheWhatsAppWindowATextIsRefusedWithANoticeAndATemplateGoesOut(t 
 	if !strings.Contains(list, hx) {
 		t.Fatalf("the templates list %q does not give the SID %s", list, hx)
 	}
+	asked := alice.Send(room, "!tw templates")
+	alice.WaitForMessageAfter(room, asked, bot(), hx)
 	sent := alice.Send(room, "/template "+hx+" Carol | 5 pm")
 	out := waitOutbound(t, func(m twiliosim.OutboundMessage) bool { return m.To == "whatsapp:"+carol })
 	if out.ContentSID != hx || out.Body != "Hi Carol, your order is ready at 5 pm." {
