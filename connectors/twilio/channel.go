@@ -79,6 +79,9 @@ func contactFromPortalID(id networkid.PortalID) (contact, error) {
 // no WhatsApp sender and k is a WhatsApp contact.
 func (c *Client) ownAddress(k contact) string {
 	if !k.whatsapp {
+		if c.whatsappOnly {
+			return ""
+		}
 		return c.own
 	}
 	if c.whatsapp == "" {
@@ -105,7 +108,9 @@ func (c *Client) portalContact(portal *bridgev2.Portal) (contact, error) {
 	if err != nil {
 		return k, bridgev2.NewError("This chat is not with a phone number.", err)
 	}
-	if c.ownAddress(k) == "" {
+	if c.ownAddress(k) == "" && !k.whatsapp {
+		return k, bridgev2.NewError("This login is a WhatsApp sender without an SMS number; it cannot text.", nil)
+	} else if c.ownAddress(k) == "" {
 		return k, bridgev2.NewError("This login has no WhatsApp sender any more; log in again with one to reply here.", nil)
 	}
 	return k, nil

@@ -35,7 +35,10 @@ type Client struct {
 	authToken  string
 	serviceSID string
 	numberSID  string
-	webhookURL string
+	// whatsappOnly is set for a login of a WhatsApp sender alone: it has
+	// no SMS number.
+	whatsappOnly bool
+	webhookURL   string
 
 	// rest authenticates with the login's REST credentials; tokenRest with
 	// the auth token (webhooks depend on it, so Connect verifies it too).
@@ -102,20 +105,21 @@ var (
 
 func newClient(conn *Connector, login *bridgev2.UserLogin, meta *LoginMetadata) *Client {
 	c := &Client{
-		conn:       conn,
-		login:      login,
-		loginID:    login.ID,
-		own:        meta.PhoneNumber,
-		whatsapp:   meta.WhatsAppNumber,
-		accountSID: meta.AccountSID,
-		authToken:  meta.AuthToken,
-		serviceSID: meta.MessagingServiceSID,
-		numberSID:  meta.PhoneNumberSID,
-		webhookURL: meta.WebhookURL,
-		meta:       meta,
-		watermark:  meta.CatchUpSince,
-		kick:       make(chan struct{}, 1),
-		catchUpSem: make(chan struct{}, 1),
+		conn:         conn,
+		login:        login,
+		loginID:      login.ID,
+		own:          meta.PhoneNumber,
+		whatsapp:     meta.WhatsAppNumber,
+		accountSID:   meta.AccountSID,
+		authToken:    meta.AuthToken,
+		serviceSID:   meta.MessagingServiceSID,
+		numberSID:    meta.PhoneNumberSID,
+		whatsappOnly: meta.WhatsAppOnly,
+		webhookURL:   meta.WebhookURL,
+		meta:         meta,
+		watermark:    meta.CatchUpSince,
+		kick:         make(chan struct{}, 1),
+		catchUpSem:   make(chan struct{}, 1),
 	}
 	c.log = login.Log.With().Str("component", "twilio").Logger() // login.Log carries login_id
 	c.rest = &restClient{conn: conn, creds: meta.restCreds(), log: c.log,
@@ -292,6 +296,9 @@ func (c *Client) verify(ctx context.Context) error {
 		c.setState(ctx, bridgev2.BridgeState{StateEvent: bridgev2.StateBadCredentials, Error: "twilio-account-" + st, Message: err.Message})
 		return err
 	}
+	if c.whatsappOnly {
+		return nil
+	}
 	num, err := c.bgRest.fetchNumber(ctx, c.numberSID)
 	if re := asRestError(err); re != nil && re.Status == http.StatusNotFound {
 		msg := formatNumber(c.own) + " is no longer a number of this Twilio account; log in again."
@@ -333,6 +340,8 @@ func (c *Client) LogoutRemote(ctx context.Context) {
 // the "whatsapp:" prefix, into the WhatsApp chat with it.
 func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bridgev2.ResolvedIdentifier, error) {
 	typed, whatsapp := strings.CutPrefix(strings.TrimSpace(identifier), whatsappPrefix)
+	// A login without an SMS number chats over WhatsApp only.
+	whatsapp = whatsapp || c.whatsappOnly
 	e164, err := parseUserNumber(typed, c.conn.cfg.DefaultRegion, true)
 	if err != nil {
 		return nil, bridgev2.NewError(fmt.Sprintf("%q is not a valid phone number; include the country code (like +1 415 555 0100) unless it is a %s number.",

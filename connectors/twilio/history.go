@@ -422,12 +422,15 @@ func (c *Client) fromThisLogin(m *openapi.ApiV2010Message, k contact) bool {
 // listInboundSince lists the messages logged to the login's number, and to
 // its WhatsApp sender if it has one, since a time; newest first.
 func (c *Client) listInboundSince(ctx context.Context, since time.Time) ([]openapi.ApiV2010Message, error) {
-	params := (&openapi.ListMessageParams{}).SetTo(c.own).SetDateSentAfter(since.UTC())
-	msgs, err := c.bgRest.listMessages(ctx, params, 100, 0)
-	if err != nil || c.whatsapp == "" {
-		return msgs, err
+	var msgs []openapi.ApiV2010Message
+	if !c.whatsappOnly {
+		params := (&openapi.ListMessageParams{}).SetTo(c.own).SetDateSentAfter(since.UTC())
+		var err error
+		if msgs, err = c.bgRest.listMessages(ctx, params, 100, 0); err != nil || c.whatsapp == "" {
+			return msgs, err
+		}
 	}
-	params = (&openapi.ListMessageParams{}).SetTo(whatsappPrefix + c.whatsapp).SetDateSentAfter(since.UTC())
+	params := (&openapi.ListMessageParams{}).SetTo(whatsappPrefix + c.whatsapp).SetDateSentAfter(since.UTC())
 	wa, err := c.bgRest.listMessages(ctx, params, 100, 0)
 	if err != nil {
 		return nil, err

@@ -135,17 +135,19 @@ func (p *loginProcess) submitCredentials(ctx context.Context, input map[string]s
 	} else if err != nil {
 		return nil, err
 	}
-	if len(numbers) == 0 {
-		return nil, bridgev2.NewError("This Twilio account has no phone number that can send SMS; buy or port one in the Twilio console, then log in again.", nil)
-	}
-	p.meta, p.rest, p.numbers = meta, rest, numbers
+	p.meta, p.rest = meta, rest
 	p.whatsapp = p.listWhatsApp(ctx)
+	numbers = append(numbers, whatsappOnlySenders(numbers, p.whatsapp)...)
+	p.numbers = numbers
+	if len(numbers) == 0 {
+		return nil, bridgev2.NewError("This Twilio account has no phone number that can send SMS and no WhatsApp sender; buy or port a number in the Twilio console, then log in again.", nil)
+	}
 	if len(numbers) == 1 {
 		return p.finish(ctx, numbers[0])
 	}
 	options := make([]string, len(numbers))
 	for i, n := range numbers {
-		options[i] = n.E164
+		options[i] = n.choice()
 	}
 	return &bridgev2.LoginStep{
 		Type:         bridgev2.LoginStepUserInput,
@@ -160,17 +162,20 @@ func (p *loginProcess) submitCredentials(ctx context.Context, input map[string]s
 // submitNumber accepts the chosen number in any common format.
 func (p *loginProcess) submitNumber(ctx context.Context, input map[string]string) (*bridgev2.LoginStep, error) {
 	answer := strings.TrimSpace(input["phone_number"])
-	e164, err := parseUserNumber(answer, p.conn.cfg.DefaultRegion, false)
+	typed, whatsapp := strings.CutPrefix(answer, whatsappPrefix)
+	e164, err := parseUserNumber(typed, p.conn.cfg.DefaultRegion, false)
 	if err == nil {
 		for _, n := range p.numbers {
-			if n.E164 == e164 {
+			// A WhatsApp-only sender may be chosen with or without its
+			// prefix; a number's SMS login only without.
+			if n.E164 == e164 && (!whatsapp || n.SID == "") {
 				return p.finish(ctx, n)
 			}
 		}
 	}
 	names := make([]string, len(p.numbers))
 	for i, n := range p.numbers {
-		names[i] = n.E164
+		names[i] = n.choice()
 	}
 	return nil, bridgev2.NewError(fmt.Sprintf("%q is not one of the account's numbers (%s).", answer, strings.Join(names, ", ")), nil)
 }
@@ -181,6 +186,7 @@ func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.Lo
 	loginID := idFromE164(num.E164)
 	meta := p.meta
 	meta.PhoneNumber, meta.PhoneNumberSID = num.E164, num.SID
+	meta.WhatsAppOnly = num.SID == ""
 	meta.CatchUpSince = p.conn.now().UTC()
 	if slices.Contains(p.whatsapp, num.E164) {
 		meta.WhatsAppNumber = num.E164
@@ -202,7 +208,10 @@ func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.Lo
 	}
 	webhook := b.NetworkPublicURL("/" + loginID + "/incoming")
 	var instructions string
-	if p.conn.cfg.ManageWebhooks {
+	if meta.WhatsAppOnly {
+		instructions = "WhatsApp messages to " + formatNumber(num.E164) + " come to this bridge once its WhatsApp sender's webhook URL for incoming messages is " + webhook +
+			" (HTTP POST, in the Twilio console's WhatsApp senders). It has no SMS number: every chat of this login is a WhatsApp chat."
+	} else if p.conn.cfg.ManageWebhooks {
 		if err := p.rest.setSMSURL(ctx, num.SID, webhook); err != nil {
 			return nil, fmt.Errorf("set the webhook of %s: %w", num.E164, err)
 		}
@@ -215,7 +224,7 @@ func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.Lo
 		instructions = fmt.Sprintf("In the Twilio console, set the messaging webhook of %s (\"A message comes in\") to %s with HTTP POST. Until then, texts arrive only when the bridge catches up at its next start.",
 			formatNumber(num.E164), webhook)
 	}
-	if meta.WhatsAppNumber != "" {
+	if meta.WhatsAppNumber != "" && !meta.WhatsAppOnly {
 		instructions += " Its WhatsApp sender is bridged too: WhatsApp chats are rooms of their own, named \"(WhatsApp)\"; the sender's webhook must be " + webhook + " as well."
 	}
 	if meta.MessagingServiceSID != "" {
@@ -223,7 +232,7 @@ func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.Lo
 	}
 	ul, err := p.user.NewLogin(ctx, bridgev2.NewLoginParams{
 		ID:         networkIDLogin(loginID),
-		RemoteName: formatNumber(num.E164),
+		RemoteName: loginName(&meta),
 		Metadata:   &meta,
 	})
 	if err != nil {
@@ -250,12 +259,43 @@ func (p *loginProcess) listWhatsApp(ctx context.Context) []string {
 	return senders
 }
 
+// loginName is how a login is listed: its number, marked for a WhatsApp
+// sender alone.
+func loginName(meta *LoginMetadata) string {
+	if meta.WhatsAppOnly {
+		return formatNumber(meta.PhoneNumber) + " (WhatsApp)"
+	}
+	return formatNumber(meta.PhoneNumber)
+}
+
+// whatsappOnlySenders are the WhatsApp senders whose numbers are not among
+// the account's SMS numbers, as login choices without a number SID: they
+// can be logged in for WhatsApp alone.
+func whatsappOnlySenders(numbers []numberInfo, whatsapp []string) []numberInfo {
+	var out []numberInfo
+	for _, wa := range whatsapp {
+		if !slices.ContainsFunc(numbers, func(n numberInfo) bool { return n.E164 == wa }) {
+			out = append(out, numberInfo{E164: wa})
+		}
+	}
+	return out
+}
+
+// choice is how a login choice is offered: the number, or for a WhatsApp
+// sender alone its WhatsApp address.
+func (n numberInfo) choice() string {
+	if n.SID == "" {
+		return whatsappPrefix + n.E164
+	}
+	return n.E164
+}
+
 // whatsappNote tells, in the choice of numbers, which ones also have a
 // WhatsApp sender that the login bridges.
 func (p *loginProcess) whatsappNote() string {
 	var with []string
 	for _, n := range p.numbers {
-		if slices.Contains(p.whatsapp, n.E164) {
+		if n.SID != "" && slices.Contains(p.whatsapp, n.E164) {
 			with = append(with, n.E164)
 		}
 	}

@@ -355,3 +355,58 @@ func TestLoginListsWhatsAppSendersNextToNumbers(t *testing.T) {
 		t.Fatalf("WhatsApp sender %q stored", meta.WhatsAppNumber)
 	}
 }
+
+func TestAWhatsAppSenderWithoutAnSMSNumberLogsInForWhatsAppAlone(t *testing.T) {
+	const waOnly = "+14155550199"
+	e := newEnv(t, envOptions{})
+	if _, err := e.acct.AddWhatsAppSender(waOnly, "Our Business"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := e.ctx()
+	proc, err := e.conn().CreateLogin(ctx, e.h.User(alice), FlowAuthToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	step, err := proc.SubmitUserInput(ctx, e.creds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts := step.UserInput.Fields[0].Options; len(opts) != 2 || opts[0] != ourNumber || opts[1] != whatsappPrefix+waOnly {
+		t.Fatalf("choices %q, want the SMS number and the WhatsApp sender", opts)
+	}
+	step, err = proc.SubmitUserInput(ctx, map[string]string{"phone_number": whatsappPrefix + waOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ul := step.Complete.UserLogin
+	webhook := e.h.URL + "/_trestle/twilio/" + idFromE164(waOnly) + "/incoming"
+	if ul.RemoteName != "+1 415-555-0199 (WhatsApp)" || !strings.Contains(step.Instructions, webhook) {
+		t.Fatalf("login %q, instructions %q", ul.RemoteName, step.Instructions)
+	}
+	e.waitState(ul, bridgev2.StateConnected)
+	if err := e.acct.SetSenderWebhook(whatsappPrefix+waOnly, webhook); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sim.SendInbound(ctx, twiliosim.InboundMessage{From: waTheirs, To: whatsappPrefix + waOnly, Body: "hello shop"}); err != nil {
+		t.Fatal(err)
+	}
+	key := networkid.PortalKey{ID: contact{e164: theirNumber, whatsapp: true}.portalID(), Receiver: ul.ID}
+	room := e.h.WaitForPortal(key, alice)
+	e.h.WaitForText(room, e.ghost(theirNumber), "hello shop")
+	e.eventually("portal recorded", func() bool {
+		p, err := e.h.Bridge().GetPortalByRoom(ctx, room)
+		return err == nil && p != nil
+	})
+	e.h.SendText(alice, room, "welcome")
+	if m := e.outbound(1)[0]; m.From != whatsappPrefix+waOnly || m.To != waTheirs {
+		t.Fatalf("reply went from %s to %s", m.From, m.To)
+	}
+	// A plain number opens a WhatsApp chat: the login has no SMS.
+	resolved, err := ul.Client.(*Client).ResolveIdentifier(ctx, theirNumber2)
+	if err != nil || resolved.Chat.ID != (contact{e164: theirNumber2, whatsapp: true}).portalID() {
+		t.Fatalf("resolving a number: %+v %v", resolved, err)
+	}
+}
