@@ -162,6 +162,11 @@ type inboundForm struct {
 	ReplyTo string
 	// GeoURI is a location a WhatsApp contact shared.
 	GeoURI string
+	// RCS marks a reply over RCS ("rcs:+E164" to "rcs:<agent>"), which
+	// belongs to the SMS chat with the number; ServiceSID is the
+	// Messaging Service whose RCS sender it was written to.
+	RCS        bool
+	ServiceSID string
 }
 
 // mediaItem is one attachment of an inbound message.
@@ -178,11 +183,20 @@ func parseInboundForm(form url.Values) (*inboundForm, error) {
 		return nil, errors.New("MessageSid is missing or malformed")
 	}
 	var err error
-	if in.From, err = parseTwilioAddress(form.Get("From")); err != nil {
+	if from, ok := strings.CutPrefix(form.Get("From"), rcsPrefix); ok {
+		if in.From.e164, err = parseTwilioNumber(from); err != nil || !strings.HasPrefix(form.Get("To"), rcsPrefix) {
+			return nil, errors.New("an RCS message must come from rcs:+E164 and go to an rcs: sender")
+		}
+		in.RCS, in.ServiceSID = true, form.Get("MessagingServiceSid")
+	} else if in.From, err = parseTwilioAddress(form.Get("From")); err != nil {
 		return nil, errors.New("From is not an E.164 phone number or WhatsApp address")
 	}
-	if in.To, err = parseTwilioAddress(form.Get("To")); err != nil {
-		return nil, errors.New("To is not an E.164 phone number or WhatsApp address")
+	// An RCS message's To is the agent, not a number; its Messaging
+	// Service says whose it is.
+	if !in.RCS {
+		if in.To, err = parseTwilioAddress(form.Get("To")); err != nil {
+			return nil, errors.New("To is not an E.164 phone number or WhatsApp address")
+		}
 	}
 	if in.From.whatsapp != in.To.whatsapp {
 		return nil, errors.New("From and To are not on the same channel")
@@ -294,7 +308,13 @@ func (cl *Client) serveIncoming(w http.ResponseWriter, r *http.Request, form url
 		return
 	}
 	log := cl.log.With().Str("message_sid", in.SID).Str("remote_id", string(in.From.portalID())).Logger()
-	if in.To.address() != cl.ownAddress(in.To) {
+	if in.RCS {
+		if cl.serviceSID == "" || in.ServiceSID != cl.serviceSID || cl.whatsappOnly {
+			log.Warn().Msg("Rejected an RCS webhook for another Messaging Service")
+			http.Error(w, "MessagingServiceSid is not the service of this login", http.StatusBadRequest)
+			return
+		}
+	} else if in.To.address() != cl.ownAddress(in.To) {
 		log.Warn().Msg("Rejected an inbound webhook addressed to another number")
 		http.Error(w, "To is not the number of this login", http.StatusBadRequest)
 		return

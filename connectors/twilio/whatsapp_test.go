@@ -1,6 +1,8 @@
 package twilio
 
 import (
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -408,5 +410,38 @@ func TestAWhatsAppSenderWithoutAnSMSNumberLogsInForWhatsAppAlone(t *testing.T) {
 	resolved, err := ul.Client.(*Client).ResolveIdentifier(ctx, theirNumber2)
 	if err != nil || resolved.Chat.ID != (contact{e164: theirNumber2, whatsapp: true}).portalID() {
 		t.Fatalf("resolving a number: %+v %v", resolved, err)
+	}
+}
+
+func TestAReplyOverRCSArrivesInTheSMSChat(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	svc, err := e.acct.AddMessagingService("", ourNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.acct.AddRCSSender("our_agent", "Our Business"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.acct.AddServiceSender(svc, "rcs:our_agent"); err != nil {
+		t.Fatal(err)
+	}
+	creds := e.creds()
+	creds["messaging_service_sid"] = svc
+	e.login(creds)
+	if err := e.acct.ConfigureService(svc, twiliosim.ServiceConfig{InboundURL: e.h.URL + "/_trestle/twilio/" + string(ourLoginID) + "/incoming"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: "rcs:" + theirNumber, To: "rcs:our_agent", Body: "replying over RCS"})
+	if err != nil || res.Response.StatusCode != 200 {
+		t.Fatalf("RCS webhook: %v, HTTP %d %s", err, res.Response.StatusCode, res.Response.Body)
+	}
+	room := e.portalRoom(theirNumber)
+	e.h.WaitForText(room, e.ghost(theirNumber), "replying over RCS")
+
+	path := "/_trestle/twilio/" + string(ourLoginID) + "/incoming"
+	other := url.Values{"AccountSid": {e.acct.SID()}, "MessageSid": {testSID}, "From": {"rcs:" + theirNumber}, "To": {"rcs:their_agent"},
+		"MessagingServiceSid": {"MG0123456789abcdef0123456789abcdef"}, "Body": {"not for us"}}
+	if code, body := e.post(path, other, e.signed(path, other)); code != http.StatusBadRequest {
+		t.Fatalf("an RCS webhook of another Messaging Service got HTTP %d %s", code, body)
 	}
 }
