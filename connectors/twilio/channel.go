@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/twilio/twilio-go/client"
+	messagingv1 "github.com/twilio/twilio-go/rest/messaging/v1"
 	messagingv2 "github.com/twilio/twilio-go/rest/messaging/v2"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
@@ -187,4 +188,47 @@ func mtOrUnknown(mt string) string {
 		return "untyped"
 	}
 	return mt
+}
+
+// rcsSenders returns the RCS senders ("rcs:<agent>") of the login's
+// Messaging Service, where replies over RCS are logged; listed once per
+// client, since a service's senders rarely change. A failure to list them
+// is logged and retried at the next catch-up.
+func (c *Client) rcsSenders(ctx context.Context) []string {
+	if c.serviceSID == "" || c.whatsappOnly {
+		return nil
+	}
+	c.rcsMu.Lock()
+	defer c.rcsMu.Unlock()
+	if c.rcsListed {
+		return c.rcs
+	}
+	var out []string
+	token, page := "", ""
+	for range maxListPages {
+		var resp *messagingv1.ListChannelSenderResponse
+		err := c.bgRest.doHandler(ctx, "list the Messaging Service's channel senders", idempotent, func(h *client.RequestHandler) error {
+			var err error
+			resp, err = messagingv1.NewApiService(h).PageChannelSender(c.serviceSID, (&messagingv1.ListChannelSenderParams{}).SetPageSize(100), token, page)
+			return err
+		})
+		if err != nil {
+			// Catch-up of the number and WhatsApp sender must not hang
+			// on this: without the list, RCS replies whose webhook failed
+			// wait for the next catch-up.
+			c.log.Warn().Err(err).Msg("Could not list the Messaging Service's RCS senders")
+			return nil
+		}
+		for _, s := range resp.Senders {
+			if addr := deref(s.Sender); strings.HasPrefix(addr, rcsPrefix) {
+				out = append(out, addr)
+			}
+		}
+		var ok bool
+		if token, page, ok = nextPage(resp.Meta.NextPageUrl); !ok {
+			break
+		}
+	}
+	c.rcs, c.rcsListed = out, true
+	return out
 }

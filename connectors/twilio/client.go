@@ -84,6 +84,12 @@ type Client struct {
 	kick      chan struct{}
 	reconnect atomic.Bool
 
+	// rcsMu guards rcs, the RCS senders of the login's Messaging Service,
+	// once rcsListed.
+	rcsMu     sync.Mutex
+	rcs       []string
+	rcsListed bool
+
 	// catchUps counts completed catch-ups, for tests.
 	catchUps atomic.Int64
 }

@@ -246,7 +246,7 @@ func (c *Client) catchUpFirst(ctx context.Context) {
 // for entries that are not texts between two numbers.
 func (c *Client) eventFromLog(ctx context.Context, m *openapi.ApiV2010Message) (*bridgev2.RemoteEvent, error) {
 	sid := deref(m.Sid)
-	from, err := parseTwilioAddress(deref(m.From))
+	from, err := parseStatusRecipient(deref(m.From))
 	if err != nil || !messageSIDPattern.MatchString(sid) {
 		c.log.Warn().Str("message_sid", sid).Msg("Skipping a logged message that is not from a phone number")
 		return nil, nil
@@ -419,23 +419,32 @@ func (c *Client) fromThisLogin(m *openapi.ApiV2010Message, k contact) bool {
 	return !k.whatsapp && c.serviceSID != "" && deref(m.MessagingServiceSid) == c.serviceSID
 }
 
-// listInboundSince lists the messages logged to the login's number, and to
-// its WhatsApp sender if it has one, since a time; newest first.
+// listInboundSince lists the messages logged to the login's number, to its
+// WhatsApp sender if it has one and to its Messaging Service's RCS senders,
+// since a time; newest first.
 func (c *Client) listInboundSince(ctx context.Context, since time.Time) ([]openapi.ApiV2010Message, error) {
 	var msgs []openapi.ApiV2010Message
 	if !c.whatsappOnly {
 		params := (&openapi.ListMessageParams{}).SetTo(c.own).SetDateSentAfter(since.UTC())
 		var err error
-		if msgs, err = c.bgRest.listMessages(ctx, params, 100, 0); err != nil || c.whatsapp == "" {
-			return msgs, err
+		if msgs, err = c.bgRest.listMessages(ctx, params, 100, 0); err != nil {
+			return nil, err
 		}
 	}
-	params := (&openapi.ListMessageParams{}).SetTo(whatsappPrefix + c.whatsapp).SetDateSentAfter(since.UTC())
-	wa, err := c.bgRest.listMessages(ctx, params, 100, 0)
-	if err != nil {
-		return nil, err
+	var to []string
+	if c.whatsapp != "" {
+		to = append(to, whatsappPrefix+c.whatsapp)
 	}
-	all := append(msgs, wa...)
+	rcs := c.rcsSenders(ctx)
+	all := msgs
+	for _, addr := range append(to, rcs...) {
+		params := (&openapi.ListMessageParams{}).SetTo(addr).SetDateSentAfter(since.UTC())
+		more, err := c.bgRest.listMessages(ctx, params, 100, 0)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, more...)
+	}
 	slices.SortStableFunc(all, func(a, b openapi.ApiV2010Message) int { return messageTime(&b).Compare(messageTime(&a)) })
 	return all, nil
 }

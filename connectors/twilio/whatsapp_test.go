@@ -445,3 +445,27 @@ func TestAReplyOverRCSArrivesInTheSMSChat(t *testing.T) {
 		t.Fatalf("an RCS webhook of another Messaging Service got HTTP %d %s", code, body)
 	}
 }
+
+func TestAnRCSReplyWhoseWebhookFailedIsCaughtUp(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	svc, err := e.acct.AddMessagingService("", ourNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.acct.AddRCSSender("our_agent", "Our Business"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.acct.AddServiceSender(svc, "rcs:our_agent"); err != nil {
+		t.Fatal(err)
+	}
+	creds := e.creds()
+	creds["messaging_service_sid"] = svc
+	ul := e.login(creds)
+	if _, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: "rcs:" + theirNumber, To: "rcs:our_agent", Body: "lost webhook", LogOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	twClient(ul).wake()
+	e.waitCaughtUp(ul, 2)
+	room := e.portalRoom(theirNumber)
+	e.h.WaitForText(room, e.ghost(theirNumber), "lost webhook")
+}
