@@ -124,7 +124,7 @@ func (r *restClient) listWhatsAppSenders(ctx context.Context) ([]string, error) 
 	token, page := "", ""
 	for range maxListPages {
 		var resp *messagingv2.ListChannelsSenderResponse
-		err := r.doHandler(ctx, "list WhatsApp senders", idempotent, func(h *client.RequestHandler) error {
+		err := r.call(ctx, "list WhatsApp senders", idempotent, func(h *client.RequestHandler) error {
 			var err error
 			resp, err = messagingv2.NewApiService(h).PageChannelsSender((&messagingv2.ListChannelsSenderParams{}).SetChannel("whatsapp").SetPageSize(100), token, page)
 			return err
@@ -207,7 +207,7 @@ func (c *Client) rcsSenders(ctx context.Context) []string {
 	token, page := "", ""
 	for range maxListPages {
 		var resp *messagingv1.ListChannelSenderResponse
-		err := c.bgRest.doHandler(ctx, "list the Messaging Service's channel senders", idempotent, func(h *client.RequestHandler) error {
+		err := c.bgRest.call(ctx, "list the Messaging Service's channel senders", idempotent, func(h *client.RequestHandler) error {
 			var err error
 			resp, err = messagingv1.NewApiService(h).PageChannelSender(c.serviceSID, (&messagingv1.ListChannelSenderParams{}).SetPageSize(100), token, page)
 			return err

@@ -62,9 +62,10 @@ type Client struct {
 	wmMu        sync.Mutex
 	watermark   time.Time
 	wmDirty     bool
-	failGen     uint64 // counts webhooks whose Ingest failed
-	resolvedGen uint64 // failGen as of the start of the last complete catch-up
-	caughtUp    bool   // a catch-up has completed since this client started
+	failGen     uint64    // counts webhooks whose Ingest failed
+	resolvedGen uint64    // failGen as of the start of the last complete catch-up
+	caughtUp    bool      // a catch-up has completed since this client started
+	lastHeard   time.Time // when an incoming webhook was last journalled
 
 	// catchUpSem serialises catch-ups (the connection loop's and those a
 	// webhook runs first, see catchUpFirst); a channel, so that waiting for
@@ -183,7 +184,8 @@ func (c *Client) wake() {
 // Connect starts the connection loop in the background and returns: the
 // core calls it synchronously right after a login, which must not wait for
 // Twilio. The loop verifies the credentials, reports CONNECTED and catches
-// up on messages whose webhook never made it.
+// up on messages whose webhook never made it, then again after every failed
+// webhook and every network.reconcile_interval.
 func (c *Client) Connect(ctx context.Context) {
 	c.runMu.Lock()
 	defer c.runMu.Unlock()
@@ -213,7 +215,9 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 	defer c.saveWatermark(context.WithoutCancel(ctx), true)
 	delay := c.conn.reconnectBase
 	connected, needCatchUp := false, true
-	ticker := time.NewTicker(c.conn.watermarkEvery)
+	// Webhooks that never reached the bridge leave no trace but the log:
+	// list it regularly.
+	ticker := time.NewTicker(c.conn.cfg.ReconcileInterval)
 	defer ticker.Stop()
 	sleep := func() bool {
 		t := time.NewTimer(delay)
@@ -279,7 +283,9 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 			}
 			needCatchUp = true
 		case <-ticker.C:
-			c.saveWatermark(ctx, false)
+			// Only the leader delivers; a standby's catch-up would only
+			// journal what the leader's finds too.
+			needCatchUp = c.conn.bridge.Leading()
 		}
 	}
 }
@@ -370,8 +376,12 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 	}, nil
 }
 
-// GetChatInfo describes a DM portal: the other number and its name.
+// GetChatInfo describes a DM portal (the other number and its name) or a
+// group portal (its phones).
 func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
+	if isGroupPortal(portal.ID) {
+		return c.groupChatInfo(ctx, string(portal.ID))
+	}
 	k, err := contactFromPortalID(portal.ID)
 	if err != nil {
 		return nil, fmt.Errorf("portal %s is not a phone number", portal.ID)

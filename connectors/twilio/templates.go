@@ -66,7 +66,7 @@ func (r *restClient) listApprovedTemplates(ctx context.Context) ([]contentTempla
 	token, page := "", ""
 	for range maxListPages {
 		var resp *contentv1.ListContentAndApprovalsResponse
-		err := r.doHandler(ctx, "list content templates", idempotent, func(h *client.RequestHandler) error {
+		err := r.call(ctx, "list content templates", idempotent, func(h *client.RequestHandler) error {
 			var err error
 			resp, err = contentv1.NewApiService(h).PageContentAndApprovals((&contentv1.ListContentAndApprovalsParams{}).SetPageSize(100), token, page)
 			return err

@@ -274,7 +274,7 @@ func TestRCSStatusSaysWhichChannelEachTextTook(t *testing.T) {
 	e.sim.SetRecipient(theirNumber, twiliosim.RecipientConfig{RCSCapable: true})
 	creds := e.creds()
 	creds["messaging_service_sid"] = svc
-	e.login(creds)
+	e.loginAdvanced(creds, ourNumber)
 
 	e.inbound(theirNumber, "I have RCS")
 	e.inbound(theirNumber2, "I do not")
@@ -427,7 +427,7 @@ func TestAReplyOverRCSArrivesInTheSMSChat(t *testing.T) {
 	}
 	creds := e.creds()
 	creds["messaging_service_sid"] = svc
-	e.login(creds)
+	e.loginAdvanced(creds, ourNumber)
 	if err := e.acct.ConfigureService(svc, twiliosim.ServiceConfig{InboundURL: e.h.URL + "/_trestle/twilio/" + string(ourLoginID) + "/incoming"}); err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +460,7 @@ func TestAnRCSReplyWhoseWebhookFailedIsCaughtUp(t *testing.T) {
 	}
 	creds := e.creds()
 	creds["messaging_service_sid"] = svc
-	ul := e.login(creds)
+	ul := e.loginAdvanced(creds, ourNumber)
 	if _, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: "rcs:" + theirNumber, To: "rcs:our_agent", Body: "lost webhook", LogOnly: true}); err != nil {
 		t.Fatal(err)
 	}
