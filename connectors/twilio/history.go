@@ -301,7 +301,7 @@ func (c *Client) eventFromLog(ctx context.Context, m *openapi.ApiV2010Message) (
 		Portal:    c.portalKey(from),
 		Sender:    bridgev2.EventSender{Sender: userIDFromE164(from.e164)},
 		Timestamp: messageTime(m),
-		Parts:     messageParts(sanitizeBody(deref(m.Body)), media),
+		Parts:     chatParts(from, sanitizeBody(deref(m.Body)), media),
 		ChatInfo:  c.inboundChatInfo(from, messageTime(m)),
 	}, nil
 }
@@ -418,7 +418,7 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 		if deref(m.Direction) != directionInbound {
 			sender = bridgev2.EventSender{IsFromMe: true, Sender: networkid.UserID(c.loginID)}
 		}
-		parts := messageParts(sanitizeBody(deref(m.Body)), media)
+		parts := chatParts(k, sanitizeBody(deref(m.Body)), media)
 		if len(parts) == 0 {
 			continue
 		}

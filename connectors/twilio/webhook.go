@@ -257,16 +257,8 @@ func parseWhatsAppFields(in *inboundForm, form url.Values) {
 
 // inboundParts are the Matrix parts of a validated inbound message.
 func (in *inboundForm) parts() []bridgev2.MessagePart {
-	if in.From.whatsapp && len(in.Media) == 1 && in.Body != "" {
-		// A WhatsApp attachment carries its text as a caption: one
-		// Matrix event, as the contact sent it.
-		parts := messageParts("", in.Media)
-		parts[0].Text = in.Body
-		parts[0].Metadata, _ = json.Marshal(&MessageMetadata{Snippet: snippet(in.Body)})
-		return parts
-	}
 	if in.GeoURI == "" {
-		return messageParts(in.Body, in.Media)
+		return chatParts(in.From, in.Body, in.Media)
 	}
 	meta, _ := json.Marshal(&MessageMetadata{Snippet: snippet("[location] " + in.Body)})
 	return []bridgev2.MessagePart{{Type: event.MsgLocation, Text: in.Body, GeoURI: in.GeoURI, Metadata: meta}}
@@ -275,6 +267,21 @@ func (in *inboundForm) parts() []bridgev2.MessagePart {
 // sanitizeBody replaces invalid UTF-8, which a carrier can produce and which
 // must not reach JSON or Matrix as is.
 func sanitizeBody(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
+// chatParts builds the parts of a message from k, the same whether it came
+// by webhook or from the log (catch-up and history), so either way the core
+// sees the same parts.
+func chatParts(k contact, body string, media []mediaItem) []bridgev2.MessagePart {
+	if k.whatsapp && len(media) == 1 && body != "" {
+		// A WhatsApp attachment carries its text as a caption: one
+		// Matrix event, as the contact sent it.
+		parts := messageParts("", media)
+		parts[0].Text = body
+		parts[0].Metadata, _ = json.Marshal(&MessageMetadata{Snippet: snippet(body)})
+		return parts
+	}
+	return messageParts(body, media)
+}
 
 // messageParts builds the parts of an inbound message: one per attachment
 // ("media0", ...), then the text ("text"); a text without attachments is the

@@ -317,13 +317,17 @@ func (e *env) waitDelivered(room id.RoomID, evtID id.EventID) *event.BeeperMessa
 
 func TestWhatsAppTextWhoseWebhookFailedIsCaughtUp(t *testing.T) {
 	e, ul := whatsappEnv(t, envOptions{})
-	if _, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: waTheirs, To: waOurs, Body: "only in the log", LogOnly: true}); err != nil {
+	if _, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: waTheirs, To: waOurs, Body: "only in the log", LogOnly: true,
+		Media: []twiliosim.MediaFile{{ContentType: "image/jpeg", Data: []byte("\xff\xd8\xff fake jpeg")}}}); err != nil {
 		t.Fatal(err)
 	}
 	twClient(ul).wake()
 	e.waitCaughtUp(ul, 2)
 	room := e.waRoom()
-	e.h.WaitForText(room, e.ghost(theirNumber), "only in the log")
+	// From the log as by webhook: one image with its caption.
+	if got := e.h.WaitForText(room, e.ghost(theirNumber), "only in the log").Content.AsMessage(); got.MsgType != event.MsgImage {
+		t.Fatalf("the caught-up WhatsApp photo arrived as %s", got.MsgType)
+	}
 }
 
 func TestLoginListsWhatsAppSendersNextToNumbers(t *testing.T) {
