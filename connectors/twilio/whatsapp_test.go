@@ -291,8 +291,14 @@ func TestRCSStatusSaysWhichChannelEachTextTook(t *testing.T) {
 	}
 	var rcsSID string
 	for _, m := range e.sim.Outbound() {
-		if m.Body == "rich" {
+		switch {
+		case m.Body == "rich":
 			rcsSID = m.SID
+			if m.Channel != twiliosim.ChannelRCS {
+				t.Fatalf("the text to an RCS phone went over %s", m.Channel)
+			}
+		case m.Body == "plain" && m.From != ourNumber:
+			t.Fatalf("the SMS fallback went from %s, want the login's number", m.From)
 		}
 	}
 	if err := e.sim.MarkRead(e.ctx(), rcsSID); err != nil {
