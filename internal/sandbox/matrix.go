@@ -230,6 +230,11 @@ func (m *matrixSide) render(roomID id.RoomID) matrixRoom {
 	case len(phones) > 1:
 		out.Kind, out.Phones = "group", phones
 	}
+	if out.Kind == "portal" && strings.HasSuffix(out.Name, " (WhatsApp)") {
+		// The bridge names the WhatsApp chat with a person so; the page's
+		// WhatsApp phone of that number is its other end.
+		out.Phone = whatsappPrefix + out.Phone
+	}
 	if out.Kind == "other" && others == 1 && m.joined(roomID, m.bot) {
 		out.Kind = "management"
 	}

@@ -162,6 +162,11 @@ func Start(ctx context.Context, opts Options) (s *Sandbox, err error) {
 	if _, err := acct.AddNumber(s.TwilioNumber, twiliosim.Capabilities{SMS: true, MMS: true}); err != nil {
 		return s, fmt.Errorf("giving the simulated account a number: %w", err)
 	}
+	// The number is a WhatsApp sender too, so the page's WhatsApp phones
+	// have someone to write to.
+	if _, err := acct.AddWhatsAppSender(s.TwilioNumber, "Sandbox"); err != nil {
+		return s, fmt.Errorf("giving the simulated number a WhatsApp sender: %w", err)
+	}
 
 	step = s.progress.step("Starting the bridge (trestle-twilio)")
 	if s.Env.Bridge, err = rig.StartBridge(ctx, s.Env.Binary, s.Env.Files, filepath.Join(s.Dir, "bridge.log")); err != nil {
