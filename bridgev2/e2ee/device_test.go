@@ -59,7 +59,7 @@ func (f *fakeDeviceAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // startDevice brings up a bot device against the fake API.
-func startDevice(t *testing.T, fake *fakeDeviceAPI) (*e2ee.E2EE, *bridgetest.FakeMatrix) {
+func startDevice(t testing.TB, fake *fakeDeviceAPI) (*e2ee.E2EE, *bridgetest.FakeMatrix) {
 	t.Helper()
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
