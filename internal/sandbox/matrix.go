@@ -69,7 +69,11 @@ func (g ghostNames) phone(user id.UserID) string {
 }
 
 func newMatrixSide(cli *mautrix.Client, bot id.UserID, ghosts ghostNames, n *notifier) (*matrixSide, error) {
-	user, err := matrixtest.New(cli, matrixtest.Options{AutoJoin: true, PollTimeout: syncTimeout, TimelineLimit: timelineLimit})
+	user, err := matrixtest.New(cli, matrixtest.Options{
+		AutoJoin: true, PollTimeout: syncTimeout, TimelineLimit: timelineLimit,
+		// Its own device's encryption, so encrypted portals read as in Element.
+		Crypto: true,
+	})
 	if err != nil {
 		return nil, err
 	}
