@@ -225,11 +225,17 @@ func (b *Bridge) asCommand(user *User, portal *Portal, evt *event.Event) (*Comma
 }
 
 // handleBotRoomEvent handles an event in a room that is not a portal:
-// invites of the bot, and commands.
+// invites of the bot or of ghosts, and commands.
 func (b *Bridge) handleBotRoomEvent(row *database.OutboundEvent, user *User, evt *event.Event) {
 	if evt.Type == event.StateMember && evt.GetStateKey() == b.Matrix.BotUserID().String() {
 		b.handleBotInvite(row, user, evt)
 		return
+	}
+	if evt.Type == event.StateMember {
+		if _, isGhost := b.Matrix.ParseGhostUserID(id.UserID(evt.GetStateKey())); isGhost {
+			b.handleGhostInvite(row, user, evt)
+			return
+		}
 	}
 	if cmd, ok := b.asCommand(user, nil, evt); ok {
 		b.runCommand(row, cmd)

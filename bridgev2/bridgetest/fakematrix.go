@@ -65,9 +65,10 @@ type fakeMedia struct {
 }
 
 var (
-	_ bridgev2.Matrix       = (*FakeMatrix)(nil)
-	_ bridgev2.EventFinder  = (*FakeMatrix)(nil)
-	_ bridgev2.MemberLister = (*FakeMatrix)(nil)
+	_ bridgev2.Matrix           = (*FakeMatrix)(nil)
+	_ bridgev2.EventFinder      = (*FakeMatrix)(nil)
+	_ bridgev2.MemberLister     = (*FakeMatrix)(nil)
+	_ bridgev2.RoomMemberReader = (*FakeMatrix)(nil)
 )
 
 // NewFakeMatrix returns an empty fake homeserver for the given config.
@@ -298,6 +299,27 @@ func (m *FakeMatrix) JoinedMembers(_ context.Context, roomID id.RoomID) ([]id.Us
 		}
 	}
 	slices.Sort(out)
+	return out, nil
+}
+
+// RoomMembers implements bridgev2.RoomMemberReader.
+func (m *FakeMatrix) RoomMembers(_ context.Context, as id.UserID, roomID id.RoomID) (map[id.UserID]event.Membership, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("RoomMembers"); err != nil {
+		return nil, err
+	}
+	room, err := m.room(roomID)
+	if err != nil {
+		return nil, err
+	}
+	if room.Members[as] != "join" {
+		return nil, fmt.Errorf("%s is not in %s: %w", as, roomID, bridgev2.ErrForbidden)
+	}
+	out := make(map[id.UserID]event.Membership, len(room.Members))
+	for u, st := range room.Members {
+		out[u] = event.Membership(st)
+	}
 	return out, nil
 }
 

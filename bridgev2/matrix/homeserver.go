@@ -40,9 +40,10 @@ type Homeserver struct {
 }
 
 var (
-	_ bridgev2.Matrix       = (*Homeserver)(nil)
-	_ bridgev2.EventFinder  = (*Homeserver)(nil)
-	_ bridgev2.MemberLister = (*Homeserver)(nil)
+	_ bridgev2.Matrix           = (*Homeserver)(nil)
+	_ bridgev2.EventFinder      = (*Homeserver)(nil)
+	_ bridgev2.MemberLister     = (*Homeserver)(nil)
+	_ bridgev2.RoomMemberReader = (*Homeserver)(nil)
 )
 
 // NewHomeserver prepares the client side from the config.
@@ -328,4 +329,24 @@ func (h *Homeserver) FindSent(ctx context.Context, roomID id.RoomID, txnID strin
 		}
 	}
 	return "", nil
+}
+
+// RoomMembers implements bridgev2.RoomMemberReader: every member's
+// membership, invites included, as seen by a bridge user in the room.
+func (h *Homeserver) RoomMembers(ctx context.Context, as id.UserID, roomID id.RoomID) (map[id.UserID]event.Membership, error) {
+	resp, err := h.client(as).Members(ctx, roomID)
+	if err != nil {
+		return nil, classify("list room members", err)
+	}
+	out := make(map[id.UserID]event.Membership, len(resp.Chunk))
+	for _, evt := range resp.Chunk {
+		// mautrix has usually parsed the content already; if not, parse.
+		if evt.Content.Parsed == nil {
+			if err := evt.Content.ParseRaw(evt.Type); err != nil {
+				continue
+			}
+		}
+		out[id.UserID(evt.GetStateKey())] = evt.Content.AsMember().Membership
+	}
+	return out, nil
 }

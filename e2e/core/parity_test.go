@@ -1,0 +1,56 @@
+package core_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/bridgetest/testnet"
+)
+
+func TestInvitingAGhostFromElementOpensTheChat(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, b *bridge) {
+		alice, _ := newUser(t, "alice")
+		login(t, b, alice, "alice5")
+		ghost := b.ghostID("dave")
+		// What Element does when alice types dave's Matrix ID into "Start
+		// chat": a trusted private room, dave's ghost invited.
+		room := alice.DM(ghost)
+		alice.WaitForMembership(room, b.botID(), event.MembershipJoin)
+		alice.Send(room, "hi dave")
+		c := waitCall(t, b, func(c testnet.Call) bool { return c.Text == "hi dave" })
+		if c.Portal.ID != "dave" || c.Login != "alice5" {
+			t.Errorf("the text went to %+v", c)
+		}
+		receive(t, b, &bridgev2.RemoteEvent{Kind: bridgev2.RemoteMessage, ID: "d1", Portal: c.Portal,
+			Sender: bridgev2.EventSender{Sender: "dave"}, Parts: []bridgev2.MessagePart{{Text: "hi alice"}}})
+		alice.WaitForMessage(room, ghost, "hi alice")
+	})
+}
+
+func TestInvitingTwoGhostsFromElementStartsAGroup(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, b *bridge) {
+		alice, _ := newUser(t, "alice")
+		login(t, b, alice, "alice6")
+		erin, frank := b.ghostID("erin"), b.ghostID("frank")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		resp, err := alice.Client.Matrix.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{erin, frank}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range []id.UserID{erin, frank, b.botID()} {
+			alice.WaitForMembership(resp.RoomID, g, event.MembershipJoin)
+		}
+		alice.Send(resp.RoomID, "hello group")
+		c := waitCall(t, b, func(c testnet.Call) bool { return c.Text == "hello group" })
+		if c.Portal.ID != testnet.GroupID("erin", "frank") {
+			t.Errorf("the text went to %+v, want the group of erin and frank", c)
+		}
+	})
+}
