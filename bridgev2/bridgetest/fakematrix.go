@@ -69,6 +69,7 @@ var (
 	_ bridgev2.EventFinder      = (*FakeMatrix)(nil)
 	_ bridgev2.MemberLister     = (*FakeMatrix)(nil)
 	_ bridgev2.RoomMemberReader = (*FakeMatrix)(nil)
+	_ bridgev2.MemberNamer      = (*FakeMatrix)(nil)
 )
 
 // NewFakeMatrix returns an empty fake homeserver for the given config.
@@ -185,6 +186,29 @@ func (m *FakeMatrix) Profile(userID id.UserID) *FakeProfile {
 		return &cp
 	}
 	return nil
+}
+
+// SetDisplayName sets a (real) user's display name, as their client would.
+func (m *FakeMatrix) SetDisplayName(userID id.UserID, name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.users[userID] == nil {
+		m.users[userID] = &FakeProfile{}
+	}
+	m.users[userID].DisplayName = name
+}
+
+// MemberDisplayName implements bridgev2.MemberNamer, from the profile.
+func (m *FakeMatrix) MemberDisplayName(_ context.Context, _ id.RoomID, userID id.UserID) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("MemberDisplayName"); err != nil {
+		return "", err
+	}
+	if p := m.users[userID]; p != nil {
+		return p.DisplayName, nil
+	}
+	return "", nil
 }
 
 // CreateRoom implements bridgev2.Matrix.

@@ -44,6 +44,7 @@ var (
 	_ bridgev2.EventFinder      = (*Homeserver)(nil)
 	_ bridgev2.MemberLister     = (*Homeserver)(nil)
 	_ bridgev2.RoomMemberReader = (*Homeserver)(nil)
+	_ bridgev2.MemberNamer      = (*Homeserver)(nil)
 )
 
 // NewHomeserver prepares the client side from the config.
@@ -349,4 +350,18 @@ func (h *Homeserver) RoomMembers(ctx context.Context, as id.UserID, roomID id.Ro
 		out[id.UserID(evt.GetStateKey())] = evt.Content.AsMember().Membership
 	}
 	return out, nil
+}
+
+// MemberDisplayName implements bridgev2.MemberNamer: the user's member
+// event in the room, read as the bridge bot, or else their global profile.
+func (h *Homeserver) MemberDisplayName(ctx context.Context, roomID id.RoomID, userID id.UserID) (string, error) {
+	var member event.MemberEventContent
+	if err := h.client(h.bot).StateEvent(ctx, roomID, event.StateMember, string(userID), &member); err == nil && member.Displayname != "" {
+		return member.Displayname, nil
+	}
+	profile, err := h.client(h.bot).GetProfile(ctx, userID)
+	if err != nil {
+		return "", classify("read profile", err)
+	}
+	return profile.DisplayName, nil
 }
