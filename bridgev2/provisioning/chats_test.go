@@ -2,6 +2,7 @@ package provisioning_test
 
 import (
 	"net/http"
+	"slices"
 	"testing"
 
 	"maunium.net/go/mautrix/id"
@@ -130,6 +131,33 @@ func TestContacts(t *testing.T) {
 		t.Fatalf("dave: %v", dave)
 	}
 	expect(t, e.get(alice, "v3/contacts?login_id=nobody"), http.StatusNotFound, "M_NOT_FOUND")
+}
+
+func TestSearchUsersFindsContactsByNameAndWhatTheQueryResolvesTo(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.login(alice, "alicenet")
+	names := func(body map[string]any) []string {
+		var out []string
+		for _, r := range body["results"].([]any) {
+			out = append(out, r.(map[string]any)["id"].(string))
+		}
+		return out
+	}
+	// "user" is no valid user name, but both contacts are called "Test user …".
+	if got := names(expect(t, e.post(alice, "v3/search_users", map[string]string{"query": "User"}), http.StatusOK, "")); !slices.Equal(got, []string{"carol", "dave"}) {
+		t.Fatalf("search for \"User\": %v", got)
+	}
+	// A query that is a user of the network comes first, found once.
+	if got := names(expect(t, e.post(alice, "v3/search_users", map[string]string{"query": "dave"}), http.StatusOK, "")); !slices.Equal(got, []string{"dave"}) {
+		t.Fatalf("search for dave: %v", got)
+	}
+	if got := names(expect(t, e.post(alice, "v3/search_users", map[string]string{"query": "erin"}), http.StatusOK, "")); !slices.Equal(got, []string{"erin"}) {
+		t.Fatalf("search for erin, no contact yet: %v", got)
+	}
+	if got := expect(t, e.post(alice, "v3/search_users", map[string]string{"query": "Nobody Here"}), http.StatusOK, "")["results"].([]any); len(got) != 0 {
+		t.Fatalf("search for nobody: %v", got)
+	}
+	expect(t, e.post(alice, "v3/search_users", map[string]string{"query": " "}), http.StatusBadRequest, "M_MISSING_PARAM")
 }
 
 func TestUnsupportedChatFeatures(t *testing.T) {
