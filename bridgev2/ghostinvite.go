@@ -251,13 +251,21 @@ func (p *Portal) adoptRoom(ctx context.Context, login *UserLogin, room id.RoomID
 	// trusted_private_chat preset (Element's DMs): the bridge info is best
 	// effort, and a room without it still bridges.
 	bridgeInfo := p.bridgeInfo()
-	for _, t := range []event.Type{event.StateBridge, event.StateHalfShotBridge} {
-		_, err := b.Matrix.SendState(ctx, bot, room, t, p.bridgeInfoStateKey(), bridgeInfo)
+	for _, st := range []struct {
+		t       event.Type
+		key     string
+		content any
+	}{
+		{event.StateBridge, p.bridgeInfoStateKey(), bridgeInfo},
+		{event.StateHalfShotBridge, p.bridgeInfoStateKey(), bridgeInfo},
+		{event.StateBeeperRoomFeatures, "", login.RoomFeatures(ctx, p)},
+	} {
+		_, err := b.Matrix.SendState(ctx, bot, room, st.t, st.key, st.content)
 		if err != nil {
-			_, err = b.Matrix.SendState(ctx, ghostMXID, room, t, p.bridgeInfoStateKey(), bridgeInfo)
+			_, err = b.Matrix.SendState(ctx, ghostMXID, room, st.t, st.key, st.content)
 		}
 		if err != nil {
-			p.Log.Debug().Err(err).Str("type", t.Type).Msg("Could not set bridge info in a room the user created")
+			p.Log.Debug().Err(err).Str("type", st.t.Type).Msg("Could not set the bridge's state in a room the user created")
 		}
 	}
 	b.metrics.PortalCreated()

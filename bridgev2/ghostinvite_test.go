@@ -144,3 +144,41 @@ func TestInvitingAGhostWhoseChatHasARoomPointsToThatRoom(t *testing.T) {
 		}
 	})
 }
+
+// roomFeatures returns the com.beeper.room_features state of a room.
+func roomFeatures(t *testing.T, h *bridgetest.Harness, room id.RoomID) *event.RoomFeatures {
+	t.Helper()
+	for _, r := range h.Matrix.Rooms() {
+		if r.ID != room {
+			continue
+		}
+		if st := r.State[event.StateBeeperRoomFeatures.Type+"|"]; st != nil {
+			if f, ok := st.Content.Parsed.(*event.RoomFeatures); ok {
+				return f
+			}
+			var f event.RoomFeatures
+			if err := json.Unmarshal(st.Content.VeryRaw, &f); err != nil {
+				t.Fatal(err)
+			}
+			return &f
+		}
+	}
+	t.Fatalf("room %s has no room features", room)
+	return nil
+}
+
+func TestPortalRoomsTellClientsWhatTheNetworkSupports(t *testing.T) {
+	setup(t, func(t *testing.T, h *bridgetest.Harness, remote *testnet.Remote, login *bridgev2.UserLogin) {
+		_, room := chatWithBob(t, h, remote, login)
+		f := roomFeatures(t, h, room)
+		if f.Edit != event.CapLevelFullySupported || f.Reaction != event.CapLevelFullySupported || f.Delete != event.CapLevelFullySupported {
+			t.Errorf("features of a testnet room: %+v", f)
+		}
+		// A room the user made gets them too.
+		made := inviteGhosts(h, "carol")
+		waitPortalOf(t, h, made)
+		if f := roomFeatures(t, h, made); f.Edit != event.CapLevelFullySupported {
+			t.Errorf("features of a room alice made: %+v", f)
+		}
+	})
+}

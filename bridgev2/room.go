@@ -124,6 +124,7 @@ func (p *Portal) createRoom(ctx context.Context, login *UserLogin, info *ChatInf
 		InitialState: []*event.Event{
 			{Type: event.StateBridge, StateKey: ptr(p.bridgeInfoStateKey()), Content: event.Content{Parsed: bridgeInfo}},
 			{Type: event.StateHalfShotBridge, StateKey: ptr(p.bridgeInfoStateKey()), Content: event.Content{Parsed: bridgeInfo}},
+			{Type: event.StateBeeperRoomFeatures, StateKey: ptr(""), Content: event.Content{Parsed: login.RoomFeatures(ctx, p)}},
 		},
 		PowerLevelOverride: &event.PowerLevelsEventContent{
 			Users: map[id.UserID]int{creator: 100, bot: 100},

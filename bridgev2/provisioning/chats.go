@@ -110,6 +110,17 @@ func (a *API) postCreateDM(w http.ResponseWriter, r *http.Request, user *bridgev
 	return nil
 }
 
+// getCapabilities answers what the network supports through a login, as
+// the com.beeper.room_features state of its portal rooms says it.
+func (a *API) getCapabilities(w http.ResponseWriter, r *http.Request, user *bridgev2.User) *apiError {
+	login, apiErr := requestLogin(r, user)
+	if apiErr != nil {
+		return apiErr
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"login_id": login.ID, "room_features": login.RoomFeatures(r.Context(), nil)})
+	return nil
+}
+
 // postSearchUsers searches the login's contacts: those whose name, ID or
 // an identifier contains the query, after the user the query itself
 // resolves to (a phone number typed in full), if any.

@@ -212,3 +212,25 @@ func TestCreateGroup(t *testing.T) {
 	expect(t, e.post(alice, "v3/create_group/group", map[string]any{}), http.StatusBadRequest, "M_MISSING_PARAM")
 	expect(t, e.post(alice, "v3/create_group/group?login_id=nobody", map[string]any{"participants": []string{"carol"}}), http.StatusNotFound, "M_NOT_FOUND")
 }
+
+func TestCapabilitiesSayWhatTheLoginsNetworkSupports(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	expect(t, e.get(alice, "v3/capabilities"), http.StatusNotFound, "M_NOT_FOUND")
+	e.login(alice, "alicenet")
+	features := expect(t, e.get(alice, "v3/capabilities"), http.StatusOK, "")["room_features"].(map[string]any)
+	// testnet edits, reacts and deletes.
+	for _, f := range []string{"edit", "reaction", "delete"} {
+		if features[f] != float64(2) {
+			t.Errorf("%s is %v, want fully supported (2): %v", f, features[f], features)
+		}
+	}
+
+	e = newEnv(t, envOptions{textOnly: true})
+	e.login(alice, "alicenet")
+	features = expect(t, e.get(alice, "v3/capabilities"), http.StatusOK, "")["room_features"].(map[string]any)
+	for _, f := range []string{"edit", "reaction", "delete"} {
+		if features[f] != float64(-2) {
+			t.Errorf("a text-only client: %s is %v, want rejected (-2)", f, features[f])
+		}
+	}
+}

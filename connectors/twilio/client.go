@@ -83,19 +83,20 @@ type Client struct {
 }
 
 var (
-	_ bridgev2.NetworkClient      = (*Client)(nil)
-	_ bridgev2.Connectable        = (*Client)(nil)
-	_ bridgev2.RemoteLogouter     = (*Client)(nil)
-	_ bridgev2.IdentifierResolver = (*Client)(nil)
-	_ bridgev2.ChatInfoProvider   = (*Client)(nil)
-	_ bridgev2.UserInfoProvider   = (*Client)(nil)
-	_ bridgev2.EditHandler        = (*Client)(nil)
-	_ bridgev2.ReactionHandler    = (*Client)(nil)
-	_ bridgev2.RedactionHandler   = (*Client)(nil)
-	_ bridgev2.Backfiller         = (*Client)(nil)
-	_ bridgev2.ContactLister      = (*Client)(nil)
-	_ bridgev2.MediaDownloader    = (*Client)(nil)
-	_ bridgev2.SendReconciler     = (*Client)(nil)
+	_ bridgev2.NetworkClient        = (*Client)(nil)
+	_ bridgev2.Connectable          = (*Client)(nil)
+	_ bridgev2.RemoteLogouter       = (*Client)(nil)
+	_ bridgev2.IdentifierResolver   = (*Client)(nil)
+	_ bridgev2.ChatInfoProvider     = (*Client)(nil)
+	_ bridgev2.UserInfoProvider     = (*Client)(nil)
+	_ bridgev2.EditHandler          = (*Client)(nil)
+	_ bridgev2.ReactionHandler      = (*Client)(nil)
+	_ bridgev2.RedactionHandler     = (*Client)(nil)
+	_ bridgev2.Backfiller           = (*Client)(nil)
+	_ bridgev2.ContactLister        = (*Client)(nil)
+	_ bridgev2.RoomFeaturesProvider = (*Client)(nil)
+	_ bridgev2.MediaDownloader      = (*Client)(nil)
+	_ bridgev2.SendReconciler       = (*Client)(nil)
 )
 
 func newClient(conn *Connector, login *bridgev2.UserLogin, meta *LoginMetadata) *Client {

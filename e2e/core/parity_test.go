@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgetest/testnet"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+	"github.com/trestle-bridge/trestle/internal/matrixtest"
 )
 
 func TestInvitingAGhostFromElementOpensTheChat(t *testing.T) {
@@ -30,6 +33,29 @@ func TestInvitingAGhostFromElementOpensTheChat(t *testing.T) {
 		receive(t, b, &bridgev2.RemoteEvent{Kind: bridgev2.RemoteMessage, ID: "d1", Portal: c.Portal,
 			Sender: bridgev2.EventSender{Sender: "dave"}, Parts: []bridgev2.MessagePart{{Text: "hi alice"}}})
 		alice.WaitForMessage(room, ghost, "hi alice")
+		// The room says what the network supports, set by the ghost: only
+		// it and alice have the power to in a room she made.
+		alice.WaitForEvent(room, func(e *event.Event) bool {
+			return e.Type == event.StateBeeperRoomFeatures && e.Sender == ghost
+		})
+	})
+}
+
+func TestPortalRoomsCarryTheNetworksFeatures(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, b *bridge) {
+		alice, _ := newUser(t, "alice")
+		login(t, b, alice, "alice7")
+		receive(t, b, &bridgev2.RemoteEvent{Kind: bridgev2.RemoteMessage, ID: "f1", Portal: networkid.PortalKey{ID: "gina", Receiver: "alice7"},
+			Sender: bridgev2.EventSender{Sender: "gina"}, Parts: []bridgev2.MessagePart{{Text: "hi"}}})
+		invite := alice.WaitForInvite(func(inv *matrixtest.Invite) bool { return inv.Sender == b.ghostID("gina") })
+		st := alice.WaitForEvent(invite.RoomID, func(e *event.Event) bool { return e.Type == event.StateBeeperRoomFeatures })
+		var f event.RoomFeatures
+		if err := json.Unmarshal(st.Content.VeryRaw, &f); err != nil {
+			t.Fatal(err)
+		}
+		if f.Edit != event.CapLevelFullySupported || f.Reaction != event.CapLevelFullySupported {
+			t.Errorf("a testnet portal's features: %s", st.Content.VeryRaw)
+		}
 	})
 }
 
