@@ -250,22 +250,13 @@ func (p *Portal) adoptRoom(ctx context.Context, login *UserLogin, room id.RoomID
 	// its state. The invited ghost has it in a room made with the
 	// trusted_private_chat preset (Element's DMs): the bridge info is best
 	// effort, and a room without it still bridges.
-	bridgeInfo := p.bridgeInfo()
-	for _, st := range []struct {
-		t       event.Type
-		key     string
-		content any
-	}{
-		{event.StateBridge, p.bridgeInfoStateKey(), bridgeInfo},
-		{event.StateHalfShotBridge, p.bridgeInfoStateKey(), bridgeInfo},
-		{event.StateBeeperRoomFeatures, "", login.RoomFeatures(ctx, p)},
-	} {
-		_, err := b.Matrix.SendState(ctx, bot, room, st.t, st.key, st.content)
+	for _, st := range p.bridgeState(ctx, login) {
+		_, err := b.Matrix.SendState(ctx, bot, room, st.evtType, st.key, st.content)
 		if err != nil {
-			_, err = b.Matrix.SendState(ctx, ghostMXID, room, st.t, st.key, st.content)
+			_, err = b.Matrix.SendState(ctx, ghostMXID, room, st.evtType, st.key, st.content)
 		}
 		if err != nil {
-			p.Log.Debug().Err(err).Str("type", st.t.Type).Msg("Could not set the bridge's state in a room the user created")
+			p.Log.Debug().Err(err).Str("type", st.evtType.Type).Msg("Could not set the bridge's state in a room the user created")
 		}
 	}
 	b.metrics.PortalCreated()

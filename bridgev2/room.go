@@ -113,7 +113,6 @@ func (p *Portal) createRoom(ctx context.Context, login *UserLogin, info *ChatInf
 			p.Name = ghost.Name
 		}
 	}
-	bridgeInfo := p.bridgeInfo()
 	req := &mautrix.ReqCreateRoom{
 		Visibility: "private",
 		Preset:     "private_chat",
@@ -121,11 +120,7 @@ func (p *Portal) createRoom(ctx context.Context, login *UserLogin, info *ChatInf
 		Topic:      p.Topic,
 		IsDirect:   info.IsDM,
 		Invite:     []id.UserID{login.UserMXID},
-		InitialState: []*event.Event{
-			{Type: event.StateBridge, StateKey: ptr(p.bridgeInfoStateKey()), Content: event.Content{Parsed: bridgeInfo}},
-			{Type: event.StateHalfShotBridge, StateKey: ptr(p.bridgeInfoStateKey()), Content: event.Content{Parsed: bridgeInfo}},
-			{Type: event.StateBeeperRoomFeatures, StateKey: ptr(""), Content: event.Content{Parsed: login.RoomFeatures(ctx, p)}},
-		},
+		InitialState: initialState(p.bridgeState(ctx, login)),
 		PowerLevelOverride: &event.PowerLevelsEventContent{
 			Users: map[id.UserID]int{creator: 100, bot: 100},
 		},
@@ -167,6 +162,15 @@ func (p *Portal) createRoom(ctx context.Context, login *UserLogin, info *ChatInf
 	}
 	b.metrics.PortalCreated()
 	return room, nil
+}
+
+// initialState turns state events into createRoom's initial_state.
+func initialState(states []stateEvent) []*event.Event {
+	out := make([]*event.Event, len(states))
+	for i, st := range states {
+		out[i] = &event.Event{Type: st.evtType, StateKey: ptr(st.key), Content: event.Content{Parsed: st.content}}
+	}
+	return out
 }
 
 // backfill imports the chat's recent history into a new room, before the

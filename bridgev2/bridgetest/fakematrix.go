@@ -70,6 +70,7 @@ var (
 	_ bridgev2.MemberLister     = (*FakeMatrix)(nil)
 	_ bridgev2.RoomMemberReader = (*FakeMatrix)(nil)
 	_ bridgev2.MemberNamer      = (*FakeMatrix)(nil)
+	_ bridgev2.Kicker           = (*FakeMatrix)(nil)
 )
 
 // NewFakeMatrix returns an empty fake homeserver for the given config.
@@ -345,6 +346,25 @@ func (m *FakeMatrix) RoomMembers(_ context.Context, as id.UserID, roomID id.Room
 		out[u] = event.Membership(st)
 	}
 	return out, nil
+}
+
+// KickUser implements bridgev2.Kicker.
+func (m *FakeMatrix) KickUser(_ context.Context, as id.UserID, roomID id.RoomID, target id.UserID, _ string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("KickUser"); err != nil {
+		return err
+	}
+	room, err := m.room(roomID)
+	if err != nil {
+		return err
+	}
+	if room.Members[as] != "join" {
+		return fmt.Errorf("%s is not in %s: %w", as, roomID, bridgev2.ErrForbidden)
+	}
+	room.Members[target] = "leave"
+	m.changed.Broadcast()
+	return nil
 }
 
 // JoinAsUser makes a (real) user accept their invite, as a client would.

@@ -45,6 +45,7 @@ var (
 	_ bridgev2.MemberLister     = (*Homeserver)(nil)
 	_ bridgev2.RoomMemberReader = (*Homeserver)(nil)
 	_ bridgev2.MemberNamer      = (*Homeserver)(nil)
+	_ bridgev2.Kicker           = (*Homeserver)(nil)
 )
 
 // NewHomeserver prepares the client side from the config.
@@ -364,4 +365,10 @@ func (h *Homeserver) MemberDisplayName(ctx context.Context, roomID id.RoomID, us
 		return "", classify("read profile", err)
 	}
 	return profile.DisplayName, nil
+}
+
+// KickUser implements bridgev2.Kicker.
+func (h *Homeserver) KickUser(ctx context.Context, as id.UserID, roomID id.RoomID, target id.UserID, reason string) error {
+	_, err := h.client(as).KickUser(ctx, roomID, &mautrix.ReqKickUser{UserID: target, Reason: reason})
+	return classify("kick user", err)
 }
