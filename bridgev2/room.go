@@ -114,12 +114,12 @@ func (p *Portal) createRoom(ctx context.Context, login *UserLogin, info *ChatInf
 		}
 	}
 	req := &mautrix.ReqCreateRoom{
-		Visibility: "private",
-		Preset:     "private_chat",
-		Name:       p.Name,
-		Topic:      p.Topic,
-		IsDirect:   info.IsDM,
-		Invite:     []id.UserID{login.UserMXID},
+		Visibility:   "private",
+		Preset:       "private_chat",
+		Name:         p.Name,
+		Topic:        p.Topic,
+		IsDirect:     info.IsDM,
+		Invite:       []id.UserID{login.UserMXID},
 		InitialState: initialState(p.bridgeState(ctx, login)),
 		PowerLevelOverride: &event.PowerLevelsEventContent{
 			Users: map[id.UserID]int{creator: 100, bot: 100},
