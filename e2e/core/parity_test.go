@@ -3,6 +3,8 @@ package core_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,5 +80,57 @@ func TestInvitingTwoGhostsFromElementStartsAGroup(t *testing.T) {
 		if c.Portal.ID != testnet.GroupID("erin", "frank") {
 			t.Errorf("the text went to %+v, want the group of erin and frank", c)
 		}
+	})
+}
+
+var adminOnce sync.Once
+
+// adminUser logs in @admin:localhost, the bridge admin of every bridge
+// here, creating the account the first time.
+func adminUser(t *testing.T) *matrixtest.T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var createErr error
+	adminOnce.Do(func() { createErr = homeserver.CreateUser(ctx, "admin", "password-admin", false) })
+	if createErr != nil {
+		t.Fatal(createErr)
+	}
+	cli, err := homeserver.Login(ctx, "admin", "password-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return matrixtest.StartForTest(t, cli, matrixtest.Options{AutoJoin: true})
+}
+
+func TestAnAdminFindsAndDeletesAUsersPortal(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, b *bridge) {
+		alice, aliceID := newUser(t, "alice")
+		login(t, b, alice, "alice8")
+		receive(t, b, &bridgev2.RemoteEvent{Kind: bridgev2.RemoteMessage, ID: "h1", Portal: networkid.PortalKey{ID: "hank", Receiver: "alice8"},
+			Sender: bridgev2.EventSender{Sender: "hank"}, Parts: []bridgev2.MessagePart{{Text: "hi"}}})
+		invite := alice.WaitForInvite(func(inv *matrixtest.Invite) bool { return inv.Sender == b.ghostID("hank") })
+		room := invite.RoomID
+		alice.WaitForMessage(room, b.ghostID("hank"), "hi")
+
+		admin := adminUser(t)
+		bot := b.botID()
+		mgmt := admin.DM(bot)
+		admin.WaitForMessage(mgmt, bot, "management room")
+		ask := admin.Send(mgmt, "list-user "+string(aliceID))
+		list := admin.WaitForMessageAfter(mgmt, ask, bot, "Logins of")
+		if body := list.Content.AsMessage().Body; !strings.Contains(body, "alice8") || !strings.Contains(body, string(room)) {
+			t.Errorf("list-user does not show alice's login and chat:\n%s", body)
+		}
+
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := alice.Client.Matrix.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: admin.Client.UserID}); err != nil {
+			t.Fatal(err)
+		}
+		alice.WaitForMembership(room, admin.Client.UserID, event.MembershipJoin)
+		admin.Send(room, "!tw delete-portal")
+		alice.WaitForMessage(room, bot, "no longer bridged")
+		alice.WaitForMembership(room, aliceID, event.MembershipLeave)
 	})
 }
