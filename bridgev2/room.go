@@ -229,6 +229,17 @@ func (p *Portal) joinAs(ctx context.Context, as id.UserID) error {
 // senderFor returns the Matrix user that speaks for a remote sender in this
 // portal, registered and with a profile.
 func (p *Portal) senderFor(ctx context.Context, login *UserLogin, sender EventSender) (id.UserID, error) {
+	if sender.IsFromMe {
+		// The user's own message from elsewhere is theirs, where the bridge
+		// can act as them; otherwise it comes from their remote ID's ghost.
+		user, err := p.Bridge.GetUser(ctx, login.UserMXID)
+		if err != nil {
+			return "", err
+		}
+		if user.IsDoublePuppeted() {
+			return user.MXID, nil
+		}
+	}
 	remote := sender.Sender
 	if remote == "" {
 		if p.OtherUserID == "" {

@@ -43,6 +43,11 @@ func (b *Bridge) HandleTransaction(ctx context.Context, txnID string, events, ep
 			// events received: skip it before paying for a full parse.
 			continue
 		}
+		if gjson.GetBytes(raw, "content."+doublePuppetSourcePath).Str == b.Config.AppService.ID {
+			// The echo of an event the bridge sent as a user's double
+			// puppet: never bridged back out.
+			continue
+		}
 		evt, ok := b.parseEvent(raw)
 		if !ok || !b.wantsEvent(evt) {
 			if ok {
@@ -124,6 +129,9 @@ func (b *Bridge) parseEvent(raw json.RawMessage) (*event.Event, bool) {
 	}
 	return &evt, true
 }
+
+// doublePuppetSourcePath is DoublePuppetSourceKey as a gjson path.
+var doublePuppetSourcePath = strings.ReplaceAll(DoublePuppetSourceKey, ".", `\.`)
 
 // isBridgeUser reports whether a Matrix user is the bot or a ghost: their
 // events are the bridge's own echoes.

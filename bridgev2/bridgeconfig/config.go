@@ -16,6 +16,7 @@ type Config struct {
 	Database     Database     `yaml:"database"`
 	Bridge       Bridge       `yaml:"bridge"`
 	Provisioning Provisioning `yaml:"provisioning"`
+	DoublePuppet DoublePuppet `yaml:"double_puppet"`
 	Metrics      Metrics      `yaml:"metrics"`
 	Logging      Logging      `yaml:"logging"`
 	// Network is the connector's section, decoded by the connector.
@@ -127,6 +128,19 @@ type Provisioning struct {
 	Enabled bool `yaml:"enabled"`
 	// SharedSecret authorises integration managers; "generate" creates one.
 	SharedSecret string `yaml:"shared_secret"`
+}
+
+// DoublePuppet configures double puppeting: the user's own messages sent
+// outside Matrix appear as their own Matrix account rather than a ghost.
+type DoublePuppet struct {
+	// Servers maps homeserver names to client-server API URLs, for users
+	// of other homeservers who log in with login-matrix. The bridge's own
+	// homeserver is always known.
+	Servers map[string]string `yaml:"servers"`
+	// Secrets maps homeserver names to "as_token:<token>" of an appservice
+	// registration on that server whose user namespace covers its users
+	// (non-exclusively): those users are double-puppeted automatically.
+	Secrets map[string]string `yaml:"secrets"`
 }
 
 // Metrics configures the Prometheus listener.

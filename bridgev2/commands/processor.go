@@ -79,7 +79,7 @@ func New(b *bridgev2.Bridge) *Processor {
 	} {
 		p.Register(cmd)
 	}
-	for _, cmd := range adminCommands() {
+	for _, cmd := range append(doublePuppetCommands(), adminCommands()...) {
 		p.Register(cmd)
 	}
 	return p

@@ -128,3 +128,31 @@ func TestBackfillStopsAtTheTextThatCreatedTheRoom(t *testing.T) {
 		t.Fatalf("room has %q, want %q", got, want)
 	}
 }
+
+func TestBackfilledOwnTextsAppearAsTheDoublePuppetedUser(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.h.Matrix.AddAccessToken(alice, "alices-token")
+	base := time.Now().Add(-time.Hour)
+	for _, m := range []twiliosim.Message{
+		{From: theirNumber, To: ourNumber, Body: "are you coming?", DateCreated: base},
+		{From: ourNumber, To: theirNumber, Body: "on my way", Direction: twiliosim.DirectionOutboundAPI, DateCreated: base.Add(time.Minute)},
+	} {
+		if _, err := e.acct.AddHistory(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.login()
+	user, err := e.h.Bridge().GetUser(e.ctx(), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := user.LoginMatrix(e.ctx(), "alices-token"); err != nil {
+		t.Fatal(err)
+	}
+	e.inbound(theirNumber, "great")
+	room := e.portalRoom(theirNumber)
+	e.h.WaitForText(room, e.ghost(theirNumber), "great")
+	if got := e.messagesFrom(room, alice); !slices.Equal(got, []string{"on my way"}) {
+		t.Errorf("alice's own messages in the room: %q, want her backfilled text", got)
+	}
+}

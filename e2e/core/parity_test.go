@@ -134,3 +134,32 @@ func TestAnAdminFindsAndDeletesAUsersPortal(t *testing.T) {
 		alice.WaitForMembership(room, aliceID, event.MembershipLeave)
 	})
 }
+
+func TestWithLoginMatrixTheUsersOwnTextsAreTheirsOnDendrite(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, b *bridge) {
+		alice, aliceID := newUser(t, "alice")
+		mgmt := login(t, b, alice, "alice9")
+		ask := alice.Send(mgmt, "login-matrix "+alice.Client.Matrix.AccessToken)
+		alice.WaitForMessageAfter(mgmt, ask, b.botID(), "now appear as your Matrix account")
+
+		key := networkid.PortalKey{ID: "ivy", Receiver: "alice9"}
+		receive(t, b, &bridgev2.RemoteEvent{Kind: bridgev2.RemoteMessage, ID: "i1", Portal: key,
+			Sender: bridgev2.EventSender{Sender: "ivy"}, Parts: []bridgev2.MessagePart{{Text: "hi alice"}}})
+		invite := alice.WaitForInvite(func(inv *matrixtest.Invite) bool { return inv.Sender == b.ghostID("ivy") })
+		room := invite.RoomID
+		alice.WaitForMessage(room, b.ghostID("ivy"), "hi alice")
+		receive(t, b, &bridgev2.RemoteEvent{Kind: bridgev2.RemoteMessage, ID: "i2", Portal: key,
+			Sender: bridgev2.EventSender{IsFromMe: true, Sender: "alice9"}, Parts: []bridgev2.MessagePart{{Text: "sent from my phone"}}})
+		alice.WaitForMessage(room, aliceID, "sent from my phone")
+
+		// Dendrite pushes that event back to the bridge; it must not go
+		// out again. The next text from Matrix is in the same lane.
+		alice.Send(room, "typed in Element")
+		waitCall(t, b, func(c testnet.Call) bool { return c.Text == "typed in Element" })
+		for _, c := range b.remote.Calls() {
+			if c.Text == "sent from my phone" {
+				t.Errorf("the double-puppeted text was bridged back out: %+v", c)
+			}
+		}
+	})
+}
