@@ -47,6 +47,9 @@ func (b *Bridge) deletePortalRow(ctx context.Context, row *database.Portal, reas
 		}
 		b.kickMatrixUsers(ctx, row.MXID, reason)
 		b.leavePortalRoom(ctx, row)
+		if login := b.GetLogin(row.Receiver); login != nil {
+			b.removeSpaceChild(ctx, login, row.MXID)
+		}
 	}
 	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
 		return b.DB.Portals.Delete(ctx, tx, row.PortalKey)

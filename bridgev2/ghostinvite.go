@@ -259,6 +259,9 @@ func (p *Portal) adoptRoom(ctx context.Context, login *UserLogin, room id.RoomID
 			p.Log.Debug().Err(err).Str("type", st.evtType.Type).Msg("Could not set the bridge's state in a room the user created")
 		}
 	}
+	if err := p.addToSpace(ctx, login); err != nil {
+		p.Log.Warn().Err(err).Msg("Could not add the room to the login's space")
+	}
 	b.metrics.PortalCreated()
 	p.backfill(ctx, login)
 	return nil

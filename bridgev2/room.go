@@ -160,6 +160,9 @@ func (p *Portal) createRoom(ctx context.Context, login *UserLogin, info *ChatInf
 			p.Log.Warn().Err(err).Msg("Could not add every member to the new group room")
 		}
 	}
+	if err := p.addToSpace(ctx, login); err != nil {
+		p.Log.Warn().Err(err).Msg("Could not add the new room to the login's space")
+	}
 	b.metrics.PortalCreated()
 	return room, nil
 }

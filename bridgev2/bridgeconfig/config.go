@@ -112,6 +112,9 @@ type Bridge struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// PortalIdleTimeout is how long an idle portal stays in memory.
 	PortalIdleTimeout time.Duration `yaml:"portal_idle_timeout"`
+	// PersonalFilteringSpaces gives each login a Matrix space holding all
+	// of its portals, so a user with several logins sees them apart.
+	PersonalFilteringSpaces bool `yaml:"personal_filtering_spaces"`
 }
 
 // Relay configures relay mode.

@@ -163,3 +163,30 @@ func TestWithLoginMatrixTheUsersOwnTextsAreTheirsOnDendrite(t *testing.T) {
 		}
 	})
 }
+
+func TestWithSpacesOnEachLoginsChatsAreInItsSpace(t *testing.T) {
+	forEachDatabase(t, func(t *testing.T, b *bridge) {
+		if err := b.files.Edit(map[string]any{"bridge.personal_filtering_spaces": true}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := b.files.Edit(map[string]any{"bridge.personal_filtering_spaces": false}); err != nil {
+				t.Error(err)
+			}
+		})
+		b.restart()
+		alice, _ := newUser(t, "alice")
+		login(t, b, alice, "alice10")
+		receive(t, b, &bridgev2.RemoteEvent{Kind: bridgev2.RemoteMessage, ID: "j1", Portal: networkid.PortalKey{ID: "jay", Receiver: "alice10"},
+			Sender: bridgev2.EventSender{Sender: "jay"}, Parts: []bridgev2.MessagePart{{Text: "hi"}}})
+		portal := alice.WaitForInvite(func(inv *matrixtest.Invite) bool { return inv.Sender == b.ghostID("jay") })
+		space := alice.WaitForInvite(func(inv *matrixtest.Invite) bool { return inv.Sender == b.botID() && inv.RoomID != portal.RoomID && !inv.IsDirect })
+		alice.WaitForMembership(space.RoomID, alice.Client.UserID, event.MembershipJoin)
+		alice.WaitForEvent(space.RoomID, func(e *event.Event) bool {
+			return e.Type == event.StateSpaceChild && e.GetStateKey() == string(portal.RoomID)
+		})
+		if create := alice.State(space.RoomID, event.StateCreate, ""); create == nil || create.Content.Raw["type"] != "m.space" {
+			t.Errorf("the room holding the chat is not a space: %+v", create)
+		}
+	})
+}
