@@ -180,7 +180,9 @@ func TestWithSpacesOnEachLoginsChatsAreInItsSpace(t *testing.T) {
 		receive(t, b, &bridgev2.RemoteEvent{Kind: bridgev2.RemoteMessage, ID: "j1", Portal: networkid.PortalKey{ID: "jay", Receiver: "alice10"},
 			Sender: bridgev2.EventSender{Sender: "jay"}, Parts: []bridgev2.MessagePart{{Text: "hi"}}})
 		portal := alice.WaitForInvite(func(inv *matrixtest.Invite) bool { return inv.Sender == b.ghostID("jay") })
-		space := alice.WaitForInvite(func(inv *matrixtest.Invite) bool { return inv.Sender == b.botID() && inv.RoomID != portal.RoomID && !inv.IsDirect })
+		space := alice.WaitForInvite(func(inv *matrixtest.Invite) bool {
+			return inv.Sender == b.botID() && inv.RoomID != portal.RoomID && !inv.IsDirect
+		})
 		alice.WaitForMembership(space.RoomID, alice.Client.UserID, event.MembershipJoin)
 		alice.WaitForEvent(space.RoomID, func(e *event.Event) bool {
 			return e.Type == event.StateSpaceChild && e.GetStateKey() == string(portal.RoomID)
