@@ -20,6 +20,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/trestle-bridge/trestle/bridgev2/seal"
+
 	// Drivers register themselves with database/sql, as the standard library intends.
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
@@ -70,6 +72,8 @@ type Database struct {
 	writer *writer
 	meta   MetaTypes
 	log    zerolog.Logger
+	// secrets seals user_login.metadata; nil stores it in plain JSON.
+	secrets *seal.Keyring
 	// schema is PostgreSQL's current schema, which names notification
 	// channels.
 	schema string
@@ -83,6 +87,11 @@ type Options struct {
 	Meta MetaTypes
 	// Log receives the store's own log lines (migrations, slow batches).
 	Log zerolog.Logger
+	// Secrets seals every login's metadata (where connectors keep
+	// credentials) before it is written, and opens it when read. Open
+	// re-seals rows that are still plain or sealed with an old key. Nil
+	// leaves metadata in plain JSON, for tools and tests.
+	Secrets *seal.Keyring
 }
 
 // Open connects to the database, applies pending migrations and starts the
@@ -117,7 +126,7 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
-	d := &Database{Dialect: dialect, db: sqlDB, meta: opts.Meta, log: opts.Log}
+	d := &Database{Dialect: dialect, db: sqlDB, meta: opts.Meta, log: opts.Log, secrets: opts.Secrets}
 	if dialect == Postgres {
 		if err := sqlDB.QueryRowContext(ctx, "SELECT current_schema()").Scan(&d.schema); err != nil {
 			_ = sqlDB.Close()
@@ -146,6 +155,10 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 	d.KV = &KVQuery{d}
 	d.Reports = &ReportQuery{d}
 	d.Leases = &LeaseQuery{d}
+	if err := d.Logins.reseal(ctx); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
 	return d, nil
 }
 
