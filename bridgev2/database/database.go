@@ -142,7 +142,7 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 	if dialect == Postgres {
 		workers = 4
 	}
-	d.writer = newWriter(sqlDB, d.stmts, opts.Log, workers)
+	d.writer = newWriter(sqlDB, d.stmts, opts.Log, workers, dialect == Postgres)
 	d.Users = &UserQuery{d}
 	d.Logins = &LoginQuery{d}
 	d.Portals = &PortalQuery{d}
@@ -212,11 +212,18 @@ func (d *Database) Write(ctx context.Context, fn func(ctx context.Context, tx Ex
 	return d.writer.do(ctx, fn)
 }
 
-// Execer is the part of *sql.Tx that write functions use.
+// Execer is what write functions run their statements on: the writer's
+// transaction. On PostgreSQL the statements of a batch's callers are
+// pipelined (see pipeline.go), so it offers single-row queries only.
 type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryRowContext(ctx context.Context, query string, args ...any) Row
+}
+
+// Row is the result of Execer.QueryRowContext; like *sql.Row, Scan returns
+// sql.ErrNoRows when the query returned no row.
+type Row interface {
+	Scan(dest ...any) error
 }
 
 // rowScanner is satisfied by *sql.Row and *sql.Rows.
