@@ -274,11 +274,6 @@ func (p *Portal) writeSent(ctx context.Context, row *database.OutboundEvent, evt
 	b := p.Bridge
 	return queued, b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
 		for _, s := range sent {
-			if _, err := b.DB.Messages.GetPart(ctx, p.Receiver, s.ID, s.PartID); err == nil {
-				continue
-			} else if !errors.Is(err, database.ErrNotFound) {
-				return err
-			}
 			// The Matrix event's time, to the millisecond: reports order
 			// the messages of a portal by it (networks like Twilio give
 			// whole seconds).
@@ -291,7 +286,9 @@ func (p *Portal) writeSent(ctx context.Context, row *database.OutboundEvent, evt
 				SenderID: networkid.UserID(login.ID), SenderMXID: evt.Sender, Timestamp: ts,
 				Delivery: database.DeliverySent, Metadata: s.Metadata,
 			}
-			if err := b.DB.Messages.Insert(ctx, tx, m); err != nil {
+			// A part mapped already (a send repeated after a crash) is
+			// left as it is.
+			if _, err := b.DB.Messages.InsertIfNew(ctx, tx, m); err != nil {
 				return err
 			}
 		}

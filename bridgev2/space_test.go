@@ -57,6 +57,17 @@ func TestEachLoginHasASpaceWithEveryOneOfItsChats(t *testing.T) {
 			login *bridgev2.UserLogin
 			room  id.RoomID
 		}{{one, bobRoom}, {two, carolRoom}} {
+			// The portal joins its space just after its room is made.
+			if _, err := h.Matrix.WaitForRoom(h.Ctx(), "a space holding "+string(tc.room), func(r *bridgetest.FakeRoom) bool {
+				for _, st := range r.State {
+					if st.Type.Type == "m.space.child" && st.GetStateKey() == string(tc.room) && len(st.Content.VeryRaw) > 2 {
+						return true
+					}
+				}
+				return false
+			}); err != nil {
+				t.Fatal(err)
+			}
 			space, err := tc.login.Space(h.Ctx())
 			if err != nil || space == "" {
 				t.Fatalf("login %s has no space (%v)", tc.login.ID, err)

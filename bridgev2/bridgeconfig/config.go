@@ -73,6 +73,14 @@ type Database struct {
 	// TakeoverTimeout is, with PostgreSQL, how soon after the leader
 	// stopped a standby process sharing the database takes over.
 	TakeoverTimeout time.Duration `yaml:"takeover_timeout"`
+	// SecretKey encrypts the credentials logins store in the database: the
+	// key itself, "env:NAME" (read from an environment variable) or
+	// "file:/path" (read from a file). See SecretKeys.
+	SecretKey string `yaml:"secret_key"`
+	// OldSecretKeys are keys SecretKey replaced, in the same forms: rows
+	// sealed with them are still read, and re-sealed with SecretKey at
+	// start-up.
+	OldSecretKeys []string `yaml:"old_secret_keys"`
 }
 
 // Bridge holds the core's behaviour settings.

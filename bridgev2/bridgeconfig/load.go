@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"text/template"
@@ -272,7 +273,57 @@ func (c *Config) CheckTokens() error {
 	if IsPlaceholderToken(c.AppService.HSToken) {
 		return errors.New("config key appservice.hs_token is empty or a placeholder: generate a registration with -g and register it with your homeserver")
 	}
+	if IsPlaceholderToken(c.Database.SecretKey) {
+		return errors.New("config key database.secret_key is empty or a placeholder: run the bridge with -g to generate one, or set it to a random string " +
+			"(openssl rand -base64 32), env:NAME or file:/path; it encrypts the credentials stored in the database")
+	}
 	return nil
+}
+
+// SecretKeys resolves database.secret_key and database.old_secret_keys
+// (each a key, env:NAME or file:/path) into the keys themselves.
+func (d *Database) SecretKeys() (current string, old []string, err error) {
+	if current, err = resolveSecret("database.secret_key", d.SecretKey); err != nil {
+		return "", nil, err
+	}
+	for i, ref := range d.OldSecretKeys {
+		key, err := resolveSecret(fmt.Sprintf("database.old_secret_keys[%d]", i), ref)
+		if err != nil {
+			return "", nil, err
+		}
+		old = append(old, key)
+	}
+	return current, old, nil
+}
+
+// resolveSecret reads a secret given in the config directly, as env:NAME or
+// as file:/path. Error messages name the key and the source, never the
+// secret.
+func resolveSecret(key, ref string) (string, error) {
+	var value string
+	switch {
+	case strings.HasPrefix(ref, "env:"):
+		name := strings.TrimPrefix(ref, "env:")
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return "", fmt.Errorf("config key %s names environment variable %s, which is not set", key, name)
+		}
+		value = v
+	case strings.HasPrefix(ref, "file:"):
+		path := strings.TrimPrefix(ref, "file:")
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("config key %s names a file that cannot be read: %w", key, err)
+		}
+		value = string(data)
+	default:
+		value = ref
+	}
+	value = strings.TrimSpace(value)
+	if IsPlaceholderToken(value) {
+		return "", fmt.Errorf("config key %s is empty or a placeholder", key)
+	}
+	return value, nil
 }
 
 func checkURL(key, value string) error {

@@ -24,6 +24,7 @@ import (
 	"github.com/trestle-bridge/trestle/bridgev2/matrix"
 	"github.com/trestle-bridge/trestle/bridgev2/metrics"
 	"github.com/trestle-bridge/trestle/bridgev2/provisioning"
+	"github.com/trestle-bridge/trestle/bridgev2/seal"
 )
 
 // App is an assembled bridge: core, Matrix side, store and HTTP handler.
@@ -77,10 +78,15 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 	if err := bridgev2.ConfigureNetwork(cfg, connector); err != nil {
 		return nil, err
 	}
+	secrets, err := keyring(cfg)
+	if err != nil {
+		return nil, err
+	}
 	db, err := database.Open(ctx, database.Dialect(cfg.Database.Type), cfg.Database.URI, database.Options{
 		MaxOpenConns: cfg.Database.MaxOpenConns,
 		Meta:         bridgev2.MetaTypesOf(connector),
 		Log:          log.With().Str("component", "database").Logger(),
+		Secrets:      secrets,
 	})
 	if err != nil {
 		return nil, err
@@ -147,6 +153,20 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 		app.redactions = matrix.NewRedactionSync(hs, br, db.KV, log.With().Str("component", "redaction_sync").Logger())
 	}
 	return app, nil
+}
+
+// keyring builds the keys that encrypt stored login credentials from
+// database.secret_key and database.old_secret_keys.
+func keyring(cfg *bridgeconfig.Config) (*seal.Keyring, error) {
+	current, old, err := cfg.Database.SecretKeys()
+	if err != nil {
+		return nil, err
+	}
+	k, err := seal.NewKeyring(current, old...)
+	if err != nil {
+		return nil, fmt.Errorf("config key database.secret_key or database.old_secret_keys: %w", err)
+	}
+	return k, nil
 }
 
 // Listen binds the appservice listener (appservice.hostname:port). It is

@@ -42,7 +42,8 @@ type Namespace struct {
 }
 
 // GenerateRegistration writes a registration with fresh random tokens and
-// stores the same tokens in the config file, editing the YAML node tree so
+// stores the same tokens in the config file (with a fresh
+// database.secret_key if it holds only a placeholder), editing the YAML node tree so
 // the file's comments survive.
 func GenerateRegistration(configPath, registrationPath string) error {
 	data, err := os.ReadFile(configPath)
@@ -62,6 +63,11 @@ func GenerateRegistration(configPath, registrationPath string) error {
 		// Generated with the tokens, so turning encryption on later takes
 		// no extra step; it is unused while encryption.allow is off.
 		edits["encryption.pickle_key"] = randomToken()
+	}
+	if needsSecretKey(data) {
+		// Only a placeholder is replaced: a key already in use is what
+		// the stored credentials were encrypted with.
+		edits["database.secret_key"] = randomToken()
 	}
 	updated, err := bridgeconfig.EditYAML(data, edits)
 	if err != nil {
@@ -92,6 +98,20 @@ func GenerateRegistration(configPath, registrationPath string) error {
 		return err
 	}
 	return os.WriteFile(configPath, updated, 0o600)
+}
+
+// needsSecretKey reports whether the config has no database.secret_key yet,
+// or only the example's placeholder.
+func needsSecretKey(config []byte) bool {
+	var cfg struct {
+		Database struct {
+			SecretKey string `yaml:"secret_key"`
+		} `yaml:"database"`
+	}
+	if err := yaml.Unmarshal(config, &cfg); err != nil {
+		return false
+	}
+	return bridgeconfig.IsPlaceholderToken(cfg.Database.SecretKey)
 }
 
 func randomToken() string {

@@ -22,7 +22,7 @@ func Config() *bridgeconfig.Config {
 			ASToken:          "as-token-for-tests-only-0123456789",
 			HSToken:          "hs-token-for-tests-only-0123456789",
 		},
-		Database: bridgeconfig.Database{Type: "sqlite", URI: ":memory:"},
+		Database: bridgeconfig.Database{Type: "sqlite", URI: ":memory:", SecretKey: "secret-key-for-tests-only-0123456789"},
 		Bridge: bridgeconfig.Bridge{
 			CommandPrefix: "!test",
 			Permissions: map[string]string{

@@ -20,6 +20,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/trestle-bridge/trestle/bridgev2/seal"
+
 	// Drivers register themselves with database/sql, as the standard library intends.
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
@@ -71,6 +73,8 @@ type Database struct {
 	writer *writer
 	meta   MetaTypes
 	log    zerolog.Logger
+	// secrets seals user_login.metadata; nil stores it in plain JSON.
+	secrets *seal.Keyring
 	// schema is PostgreSQL's current schema, which names notification
 	// channels.
 	schema string
@@ -84,6 +88,11 @@ type Options struct {
 	Meta MetaTypes
 	// Log receives the store's own log lines (migrations, slow batches).
 	Log zerolog.Logger
+	// Secrets seals every login's metadata (where connectors keep
+	// credentials) before it is written, and opens it when read. Open
+	// re-seals rows that are still plain or sealed with an old key. Nil
+	// leaves metadata in plain JSON, for tools and tests.
+	Secrets *seal.Keyring
 }
 
 // Open connects to the database, applies pending migrations and starts the
@@ -118,7 +127,7 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
-	d := &Database{Dialect: dialect, db: sqlDB, meta: opts.Meta, log: opts.Log}
+	d := &Database{Dialect: dialect, db: sqlDB, meta: opts.Meta, log: opts.Log, secrets: opts.Secrets}
 	if dialect == Postgres {
 		if err := sqlDB.QueryRowContext(ctx, "SELECT current_schema()").Scan(&d.schema); err != nil {
 			_ = sqlDB.Close()
@@ -134,7 +143,7 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 	if dialect == Postgres {
 		workers = 4
 	}
-	d.writer = newWriter(sqlDB, d.stmts, opts.Log, workers)
+	d.writer = newWriter(sqlDB, d.stmts, opts.Log, workers, dialect == Postgres)
 	d.Users = &UserQuery{d}
 	d.Logins = &LoginQuery{d}
 	d.Portals = &PortalQuery{d}
@@ -148,6 +157,10 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 	d.Reports = &ReportQuery{d}
 	d.Leases = &LeaseQuery{d}
 	d.Crypto = &CryptoQuery{d}
+	if err := d.Logins.reseal(ctx); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -201,11 +214,18 @@ func (d *Database) Write(ctx context.Context, fn func(ctx context.Context, tx Ex
 	return d.writer.do(ctx, fn)
 }
 
-// Execer is the part of *sql.Tx that write functions use.
+// Execer is what write functions run their statements on: the writer's
+// transaction. On PostgreSQL the statements of a batch's callers are
+// pipelined (see pipeline.go), so it offers single-row queries only.
 type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryRowContext(ctx context.Context, query string, args ...any) Row
+}
+
+// Row is the result of Execer.QueryRowContext; like *sql.Row, Scan returns
+// sql.ErrNoRows when the query returned no row.
+type Row interface {
+	Scan(dest ...any) error
 }
 
 // rowScanner is satisfied by *sql.Row and *sql.Rows.

@@ -45,45 +45,9 @@ func TestHotLookupsUseIndexes(t *testing.T) {
 
 func explain(t *testing.T, db *database.Database, query string, args []any) string {
 	t.Helper()
-	ctx := context.Background()
-	var plan strings.Builder
-	err := db.Write(ctx, func(ctx context.Context, tx database.Execer) error {
-		prefix := "EXPLAIN QUERY PLAN "
-		if db.Dialect == database.Postgres {
-			if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
-				return err
-			}
-			prefix = "EXPLAIN "
-		}
-		rows, err := tx.QueryContext(ctx, prefix+query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				return err
-			}
-			for _, v := range vals {
-				switch s := v.(type) {
-				case string:
-					plan.WriteString(s + " ")
-				case []byte:
-					plan.WriteString(string(s) + " ")
-				}
-			}
-			plan.WriteString("\n")
-		}
-		return rows.Err()
-	})
+	plan, err := db.Explain(context.Background(), query, args)
 	if err != nil {
 		t.Fatalf("explain %s: %v", query, err)
 	}
-	return plan.String()
+	return plan
 }

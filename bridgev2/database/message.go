@@ -22,6 +22,12 @@ const (
 	DeliveryFailed    Delivery = "failed"
 )
 
+// deliveryRankSQL is Rank as an SQL expression over a column, so that a
+// statement can compare ranks itself instead of reading the row first.
+func deliveryRankSQL(column string) string {
+	return "(CASE " + column + " WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'failed' THEN 4 ELSE 0 END)"
+}
+
 // Rank orders delivery states so updates can only move forward.
 func (d Delivery) Rank() int {
 	switch d {
@@ -164,17 +170,48 @@ func (q *MessageQuery) UpdateEdit(ctx context.Context, tx Execer, m *Message) er
 
 // AdvanceDelivery moves the delivery state of a row forward and reports
 // whether it changed; a state of lower or equal rank is ignored, because
-// Twilio-style status callbacks arrive out of order.
+// Twilio-style status callbacks arrive out of order. The rank comparison is
+// in the UPDATE itself: one round trip, and no window between reading and
+// writing. Only when nothing changed does a second statement tell a missing
+// row (ErrNotFound) from one already further along.
 func (q *MessageQuery) AdvanceDelivery(ctx context.Context, tx Execer, seq int64, to Delivery) (bool, error) {
-	var current Delivery
-	if err := tx.QueryRowContext(ctx, "SELECT delivery FROM message WHERE seq=$1", seq).Scan(&current); err != nil {
+	res, err := tx.ExecContext(ctx,
+		"UPDATE message SET delivery=$2 WHERE seq=$1 AND "+deliveryRankSQL("delivery")+" < $3", seq, to, to.Rank())
+	if err != nil {
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return n > 0, err
+	}
+	var one int
+	if err := tx.QueryRowContext(ctx, "SELECT 1 FROM message WHERE seq=$1", seq).Scan(&one); err != nil {
 		return false, notFound(err)
 	}
-	if to.Rank() <= current.Rank() {
-		return false, nil
+	return false, nil
+}
+
+// InsertIfNew adds a mapping row unless the remote message part is mapped
+// already, and reports whether it added one (filling in m.Seq). It is the
+// lookup and the insert in one statement.
+func (q *MessageQuery) InsertIfNew(ctx context.Context, tx Execer, m *Message) (bool, error) {
+	meta, err := marshalMeta(m.Metadata)
+	if err != nil {
+		return false, err
 	}
-	_, err := tx.ExecContext(ctx, "UPDATE message SET delivery=$2 WHERE seq=$1", seq, to)
-	return err == nil, err
+	err = tx.QueryRowContext(ctx, `
+		INSERT INTO message (portal_id, portal_receiver, id, part_id, mxid, sender_id, sender_mxid, timestamp, edit_count, delivery, metadata)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT (portal_receiver, id, part_id) DO NOTHING RETURNING seq`,
+		m.Portal.ID, m.Portal.Receiver, m.ID, m.PartID, m.MXID, m.SenderID, m.SenderMXID,
+		m.Timestamp.UnixMilli(), m.EditCount, m.Delivery, meta,
+	).Scan(&m.Seq)
+	if err != nil {
+		if notFound(err) == ErrNotFound {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
 }
 
 // Delete removes one mapping row.

@@ -37,22 +37,16 @@ type ReportQuery struct{ d *Database }
 const reportColumns = "event_id, room_id, portal_id, portal_receiver, state, delivery_will_follow, message, reason, internal_error, undelivered, event_ts"
 
 // Put stores a report, replacing a pending one of the same message unless
-// that one is further along (delivery reports arrive out of order).
+// that one is further along (delivery reports arrive out of order). One
+// statement decides and writes, so it costs one round trip and two reports
+// of one message in the same commit cannot overtake each other.
 func (q *ReportQuery) Put(ctx context.Context, tx Execer, r *Report) error {
-	var current Delivery
-	err := notFound(tx.QueryRowContext(ctx, "SELECT state FROM report_outbox WHERE event_id=$1", r.EventID).Scan(&current))
-	switch {
-	case err == ErrNotFound:
-	case err != nil:
-		return err
-	case r.State.Rank() < current.Rank():
-		return nil
-	}
-	_, err = tx.ExecContext(ctx, `
+	_, err := tx.ExecContext(ctx, `
 		INSERT INTO report_outbox (`+reportColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (event_id) DO UPDATE SET state=excluded.state, delivery_will_follow=excluded.delivery_will_follow,
 			message=excluded.message, reason=excluded.reason, internal_error=excluded.internal_error,
-			undelivered=excluded.undelivered`,
+			undelivered=excluded.undelivered
+		WHERE `+deliveryRankSQL("report_outbox.state")+` <= `+deliveryRankSQL("excluded.state"),
 		r.EventID, r.RoomID, r.Portal.ID, r.Portal.Receiver, r.State, r.DeliveryWillFollow, r.Message, r.Reason,
 		r.InternalError, r.Undelivered, r.EventTS.UnixMilli())
 	return err

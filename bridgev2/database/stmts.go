@@ -90,16 +90,8 @@ func (t *cachedTx) ExecContext(ctx context.Context, query string, args ...any) (
 	return t.tx.ExecContext(ctx, query, args...)
 }
 
-// QueryContext implements Execer.
-func (t *cachedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if s := t.stmt(ctx, query); s != nil {
-		return s.QueryContext(ctx, args...)
-	}
-	return t.tx.QueryContext(ctx, query, args...)
-}
-
 // QueryRowContext implements Execer.
-func (t *cachedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+func (t *cachedTx) QueryRowContext(ctx context.Context, query string, args ...any) Row {
 	if s := t.stmt(ctx, query); s != nil {
 		return s.QueryRowContext(ctx, args...)
 	}

@@ -3,11 +3,13 @@ package database
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"maunium.net/go/mautrix/id"
 
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+	"github.com/trestle-bridge/trestle/bridgev2/seal"
 )
 
 // ErrLoginTaken is returned when a login ID is already owned by another
@@ -39,8 +41,11 @@ func (q *LoginQuery) scan(row rowScanner) (*UserLogin, error) {
 	if err := row.Scan(&l.ID, &l.UserMXID, &l.RemoteName, &l.State, &l.StateError, &meta, &created); err != nil {
 		return nil, notFound(err)
 	}
-	var err error
-	if l.Metadata, err = unmarshalMeta(q.d.meta.Login, meta); err != nil {
+	plain, err := q.open(l.ID, meta)
+	if err != nil {
+		return nil, err
+	}
+	if l.Metadata, err = unmarshalMeta(q.d.meta.Login, plain); err != nil {
 		return nil, err
 	}
 	l.CreatedAt = time.UnixMilli(created)
@@ -87,6 +92,9 @@ func (q *LoginQuery) Upsert(ctx context.Context, tx Execer, l *UserLogin) error 
 	if err != nil {
 		return err
 	}
+	if q.d.secrets != nil {
+		meta = q.d.secrets.Seal([]byte(meta), []byte(l.ID))
+	}
 	if l.CreatedAt.IsZero() {
 		l.CreatedAt = time.Now()
 	}
@@ -110,4 +118,81 @@ func (q *LoginQuery) Upsert(ctx context.Context, tx Execer, l *UserLogin) error 
 func (q *LoginQuery) Delete(ctx context.Context, tx Execer, loginID networkid.UserLoginID) error {
 	_, err := tx.ExecContext(ctx, "DELETE FROM user_login WHERE id=$1", loginID)
 	return err
+}
+
+// open returns a metadata column as plain JSON. Logins' metadata is where
+// connectors keep credentials (Twilio auth tokens, API key secrets), so it is
+// sealed at rest; the row's ID is bound into the seal, so a value copied
+// into another row does not open.
+func (q *LoginQuery) open(loginID networkid.UserLoginID, column string) (string, error) {
+	if !seal.IsSealed(column) {
+		return column, nil
+	}
+	if q.d.secrets == nil {
+		return "", fmt.Errorf("login %s: its stored credentials are encrypted, but no database.secret_key is configured", loginID)
+	}
+	plain, err := q.d.secrets.Open(column, []byte(loginID))
+	if err != nil {
+		return "", fmt.Errorf("login %s: cannot decrypt its stored credentials (database.secret_key is key %s): %w",
+			loginID, q.d.secrets.CurrentID(), err)
+	}
+	return string(plain), nil
+}
+
+// reseal brings every login's metadata under the current key at start-up:
+// rows written before a secret key was configured, and rows sealed with a
+// key now listed in database.old_secret_keys. Every row is decrypted before
+// anything is written, so a wrong key stops start-up with nothing changed.
+// Each update only applies if the row still holds what was read, so a write
+// by another process meanwhile is never overwritten.
+func (q *LoginQuery) reseal(ctx context.Context) error {
+	if q.d.secrets == nil {
+		return nil
+	}
+	rows, err := q.d.db.QueryContext(ctx, "SELECT id, metadata FROM user_login")
+	if err != nil {
+		return fmt.Errorf("read logins to encrypt their credentials: %w", err)
+	}
+	type change struct {
+		id       networkid.UserLoginID
+		old, new string
+	}
+	var changes []change
+	for rows.Next() {
+		var c change
+		if err := rows.Scan(&c.id, &c.old); err != nil {
+			rows.Close()
+			return fmt.Errorf("read logins to encrypt their credentials: %w", err)
+		}
+		if seal.KeyID(c.old) == q.d.secrets.CurrentID() {
+			continue
+		}
+		plain, err := q.open(c.id, c.old)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("%w. Set database.secret_key to the key it was written with, or list that key in database.old_secret_keys; nothing was changed", err)
+		}
+		c.new = q.d.secrets.Seal([]byte(plain), []byte(c.id))
+		changes = append(changes, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read logins to encrypt their credentials: %w", err)
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	err = q.d.Write(ctx, func(ctx context.Context, tx Execer) error {
+		for _, c := range changes {
+			if _, err := tx.ExecContext(ctx, "UPDATE user_login SET metadata=$1 WHERE id=$2 AND metadata=$3", c.new, c.id, c.old); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("encrypt stored login credentials with database.secret_key: %w", err)
+	}
+	q.d.log.Info().Int("logins", len(changes)).Str("key_id", q.d.secrets.CurrentID()).Msg("Encrypted stored login credentials with the current secret key")
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/rs/zerolog"
 )
 
@@ -38,6 +39,10 @@ type writer struct {
 	ops   chan *writeOp
 	wg    sync.WaitGroup
 	log   zerolog.Logger
+	// pipelined runs each batch's statements in pipelined rounds
+	// (PostgreSQL; see pipeline.go).
+	pipelined bool
+	scans     *scanMap
 
 	closeOnce sync.Once
 	mu        sync.RWMutex
@@ -47,9 +52,10 @@ type writer struct {
 // newWriter starts the writer with the given number of committing
 // goroutines: one for SQLite, which allows a single writer anyway; a few
 // for PostgreSQL, where each commit is a network round trip that other
-// batches can overlap with.
-func newWriter(db *sql.DB, stmts *stmtCache, log zerolog.Logger, workers int) *writer {
-	w := &writer{db: db, stmts: stmts, ops: make(chan *writeOp, maxBatch), log: log}
+// batches can overlap with. pipelined selects the PostgreSQL pipeline.
+func newWriter(db *sql.DB, stmts *stmtCache, log zerolog.Logger, workers int, pipelined bool) *writer {
+	w := &writer{db: db, stmts: stmts, ops: make(chan *writeOp, maxBatch), log: log,
+		pipelined: pipelined, scans: &scanMap{m: pgtype.NewMap()}}
 	for i := 0; i < max(workers, 1); i++ {
 		w.wg.Add(1)
 		go w.run()
@@ -168,6 +174,9 @@ func (e *opError) Error() string { return e.err.Error() }
 func (e *opError) Unwrap() error { return e.err }
 
 func (w *writer) runTx(ctx context.Context, batch []*writeOp) error {
+	if w.pipelined {
+		return w.runPipelined(ctx, batch)
+	}
 	sqlTx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin write transaction: %w", err)

@@ -96,7 +96,8 @@ func run(m *testing.M) int {
 
 // theLogHoldsNoSecret is the last check of the run: the bridge's log, after
 // every scenario, must not contain any auth token or API key secret the
-// tests handed it (nor their basic-auth form), nor the appservice tokens.
+// tests handed it (nor their basic-auth form), nor the appservice tokens,
+// nor the key that encrypts stored credentials.
 // It reports each leak, by name only, as a failure.
 func theLogHoldsNoSecret() bool {
 	cfg, err := env.Files.LoadConfig()
@@ -106,6 +107,7 @@ func theLogHoldsNoSecret() bool {
 	}
 	rememberSecret("appservice as_token", cfg.AppService.ASToken)
 	rememberSecret("appservice hs_token", cfg.AppService.HSToken)
+	rememberSecret("database secret_key", cfg.Database.SecretKey)
 	secrets.Lock()
 	defer secrets.Unlock()
 	if !env.LogContains(`"level"`) {
