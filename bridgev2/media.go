@@ -37,7 +37,7 @@ var ErrMediaTooLarge = errors.New("media is too large")
 // arrives; a retriable fetch failure is retried a few times first.
 func (p *Portal) convertRemotePart(ctx context.Context, login *UserLogin, as id.UserID, part *MessagePart, attempt int) (*event.MessageEventContent, error) {
 	if part.Media == nil {
-		content := &event.MessageEventContent{MsgType: part.Type, Body: part.Text}
+		content := &event.MessageEventContent{MsgType: part.Type, Body: part.Text, GeoURI: part.GeoURI}
 		if content.MsgType == "" {
 			content.MsgType = event.MsgText
 		}

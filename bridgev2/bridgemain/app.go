@@ -123,7 +123,11 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 		_ = db.Close()
 		return nil, err
 	}
-	br.Commands = commands.New(br)
+	cmds := commands.New(br)
+	if r, ok := connector.(commandRegistrar); ok {
+		r.RegisterCommands(cmds)
+	}
+	br.Commands = cmds
 
 	mux := http.NewServeMux()
 	as := matrix.NewAppService(cfg.AppService.HSToken, mx, br, log.With().Str("component", "appservice").Logger())
@@ -256,4 +260,10 @@ func (a *App) Stop(ctx context.Context) {
 	if err := a.DB.Close(); err != nil {
 		a.Log.Warn().Err(err).Msg("Could not close the database")
 	}
+}
+
+// commandRegistrar is a connector with bot commands of its own, added to
+// the standard ones.
+type commandRegistrar interface {
+	RegisterCommands(p *commands.Processor)
 }

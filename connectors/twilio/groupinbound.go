@@ -86,6 +86,9 @@ func (cl *Client) serveConversationEvent(w http.ResponseWriter, r *http.Request,
 		http.Error(w, "could not store the event", http.StatusInternalServerError)
 		return
 	}
+	if event == "onMessageAdded" {
+		owner.noteHeard()
+	}
 	log.Debug().Str("login_id", string(owner.loginID)).Msg("Group event journalled")
 	writeAck(w)
 }

@@ -156,7 +156,11 @@ func (c *Client) DownloadMedia(ctx context.Context, ref *bridgev2.MediaRef) (io.
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
+		c.conn.reportAPIError("network")
 		return nil, nil, bridgev2.RetriableError("The attachment could not be downloaded from Twilio.", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		c.conn.reportAPIError("http_" + strconv.Itoa(resp.StatusCode))
 	}
 	switch {
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:

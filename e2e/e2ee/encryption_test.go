@@ -81,10 +81,7 @@ func newPerson(t *testing.T) *person {
 	p.WaitForMessage(p.Mgmt, bot(), "management room")
 	p.command("login", "Account SID")
 	p.command(p.Account.SID(), "auth token")
-	p.command(p.Account.AuthToken(), "API key SID")
-	p.command("-", "API key secret")
-	p.command("-", "Messaging Service SID")
-	p.command("-", "Logged in")
+	p.command(p.Account.AuthToken(), "Logged in")
 	return p
 }
 

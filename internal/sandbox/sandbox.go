@@ -164,6 +164,11 @@ func Start(ctx context.Context, opts Options) (s *Sandbox, err error) {
 	if _, err := acct.AddNumber(s.TwilioNumber, twiliosim.Capabilities{SMS: true, MMS: true}); err != nil {
 		return s, fmt.Errorf("giving the simulated account a number: %w", err)
 	}
+	// The number is a WhatsApp sender too, so the page's WhatsApp phones
+	// have someone to write to.
+	if _, err := acct.AddWhatsAppSender(s.TwilioNumber, "Sandbox"); err != nil {
+		return s, fmt.Errorf("giving the simulated number a WhatsApp sender: %w", err)
+	}
 
 	step = s.progress.step("Starting the bridge (trestle-twilio)")
 	if s.Env.Bridge, err = rig.StartBridge(ctx, s.Env.Binary, s.Env.Files, filepath.Join(s.Dir, "bridge.log")); err != nil {
@@ -197,7 +202,7 @@ func Start(ctx context.Context, opts Options) (s *Sandbox, err error) {
 	}
 	step.done()
 
-	step = s.progress.step("Logging in " + s.TwilioNumber + " through the bridge bot (login, Account SID, auth token, -, -, -)")
+	step = s.progress.step("Logging in " + s.TwilioNumber + " through the bridge bot (login, Account SID, auth token)")
 	if s.ManagementRoom, err = s.matrix.managementRoom(ctx, saved.ManagementRoom); err != nil {
 		return s, err
 	}
