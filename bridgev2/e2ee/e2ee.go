@@ -54,7 +54,7 @@ type E2EE struct {
 	cfg   *bridgeconfig.Config
 	enc   bridgeconfig.Encryption
 	db    *database.Database
-	store *Store
+	store *Store // loaded by setup; used by the Run goroutine only
 	state *roomState
 	hsURL *url.URL
 	http  *http.Client
@@ -73,14 +73,15 @@ type E2EE struct {
 
 var _ bridgev2.Crypto = (*E2EE)(nil)
 
-// New loads the bot device's state; Run brings the device up.
+// New checks that the bot device's stored state loads with the pickle key;
+// Run brings the device up.
 func New(ctx context.Context, opts Options) (*E2EE, error) {
 	hsURL, err := mautrix.ParseAndNormalizeBaseURL(opts.Config.Homeserver.Address)
 	if err != nil {
 		return nil, fmt.Errorf("config key homeserver.address: %w", err)
 	}
-	store, err := NewStore(ctx, opts.DB, opts.Config.Encryption.PickleKey)
-	if err != nil {
+	// Fails fast on a changed pickle key, before anything is delivered.
+	if _, err := NewStore(ctx, opts.DB, opts.Config.Encryption.PickleKey); err != nil {
 		return nil, err
 	}
 	httpClient := opts.HTTP
@@ -88,7 +89,7 @@ func New(ctx context.Context, opts Options) (*E2EE, error) {
 		httpClient = &http.Client{Timeout: 2 * time.Minute}
 	}
 	e := &E2EE{
-		cfg: opts.Config, enc: opts.Config.Encryption, db: opts.DB, store: store,
+		cfg: opts.Config, enc: opts.Config.Encryption, db: opts.DB,
 		hsURL: hsURL, http: httpClient, log: opts.Log, ready: make(chan struct{}),
 		toDevice: opts.Config.Encryption.Appservice,
 	}
@@ -194,6 +195,14 @@ func (e *E2EE) setup(ctx context.Context) error {
 			return err
 		}
 	}
+	// Loaded again now, as the process starts delivering: a standby that
+	// takes over must not run on what it loaded when it started, while
+	// the leader before it went on changing the state.
+	store, err := NewStore(ctx, e.db, e.enc.PickleKey)
+	if err != nil {
+		return err
+	}
+	e.store = store
 	log := e.log.With().Str("component", "crypto").Logger()
 	mach := crypto.NewOlmMachine(cli, &log, e.store, e.state)
 	mach.SendKeysMinTrust = id.ParseTrustState(e.enc.VerificationLevels.Send)
@@ -370,7 +379,7 @@ func (e *E2EE) rememberMediaKey(ctx context.Context, file *event.EncryptedFileIn
 	if err != nil {
 		return err
 	}
-	pickled, err := libolmpickle.Pickle(e.store.pickleKey, data)
+	pickled, err := libolmpickle.Pickle([]byte(e.enc.PickleKey), data)
 	if err != nil {
 		return err
 	}
@@ -383,7 +392,7 @@ func (e *E2EE) DecryptMedia(ctx context.Context, uri id.ContentURIString, body i
 	if err != nil || value == "" {
 		return nil, false, err
 	}
-	data, err := libolmpickle.Unpickle(e.store.pickleKey, []byte(value))
+	data, err := libolmpickle.Unpickle([]byte(e.enc.PickleKey), []byte(value))
 	if err != nil {
 		return nil, false, fmt.Errorf("unpickle media key: %w", err)
 	}

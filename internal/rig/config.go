@@ -6,9 +6,12 @@ package rig
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+
+	"gopkg.in/yaml.v3"
 
 	trestle "github.com/trestle-bridge/trestle"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
@@ -26,6 +29,15 @@ type BridgeFiles struct {
 // example-config.yaml with edits applied (dotted keys), then generates the
 // registration with fresh tokens exactly as `-g` does.
 func WriteBridgeConfig(dir string, edits map[string]any) (*BridgeFiles, error) {
+	if key := keptPickleKey(filepath.Join(dir, "config.yaml")); key != "" && edits["encryption.pickle_key"] == nil {
+		// A kept directory's database holds keys pickled with it: a new
+		// key would make them unreadable.
+		edits = maps.Clone(edits)
+		if edits == nil {
+			edits = map[string]any{}
+		}
+		edits["encryption.pickle_key"] = key
+	}
 	data, err := bridgeconfig.EditYAML(trestle.ExampleConfig, edits)
 	if err != nil {
 		return nil, err
@@ -38,6 +50,23 @@ func WriteBridgeConfig(dir string, edits map[string]any) (*BridgeFiles, error) {
 		return nil, fmt.Errorf("generate registration: %w", err)
 	}
 	return files, nil
+}
+
+// keptPickleKey is the pickle key of an existing config file, or "".
+func keptPickleKey(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var cfg struct {
+		Encryption struct {
+			PickleKey string `yaml:"pickle_key"`
+		} `yaml:"encryption"`
+	}
+	if yaml.Unmarshal(data, &cfg) != nil || bridgeconfig.IsPlaceholderToken(cfg.Encryption.PickleKey) {
+		return ""
+	}
+	return cfg.Encryption.PickleKey
 }
 
 // LoadConfig parses a config file written by WriteBridgeConfig.
