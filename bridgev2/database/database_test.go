@@ -161,6 +161,31 @@ func TestMessageMappingWorksInBothDirections(t *testing.T) {
 	})
 }
 
+func TestLastMessageFromASenderIgnoresOthers(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, db *database.Database) {
+		ctx := context.Background()
+		insertPortal(t, db, portalKey, "!room:example.com")
+		start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		if _, err := db.Messages.GetLastFrom(ctx, portalKey, "+14155550100"); !errors.Is(err, database.ErrNotFound) {
+			t.Fatalf("empty portal: %v", err)
+		}
+		write(t, db, func(ctx context.Context, tx database.Execer) error {
+			for i, sender := range []networkid.UserID{"+14155550100", "+14155550100", "me"} {
+				m := &database.Message{Portal: portalKey, ID: networkid.MessageID(fmt.Sprint("SM", i)), MXID: id.EventID(fmt.Sprint("$e", i)),
+					SenderID: sender, Timestamp: start.Add(time.Duration(i) * time.Hour)}
+				if err := db.Messages.Insert(ctx, tx, m); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		last, err := db.Messages.GetLastFrom(ctx, portalKey, "+14155550100")
+		if err != nil || last.ID != "SM1" || !last.Timestamp.Equal(start.Add(time.Hour)) {
+			t.Fatalf("last from the contact: %+v %v", last, err)
+		}
+	})
+}
+
 func TestDeliveryStateOnlyMovesForward(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, db *database.Database) {
 		ctx := context.Background()

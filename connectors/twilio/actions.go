@@ -84,7 +84,7 @@ func (c *Client) planReactionRemove(ctx context.Context, removal *bridgev2.Matri
 
 // planFallback plans a fallback text to the portal's number or group.
 func (c *Client) planFallback(portal *bridgev2.Portal, text, snip string) (*sendPlan, error) {
-	target, err := chatTarget(portal)
+	target, err := c.chatTarget(portal)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,12 +28,18 @@ type Client struct {
 	// own is the number in E.164; the other fields come from the stored
 	// metadata and never change for the life of this client (a new login
 	// makes a new client).
-	own        string
+	own string
+	// whatsapp is the number of the login's WhatsApp sender (E.164), or
+	// empty.
+	whatsapp   string
 	accountSID string
 	authToken  string
 	serviceSID string
 	numberSID  string
-	webhookURL string
+	// whatsappOnly is set for a login of a WhatsApp sender alone: it has
+	// no SMS number.
+	whatsappOnly bool
+	webhookURL   string
 
 	// rest authenticates with the login's REST credentials; tokenRest with
 	// the auth token (webhooks depend on it, so Connect verifies it too).
@@ -78,40 +86,50 @@ type Client struct {
 	kick      chan struct{}
 	reconnect atomic.Bool
 
+	// rcsMu guards rcs, the RCS senders of the login's Messaging Service,
+	// once rcsListed.
+	rcsMu     sync.Mutex
+	rcs       []string
+	rcsListed bool
+
 	// catchUps counts completed catch-ups, for tests.
 	catchUps atomic.Int64
 }
 
 var (
-	_ bridgev2.NetworkClient      = (*Client)(nil)
-	_ bridgev2.Connectable        = (*Client)(nil)
-	_ bridgev2.RemoteLogouter     = (*Client)(nil)
-	_ bridgev2.IdentifierResolver = (*Client)(nil)
-	_ bridgev2.ChatInfoProvider   = (*Client)(nil)
-	_ bridgev2.UserInfoProvider   = (*Client)(nil)
-	_ bridgev2.EditHandler        = (*Client)(nil)
-	_ bridgev2.ReactionHandler    = (*Client)(nil)
-	_ bridgev2.RedactionHandler   = (*Client)(nil)
-	_ bridgev2.Backfiller         = (*Client)(nil)
-	_ bridgev2.MediaDownloader    = (*Client)(nil)
-	_ bridgev2.SendReconciler     = (*Client)(nil)
+	_ bridgev2.NetworkClient        = (*Client)(nil)
+	_ bridgev2.Connectable          = (*Client)(nil)
+	_ bridgev2.RemoteLogouter       = (*Client)(nil)
+	_ bridgev2.IdentifierResolver   = (*Client)(nil)
+	_ bridgev2.ChatInfoProvider     = (*Client)(nil)
+	_ bridgev2.UserInfoProvider     = (*Client)(nil)
+	_ bridgev2.EditHandler          = (*Client)(nil)
+	_ bridgev2.ReactionHandler      = (*Client)(nil)
+	_ bridgev2.RedactionHandler     = (*Client)(nil)
+	_ bridgev2.Backfiller           = (*Client)(nil)
+	_ bridgev2.ContactLister        = (*Client)(nil)
+	_ bridgev2.RoomFeaturesProvider = (*Client)(nil)
+	_ bridgev2.MediaDownloader      = (*Client)(nil)
+	_ bridgev2.SendReconciler       = (*Client)(nil)
 )
 
 func newClient(conn *Connector, login *bridgev2.UserLogin, meta *LoginMetadata) *Client {
 	c := &Client{
-		conn:       conn,
-		login:      login,
-		loginID:    login.ID,
-		own:        meta.PhoneNumber,
-		accountSID: meta.AccountSID,
-		authToken:  meta.AuthToken,
-		serviceSID: meta.MessagingServiceSID,
-		numberSID:  meta.PhoneNumberSID,
-		webhookURL: meta.WebhookURL,
-		meta:       meta,
-		watermark:  meta.CatchUpSince,
-		kick:       make(chan struct{}, 1),
-		catchUpSem: make(chan struct{}, 1),
+		conn:         conn,
+		login:        login,
+		loginID:      login.ID,
+		own:          meta.PhoneNumber,
+		whatsapp:     meta.WhatsAppNumber,
+		accountSID:   meta.AccountSID,
+		authToken:    meta.AuthToken,
+		serviceSID:   meta.MessagingServiceSID,
+		numberSID:    meta.PhoneNumberSID,
+		whatsappOnly: meta.WhatsAppOnly,
+		webhookURL:   meta.WebhookURL,
+		meta:         meta,
+		watermark:    meta.CatchUpSince,
+		kick:         make(chan struct{}, 1),
+		catchUpSem:   make(chan struct{}, 1),
 	}
 	c.log = login.Log.With().Str("component", "twilio").Logger() // login.Log carries login_id
 	c.rest = &restClient{conn: conn, creds: meta.restCreds(), log: c.log,
@@ -293,6 +311,9 @@ func (c *Client) verify(ctx context.Context) error {
 		c.setState(ctx, bridgev2.BridgeState{StateEvent: bridgev2.StateBadCredentials, Error: "twilio-account-" + st, Message: err.Message})
 		return err
 	}
+	if c.whatsappOnly {
+		return nil
+	}
 	num, err := c.bgRest.fetchNumber(ctx, c.numberSID)
 	if re := asRestError(err); re != nil && re.Status == http.StatusNotFound {
 		msg := formatNumber(c.own) + " is no longer a number of this Twilio account; log in again."
@@ -351,14 +372,22 @@ func (c *Client) removeConversationsWebhook(ctx context.Context) {
 	c.log.Info().Msg("Removed the account's Conversations webhook")
 }
 
-// ResolveIdentifier turns a typed phone number into the DM with it.
+// ResolveIdentifier turns a typed phone number into the DM with it; with
+// the "whatsapp:" prefix, into the WhatsApp chat with it.
 func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bridgev2.ResolvedIdentifier, error) {
-	e164, err := parseUserNumber(identifier, c.conn.cfg.DefaultRegion, true)
+	typed, whatsapp := strings.CutPrefix(strings.TrimSpace(identifier), whatsappPrefix)
+	// A login without an SMS number chats over WhatsApp only.
+	whatsapp = whatsapp || c.whatsappOnly
+	e164, err := parseUserNumber(typed, c.conn.cfg.DefaultRegion, true)
 	if err != nil {
 		return nil, bridgev2.NewError(fmt.Sprintf("%q is not a valid phone number; include the country code (like +1 415 555 0100) unless it is a %s number.",
 			identifier, c.conn.cfg.DefaultRegion), err)
 	}
-	if e164 == c.own {
+	k := contact{e164: e164, whatsapp: whatsapp}
+	if whatsapp && c.whatsapp == "" {
+		return nil, bridgev2.NewError("This login has no WhatsApp sender; log in again and pick a number that has one.", nil)
+	}
+	if e164 == c.own || (whatsapp && e164 == c.whatsapp) {
 		return nil, bridgev2.NewError("That is this login's own number; a number cannot text itself.", nil)
 	}
 	name := c.conn.cfg.displayName(e164)
@@ -366,8 +395,8 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 	return &bridgev2.ResolvedIdentifier{
 		UserID:   uid,
 		UserInfo: &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}},
-		Chat:     c.portalKey(e164),
-		ChatInfo: c.chatInfo(e164),
+		Chat:     c.portalKey(k),
+		ChatInfo: c.chatInfo(k),
 	}, nil
 }
 
@@ -377,11 +406,11 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 	if isGroupPortal(portal.ID) {
 		return c.groupChatInfo(ctx, string(portal.ID))
 	}
-	e164, err := e164FromID(string(portal.ID))
+	k, err := contactFromPortalID(portal.ID)
 	if err != nil {
 		return nil, fmt.Errorf("portal %s is not a phone number", portal.ID)
 	}
-	return c.chatInfo(e164), nil
+	return c.chatInfo(k), nil
 }
 
 // GetUserInfo names a contact after network.displayname_template.
@@ -394,13 +423,45 @@ func (c *Client) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*bridg
 	return &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}}, nil
 }
 
-// portalKey is the DM portal with a remote number, as seen by this login.
-func (c *Client) portalKey(remoteE164 string) networkid.PortalKey {
-	return networkid.PortalKey{ID: networkid.PortalID(idFromE164(remoteE164)), Receiver: c.loginID}
+// portalKey is the DM portal with a contact, as seen by this login.
+func (c *Client) portalKey(k contact) networkid.PortalKey {
+	return networkid.PortalKey{ID: k.portalID(), Receiver: c.loginID}
 }
 
-// chatInfo describes the DM with a remote number.
-func (c *Client) chatInfo(remoteE164 string) *bridgev2.ChatInfo {
-	name := c.conn.cfg.displayName(remoteE164)
-	return &bridgev2.ChatInfo{IsDM: true, OtherUser: userIDFromE164(remoteE164), Name: &name}
+// chatInfo describes the DM with a contact. The person is one ghost on both
+// channels; only the rooms differ.
+func (c *Client) chatInfo(k contact) *bridgev2.ChatInfo {
+	name := c.chatName(k)
+	return &bridgev2.ChatInfo{IsDM: true, OtherUser: userIDFromE164(k.e164), Name: &name}
+}
+
+// GetContacts lists the numbers this login has a chat with (it texted
+// them, or they texted it), sorted, each named as its ghost is.
+func (c *Client) GetContacts(ctx context.Context) ([]*bridgev2.ResolvedIdentifier, error) {
+	db := c.login.Bridge.DB
+	portals, err := db.Portals.GetAllForReceiver(ctx, c.loginID)
+	if err != nil {
+		return nil, fmt.Errorf("list chats: %w", err)
+	}
+	var out []*bridgev2.ResolvedIdentifier
+	for _, p := range portals {
+		e164, err := e164FromID(string(p.ID))
+		if err != nil || p.MXID == "" {
+			continue // a group, or a chat never opened
+		}
+		uid := userIDFromE164(e164)
+		name := c.conn.cfg.displayName(e164)
+		if g, err := db.Ghosts.Get(ctx, uid); err == nil && g.NameSet && g.Name != "" {
+			name = g.Name
+		}
+		out = append(out, &bridgev2.ResolvedIdentifier{
+			UserID:   uid,
+			UserInfo: &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}},
+			Chat:     p.PortalKey,
+		})
+	}
+	slices.SortFunc(out, func(a, b *bridgev2.ResolvedIdentifier) int {
+		return strings.Compare(string(a.UserID), string(b.UserID))
+	})
+	return out, nil
 }

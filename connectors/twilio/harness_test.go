@@ -51,6 +51,8 @@ type envOptions struct {
 	dialect database.Dialect
 	// configure adjusts the bridge's config before it starts.
 	configure func(*bridgeconfig.Config)
+	// clock, if set, is the time of both the simulator and the connector.
+	clock *twiliosim.ManualClock
 	// tweak adjusts each connector before the bridge starts.
 	tweak func(*Connector)
 }
@@ -61,16 +63,27 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if opts.numbers == nil {
 		opts.numbers = []string{ourNumber}
 	}
-	sim, acct := twiliosim.StartForTest(t, opts.numbers...)
+	var sim *twiliosim.Server
+	var acct *twiliosim.Account
+	if opts.clock != nil {
+		sim, acct = twiliosim.StartForTestWith(t, twiliosim.Options{Now: opts.clock.Now}, opts.numbers...)
+	} else {
+		sim, acct = twiliosim.StartForTest(t, opts.numbers...)
+	}
 	netCfg := "api_url: " + sim.URL() + "\nrequest_timeout: 5s\n" + opts.network
 	if !strings.Contains(opts.network, "max_send_rate") {
 		netCfg += "max_send_rate: 0\n"
 	}
 	newConn := newTestConnector
-	if opts.tweak != nil {
+	if opts.tweak != nil || opts.clock != nil {
 		newConn = func() bridgev2.NetworkConnector {
-			c := newTestConnector()
-			opts.tweak(c.(*Connector))
+			c := newTestConnector().(*Connector)
+			if opts.clock != nil {
+				c.now = opts.clock.Now
+			}
+			if opts.tweak != nil {
+				opts.tweak(c)
+			}
 			return c
 		}
 	}

@@ -122,8 +122,7 @@ func (c *Client) catchUp(ctx context.Context) error {
 	}
 	// Twilio's timestamps have whole seconds.
 	floor := since.Truncate(time.Second)
-	params := (&openapi.ListMessageParams{}).SetTo(c.own).SetDateSentAfter(since.UTC())
-	msgs, complete, err := c.bgRest.listMessages(ctx, params, catchUpPageSize, 0, floor)
+	msgs, complete, err := c.listInboundSince(ctx, since, floor)
 	if err != nil {
 		return err
 	}
@@ -287,7 +286,7 @@ func (c *Client) catchUpFirst(ctx context.Context) {
 // for entries that are not texts between two numbers.
 func (c *Client) eventFromLog(ctx context.Context, m *openapi.ApiV2010Message) (*bridgev2.RemoteEvent, error) {
 	sid := deref(m.Sid)
-	from, err := parseTwilioNumber(deref(m.From))
+	from, err := parseStatusRecipient(deref(m.From))
 	if err != nil || !messageSIDPattern.MatchString(sid) {
 		c.log.Warn().Str("message_sid", sid).Msg("Skipping a logged message that is not from a phone number")
 		return nil, nil
@@ -300,10 +299,10 @@ func (c *Client) eventFromLog(ctx context.Context, m *openapi.ApiV2010Message) (
 		Kind:      bridgev2.RemoteMessage,
 		ID:        networkid.MessageID(sid),
 		Portal:    c.portalKey(from),
-		Sender:    bridgev2.EventSender{Sender: userIDFromE164(from)},
+		Sender:    bridgev2.EventSender{Sender: userIDFromE164(from.e164)},
 		Timestamp: messageTime(m),
-		Parts:     messageParts(sanitizeBody(deref(m.Body)), media),
-		ChatInfo:  c.chatInfo(from),
+		Parts:     chatParts(from, sanitizeBody(deref(m.Body)), media),
+		ChatInfo:  c.inboundChatInfo(from, messageTime(m)),
 	}, nil
 }
 
@@ -350,18 +349,18 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 	if limit <= 0 {
 		return nil, nil
 	}
-	remote, err := e164FromID(string(portal.ID))
-	if err != nil {
+	k, err := contactFromPortalID(portal.ID)
+	if err != nil || c.ownAddress(k) == "" {
 		return nil, nil
 	}
 	pageSize := min(limit, 1000)
-	in, _, err := c.rest.listMessages(ctx, (&openapi.ListMessageParams{}).SetFrom(remote).SetTo(c.own), pageSize, limit, time.Time{})
+	in, _, err := c.rest.listMessages(ctx, (&openapi.ListMessageParams{}).SetFrom(k.address()).SetTo(c.ownAddress(k)), pageSize, limit, time.Time{})
 	if err != nil {
 		return nil, err
 	}
-	outParams := (&openapi.ListMessageParams{}).SetTo(remote)
-	if c.serviceSID == "" {
-		outParams.SetFrom(c.own)
+	outParams := (&openapi.ListMessageParams{}).SetTo(k.address())
+	if c.serviceSID == "" || k.whatsapp {
+		outParams.SetFrom(c.ownAddress(k))
 	}
 	out, _, err := c.rest.listMessages(ctx, outParams, pageSize, limit*2, time.Time{})
 	if err != nil {
@@ -394,7 +393,7 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 		}
 	}
 	for _, m := range out {
-		if c.isOwnOutbound(&m) && (live < 0 || !messageTime(&m).After(liveAt)) {
+		if c.isOwnOutbound(&m, k) && (live < 0 || !messageTime(&m).After(liveAt)) {
 			all = append(all, m)
 		}
 	}
@@ -415,11 +414,11 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 		if err != nil {
 			return nil, err
 		}
-		sender := bridgev2.EventSender{Sender: userIDFromE164(remote)}
+		sender := bridgev2.EventSender{Sender: userIDFromE164(k.e164)}
 		if deref(m.Direction) != directionInbound {
 			sender = bridgev2.EventSender{IsFromMe: true, Sender: networkid.UserID(c.loginID)}
 		}
-		parts := messageParts(sanitizeBody(deref(m.Body)), media)
+		parts := chatParts(k, sanitizeBody(deref(m.Body)), media)
 		if len(parts) == 0 {
 			continue
 		}
@@ -435,10 +434,10 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 	return events, nil
 }
 
-// isOwnOutbound reports whether a listed message was sent by this login:
-// from its number, or through its Messaging Service, and not a send that
-// never left Twilio.
-func (c *Client) isOwnOutbound(m *openapi.ApiV2010Message) bool {
+// isOwnOutbound reports whether a listed message was sent by this login to
+// k: from its number (or WhatsApp sender), or through its Messaging
+// Service, and not a send that never left Twilio.
+func (c *Client) isOwnOutbound(m *openapi.ApiV2010Message, k contact) bool {
 	dir := deref(m.Direction)
 	if !strings.HasPrefix(dir, "outbound") {
 		return false
@@ -447,5 +446,43 @@ func (c *Client) isOwnOutbound(m *openapi.ApiV2010Message) bool {
 	case "failed", "canceled":
 		return false
 	}
-	return deref(m.From) == c.own || (c.serviceSID != "" && deref(m.MessagingServiceSid) == c.serviceSID)
+	return c.fromThisLogin(m, k)
+}
+
+// fromThisLogin reports whether a listed message to k came from this
+// login: from its address for k's channel, or, for SMS, through its
+// Messaging Service.
+func (c *Client) fromThisLogin(m *openapi.ApiV2010Message, k contact) bool {
+	if deref(m.From) == c.ownAddress(k) {
+		return true
+	}
+	return !k.whatsapp && c.serviceSID != "" && deref(m.MessagingServiceSid) == c.serviceSID
+}
+
+// listInboundSince lists the messages logged to the login's number, to its
+// WhatsApp sender if it has one and to its Messaging Service's RCS senders,
+// since a time, newest first, and whether every list was complete (see
+// listMessages).
+func (c *Client) listInboundSince(ctx context.Context, since, floor time.Time) ([]openapi.ApiV2010Message, bool, error) {
+	var to []string
+	if !c.whatsappOnly {
+		to = append(to, c.own)
+	}
+	if c.whatsapp != "" {
+		to = append(to, whatsappPrefix+c.whatsapp)
+	}
+	to = append(to, c.rcsSenders(ctx)...)
+	var all []openapi.ApiV2010Message
+	for _, addr := range to {
+		params := (&openapi.ListMessageParams{}).SetTo(addr).SetDateSentAfter(since.UTC())
+		msgs, complete, err := c.bgRest.listMessages(ctx, params, catchUpPageSize, 0, floor)
+		if err != nil || !complete {
+			return nil, complete, err
+		}
+		all = append(all, msgs...)
+	}
+	if len(to) > 1 {
+		slices.SortStableFunc(all, func(a, b openapi.ApiV2010Message) int { return messageTime(&b).Compare(messageTime(&a)) })
+	}
+	return all, true, nil
 }

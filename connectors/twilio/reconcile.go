@@ -111,7 +111,10 @@ func (c *Client) matchParts(ctx context.Context, plan *sendPlan, already []bridg
 		match := -1
 		for j := range candidates {
 			m := &candidates[j]
-			if used[m.sid] || m.created.Before(after) || m.body != part.Body || m.hasMedia != part.hasMedia() {
+			// The log holds a template's rendered text, not its SID:
+			// a template part matches the next unmapped message.
+			sameBody := part.ContentSID != "" || m.body == part.Body
+			if used[m.sid] || m.created.Before(after) || !sameBody || m.hasMedia != part.hasMedia() {
 				continue
 			}
 			if mapped, err := c.isMapped(ctx, m.sid); err != nil {
@@ -137,11 +140,11 @@ func (c *Client) matchParts(ctx context.Context, plan *sendPlan, already []bridg
 // recentOutbound lists this login's messages to remote created since then,
 // oldest first: those sent since that day (Twilio filters by day), plus the
 // newest page without a date filter, for queued ones without a date_sent.
-func (c *Client) recentOutbound(ctx context.Context, remote string, since time.Time) ([]openapi.ApiV2010Message, error) {
+func (c *Client) recentOutbound(ctx context.Context, remote contact, since time.Time) ([]openapi.ApiV2010Message, error) {
 	base := func() *openapi.ListMessageParams {
-		p := (&openapi.ListMessageParams{}).SetTo(remote)
-		if c.serviceSID == "" {
-			p.SetFrom(c.own)
+		p := (&openapi.ListMessageParams{}).SetTo(remote.address())
+		if c.serviceSID == "" || remote.whatsapp {
+			p.SetFrom(c.ownAddress(remote))
 		}
 		return p
 	}
@@ -164,8 +167,7 @@ func (c *Client) recentOutbound(ctx context.Context, remote string, since time.T
 		if seen[sid] || parseTwilioTime(m.DateCreated).Before(since) {
 			continue
 		}
-		if deref(m.Direction) == directionInbound ||
-			(deref(m.From) != c.own && (c.serviceSID == "" || deref(m.MessagingServiceSid) != c.serviceSID)) {
+		if deref(m.Direction) == directionInbound || !c.fromThisLogin(&m, remote) {
 			continue
 		}
 		seen[sid] = true

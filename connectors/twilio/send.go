@@ -26,6 +26,10 @@ type outPart struct {
 	MediaURL string
 	// Upload is the attachment to upload to Twilio first (groups).
 	Upload *uploadMedia
+	// ContentSID and ContentVariables send an approved template instead
+	// of Body (WhatsApp outside the 24-hour window).
+	ContentSID       string
+	ContentVariables string
 }
 
 // hasMedia reports whether the part carries an attachment.
@@ -41,7 +45,7 @@ type uploadMedia struct {
 // sendPlan is what a Matrix event becomes on Twilio: one or more messages
 // to one number or one group, in order.
 type sendPlan struct {
-	remote string // E.164, for a DM
+	remote contact // for a DM
 	// conversation is the group's Conversation SID, for a group.
 	conversation string
 	parts        []outPart
@@ -125,11 +129,22 @@ func targetSnippet(target *database.Message) string {
 // I/O except minting the public URL of an attachment, so FindSent can call
 // it to know what an interrupted send looked like.
 func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
-	target, err := chatTarget(msg.Portal)
+	target, err := c.chatTarget(msg.Portal)
 	if err != nil {
 		return nil, err
 	}
 	content := msg.Content
+	whatsapp := strings.HasPrefix(target, whatsappPrefix)
+	if whatsapp && (content.MsgType == event.MsgText || content.MsgType == event.MsgNotice) {
+		sid, vars, ok, err := parseTemplateMessage(content.Body)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			remote, _ := parseTwilioAddress(target)
+			return &sendPlan{remote: remote, snippet: "[template]", parts: []outPart{{ContentSID: sid, ContentVariables: vars}}}, nil
+		}
+	}
 	relayed := msg.Relay != nil
 	var text, mediaURL, snip string
 	var upload *uploadMedia
@@ -154,7 +169,11 @@ func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
 			mimeType, size = content.Info.MimeType, content.Info.Size
 		}
 		filename := content.GetFileName()
-		mt, err := outgoingMedia(mimeType, filename, size)
+		check := outgoingMedia
+		if whatsapp {
+			check = outgoingWhatsAppMedia
+		}
+		mt, err := check(mimeType, filename, size)
 		if err != nil {
 			return nil, err
 		}
@@ -189,16 +208,16 @@ func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
 }
 
 // chatTarget is where a portal's texts go: the Conversation SID of a
-// group, or the E.164 number of a DM.
-func chatTarget(portal *bridgev2.Portal) (string, error) {
+// group, or the address of a DM's contact ("+E164", "whatsapp:+E164").
+func (c *Client) chatTarget(portal *bridgev2.Portal) (string, error) {
 	if isGroupPortal(portal.ID) {
 		return string(portal.ID), nil
 	}
-	remote, err := e164FromID(string(portal.ID))
+	k, err := c.portalContact(portal)
 	if err != nil {
-		return "", bridgev2.NewError("This chat is not with a phone number.", err)
+		return "", err
 	}
-	return remote, nil
+	return k.address(), nil
 }
 
 // planText splits a text (with an optional attachment, as in attach, on
@@ -209,9 +228,15 @@ func (c *Client) planText(target, text string, attach outPart, snip string) (*se
 	if n := bodyUnits(text); n > maxBodyUnits && c.conn.cfg.LongMessage == LongMessageRefuse {
 		return nil, bridgev2.NewError(fmt.Sprintf("The message is too long for SMS: %d characters, and the limit is %d.", n, maxBodyUnits), nil)
 	}
-	p := &sendPlan{remote: target, snippet: snip}
+	p := &sendPlan{snippet: snip}
 	if conversationSIDPattern.MatchString(target) {
-		p.remote, p.conversation = "", target
+		p.conversation = target
+	} else {
+		remote, err := parseTwilioAddress(target)
+		if err != nil {
+			return nil, bridgev2.NewError("This chat is not with a phone number.", err)
+		}
+		p.remote = remote
 	}
 	for _, body := range smsBodies(text) {
 		p.parts = append(p.parts, outPart{Body: body})
@@ -276,6 +301,12 @@ func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sen
 	if plan.conversation != "" {
 		return c.sendGroupPlan(ctx, out, plan)
 	}
+	if plan.remote.whatsapp && out.Progress.Count() == 0 && plan.parts[0].ContentSID == "" {
+		if err := c.checkWindow(ctx, plan.remote); err != nil {
+			return err
+		}
+	}
+	overRCS := len(c.rcsSenders(ctx)) > 0
 	for i := out.Progress.Count(); i < len(plan.parts); i++ {
 		if c.limiter != nil {
 			if err := c.limiter.Wait(ctx); err != nil {
@@ -283,7 +314,7 @@ func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sen
 			}
 		}
 		started := c.conn.now()
-		m, err := c.rest.createMessage(ctx, c.createParams(plan.remote, plan.parts[i], out.SendToken))
+		m, err := c.rest.createMessage(ctx, c.createParams(plan.remote, plan.parts[i], out.SendToken, overRCS))
 		if err != nil {
 			var be *bridgev2.Error
 			if i > 0 && errors.As(err, &be) && !be.Retriable {
@@ -298,27 +329,46 @@ func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sen
 		if err := out.Progress.Record(ctx, plan.sentMessage(i, deref(m.Sid), created)); err != nil {
 			return err
 		}
-		c.log.Debug().Str("message_sid", deref(m.Sid)).Str("remote_id", idFromE164(plan.remote)).
+		c.log.Debug().Str("message_sid", deref(m.Sid)).Str("remote_id", string(plan.remote.portalID())).
 			Int("part", i).Int("parts", len(plan.parts)).Msg("Sent message to Twilio")
 	}
 	return nil
 }
 
-// createParams builds the REST parameters of one part.
-func (c *Client) createParams(remote string, part outPart, sendToken string) *openapi.CreateMessageParams {
-	// From is set with a Messaging Service too: Twilio then sends from
-	// this login's number (which must be in the service's pool), so a
-	// contact gets the reply from the number they texted, whichever number
-	// the pool would have picked.
-	params := (&openapi.CreateMessageParams{}).SetTo(remote).SetFrom(c.own).SetStatusCallback(c.statusCallbackURL(sendToken))
-	if c.serviceSID != "" {
-		params.SetMessagingServiceSid(c.serviceSID)
+// createParams builds the REST parameters of one part. overRCS says the
+// login's Messaging Service has an RCS sender.
+func (c *Client) createParams(remote contact, part outPart, sendToken string, overRCS bool) *openapi.CreateMessageParams {
+	params := (&openapi.CreateMessageParams{}).SetTo(remote.address()).SetStatusCallback(c.statusCallbackURL(sendToken))
+	switch {
+	case remote.whatsapp:
+		// WhatsApp goes out from the login's own WhatsApp sender, whether
+		// or not SMS goes through a Messaging Service.
+		params.SetFrom(c.ownAddress(remote))
+	case c.serviceSID != "" && overRCS:
+		// Without From, Twilio picks the service's RCS sender where the
+		// phone takes RCS; its SMS fallback still comes from this login's
+		// number.
+		params.SetMessagingServiceSid(c.serviceSID).SetFallbackFrom(c.own)
+	case c.serviceSID != "":
+		// From is set with a Messaging Service too: Twilio then sends from
+		// this login's number (which must be in the service's pool), so a
+		// contact gets the reply from the number they texted, whichever
+		// number the pool would have picked.
+		params.SetFrom(c.own).SetMessagingServiceSid(c.serviceSID)
+	default:
+		params.SetFrom(c.own)
 	}
 	if part.Body != "" {
 		params.SetBody(part.Body)
 	}
 	if part.MediaURL != "" {
 		params.SetMediaUrl([]string{part.MediaURL})
+	}
+	if part.ContentSID != "" {
+		params.SetContentSid(part.ContentSID)
+		if part.ContentVariables != "" {
+			params.SetContentVariables(part.ContentVariables)
+		}
 	}
 	return params
 }

@@ -69,7 +69,11 @@ func (g ghostNames) phone(user id.UserID) string {
 }
 
 func newMatrixSide(cli *mautrix.Client, bot id.UserID, ghosts ghostNames, n *notifier) (*matrixSide, error) {
-	user, err := matrixtest.New(cli, matrixtest.Options{AutoJoin: true, PollTimeout: syncTimeout, TimelineLimit: timelineLimit})
+	user, err := matrixtest.New(cli, matrixtest.Options{
+		AutoJoin: true, PollTimeout: syncTimeout, TimelineLimit: timelineLimit,
+		// Its own device's encryption, so encrypted portals read as in Element.
+		Crypto: true,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +233,11 @@ func (m *matrixSide) render(roomID id.RoomID) matrixRoom {
 		out.Kind, out.Phone = "portal", phones[0]
 	case len(phones) > 1:
 		out.Kind, out.Phones = "group", phones
+	}
+	if out.Kind == "portal" && strings.HasSuffix(out.Name, " (WhatsApp)") {
+		// The bridge names the WhatsApp chat with a person so; the page's
+		// WhatsApp phone of that number is its other end.
+		out.Phone = whatsappPrefix + out.Phone
 	}
 	if out.Kind == "other" && others == 1 && m.joined(roomID, m.bot) {
 		out.Kind = "management"

@@ -22,7 +22,11 @@ import (
 // SuggestedPhones are the remote phones the page offers before the user
 // types a number of their own: two North American numbers from the 555-01xx
 // range reserved for fiction and a UK one from Ofcom's drama range.
-var SuggestedPhones = []string{"+14155550101", "+14155550102", "+447700900123"}
+var SuggestedPhones = []string{"+14155550101", "+14155550102", "+447700900123", whatsappPrefix + "+14155550103"}
+
+// whatsappPrefix makes a phone of the page a WhatsApp contact: it writes to
+// the WhatsApp sender of the user's number instead of texting the number.
+const whatsappPrefix = "whatsapp:"
 
 const (
 	// maxMessageBytes bounds one text from the page, attachments included:
@@ -309,9 +313,9 @@ func (p *phoneSide) groupMessages(phone string, webhooks map[string]string) []ph
 // message is between that phone and the user's Twilio number, else "".
 func (p *phoneSide) remoteOf(m twiliosim.Message) string {
 	switch {
-	case m.Direction == twiliosim.DirectionInbound && m.To == p.number:
+	case m.Direction == twiliosim.DirectionInbound && (m.To == p.number || m.To == whatsappPrefix+p.number):
 		return m.From
-	case m.Direction == twiliosim.DirectionOutboundAPI && m.From == p.number:
+	case m.Direction == twiliosim.DirectionOutboundAPI && (m.From == p.number || m.From == whatsappPrefix+p.number):
 		return m.To
 	}
 	return ""
@@ -357,7 +361,11 @@ func (p *phoneSide) handleSend(w http.ResponseWriter, r *http.Request) {
 		p.sendGroup(ctx, w, phone, group, body, media)
 		return
 	}
-	res, err := p.sim.SendInbound(ctx, twiliosim.InboundMessage{From: phone, To: p.number, Body: body, Media: media})
+	to := p.number
+	if strings.HasPrefix(phone, whatsappPrefix) {
+		to = whatsappPrefix + p.number
+	}
+	res, err := p.sim.SendInbound(ctx, twiliosim.InboundMessage{From: phone, To: to, Body: body, Media: media})
 	if res.MessageSID == "" {
 		writeError(w, http.StatusBadRequest, err)
 		return
@@ -470,7 +478,7 @@ func (p *phoneSide) handleBehavior(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("unknown behaviour %q", req.Behavior))
 		return
 	}
-	p.sim.SetRecipient(phone, behaviors[i].cfg)
+	p.sim.SetRecipient(strings.TrimPrefix(phone, whatsappPrefix), behaviors[i].cfg)
 	p.mu.Lock()
 	p.behaviors[phone] = behaviors[i].ID
 	p.mu.Unlock()
@@ -555,6 +563,13 @@ var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 // and returns it in E.164. own is the user's Twilio number, which cannot
 // text itself.
 func normalizePhone(s, own string) (string, error) {
+	if rest, ok := strings.CutPrefix(strings.TrimSpace(s), whatsappPrefix); ok {
+		e164, err := normalizePhone(rest, own)
+		if err != nil {
+			return "", err
+		}
+		return whatsappPrefix + e164, nil
+	}
 	cleaned := strings.Map(func(r rune) rune {
 		switch r {
 		case ' ', '-', '(', ')', '.', '\u00a0':

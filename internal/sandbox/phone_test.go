@@ -158,7 +158,11 @@ func (r *phoneRig) text(from, body string, pngs int) (int, sendResult, string) {
 // bridge does for a Matrix message, and returns Twilio's answer.
 func (r *phoneRig) sendAsBridge(to, body string, mediaURL string) (int, map[string]any) {
 	r.t.Helper()
-	form := url.Values{"To": {to}, "From": {testNumber}, "Body": {body}, "StatusCallback": {r.bridge.URL + "/status"}}
+	from := testNumber
+	if strings.HasPrefix(to, whatsappPrefix) {
+		from = whatsappPrefix + testNumber
+	}
+	form := url.Values{"To": {to}, "From": {from}, "Body": {body}, "StatusCallback": {r.bridge.URL + "/status"}}
 	if mediaURL != "" {
 		form.Set("MediaUrl", mediaURL)
 	}
@@ -219,6 +223,34 @@ func TestPhoneTextReachesTheBridgeAndShowsInTheConversation(t *testing.T) {
 	r.get("/api/phone?number="+url.QueryEscape("+14155550102"), &st)
 	if len(st.Messages) != 0 {
 		t.Fatalf("another phone sees %+v", st.Messages)
+	}
+}
+
+func TestAWhatsAppPhoneWritesToTheWhatsAppSenderAndSeesTheReply(t *testing.T) {
+	r := newPhoneRig(t)
+	if _, err := r.acct.AddWhatsAppSender(testNumber, "Sandbox"); err != nil {
+		t.Fatal(err)
+	}
+	const wa = "whatsapp:+14155550103"
+	code, res, msg := r.text("whatsapp:+1 415 555 0103", "Hi on WhatsApp", 0)
+	if code != http.StatusOK || res.Webhook != "the bridge answered HTTP 200" {
+		t.Fatalf("send: HTTP %d %+v %s", code, res, msg)
+	}
+	got := r.bridge.received()
+	if len(got) != 1 || got[0].Get("From") != wa || got[0].Get("To") != "whatsapp:"+testNumber {
+		t.Fatalf("the bridge got %v", got)
+	}
+	if code, out := r.sendAsBridge(wa, "Hi back", ""); code != http.StatusCreated {
+		t.Fatalf("reply: HTTP %d %v", code, out)
+	}
+	st := r.waitState(wa, func(st phoneState) bool { return len(st.Messages) == 2 })
+	if !st.Messages[0].FromPhone || st.Messages[1].FromPhone || st.Messages[1].Body != "Hi back" {
+		t.Fatalf("the WhatsApp conversation: %+v", st.Messages)
+	}
+	var sms phoneState
+	r.get("/api/phone?number="+url.QueryEscape("+14155550103"), &sms)
+	if len(sms.Messages) != 0 {
+		t.Fatalf("the same number's SMS conversation shows %+v", sms.Messages)
 	}
 }
 
@@ -410,15 +442,17 @@ func TestPhoneRefusesBadInput(t *testing.T) {
 
 func TestNormalizePhone(t *testing.T) {
 	for in, want := range map[string]string{
-		"+14155550101":        "+14155550101",
-		"+1 (415) 555-0101":   "+14155550101",
-		"415.555.0101":        "+14155550101",
-		"+44 7700 900123":     "+447700900123",
-		"\u00a0+33612345678 ": "+33612345678",
-		"+0123456789":         "",
-		"0101":                "",
-		"+1415555010a":        "",
-		"+1234567890123456":   "",
+		"+14155550101":               "+14155550101",
+		"+1 (415) 555-0101":          "+14155550101",
+		"415.555.0101":               "+14155550101",
+		"+44 7700 900123":            "+447700900123",
+		"\u00a0+33612345678 ":        "+33612345678",
+		"+0123456789":                "",
+		"0101":                       "",
+		"+1415555010a":               "",
+		"+1234567890123456":          "",
+		"whatsapp:+1 (415) 555-0103": "whatsapp:+14155550103",
+		"whatsapp:0101":              "",
 	} {
 		got, err := normalizePhone(in, testNumber)
 		if got != want || (err != nil) != (want == "") {
