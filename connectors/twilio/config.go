@@ -37,7 +37,8 @@ type Config struct {
 	Edge   string `yaml:"edge"`
 	Region string `yaml:"region"`
 	// ManageWebhooks makes the bridge point each logged-in number's incoming
-	// webhook at itself (and remove it on logout).
+	// webhook, and the account's Conversations webhook, at itself (and
+	// remove them on logout).
 	ManageWebhooks bool `yaml:"manage_webhooks"`
 	// DefaultRegion is the ISO country assumed for numbers typed without a
 	// country code.
@@ -96,8 +97,9 @@ const ExampleConfig = `network:
     # Twilio edge location and region (set both or neither), e.g. edge: dublin, region: ie1.
     edge: ""
     region: ""
-    # Point each logged-in number's incoming webhook at this bridge (and remove it on logout).
-    # With false, the bridge tells you the URL to set in the Twilio console yourself.
+    # Point each logged-in number's incoming webhook, and the account's Conversations webhook
+    # (group texts), at this bridge (and remove them on logout).
+    # With false, the bridge tells you the URLs to set in the Twilio console yourself.
     manage_webhooks: true
     # Region for numbers typed without a country code, e.g. "(415) 555-0100" with US.
     default_region: US
