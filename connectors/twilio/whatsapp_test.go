@@ -479,3 +479,19 @@ func TestAnRCSReplyWhoseWebhookFailedIsCaughtUp(t *testing.T) {
 	room := e.portalRoom(theirNumber)
 	e.h.WaitForText(room, e.ghost(theirNumber), "lost webhook")
 }
+
+func TestAWhatsApp63016FromTwilioIsExplainedInWords(t *testing.T) {
+	// The bridge's clock stays while Twilio's moves on: the bridge thinks
+	// the window is open, Twilio knows better, as after a clock skew.
+	simClock := twiliosim.NewManualClock(time.Now().UTC().Truncate(time.Second))
+	bridgeClock := twiliosim.NewManualClock(simClock.Now())
+	e, _ := whatsappEnv(t, envOptions{clock: simClock, tweak: func(c *Connector) { c.now = bridgeClock.Now }})
+	e.inboundWA("hello", nil)
+	room := e.waRoom()
+	e.h.WaitForText(room, e.ghost(theirNumber), "hello")
+	simClock.Advance(25 * time.Hour)
+	sent := e.h.SendText(alice, room, "too late for Twilio")
+	if st := e.h.WaitForStatus(room, sent, event.MessageStatusFail); st.Message != errorSentences[63016] {
+		t.Fatalf("failure %q", st.Message)
+	}
+}
