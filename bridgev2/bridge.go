@@ -76,6 +76,9 @@ type Bridge struct {
 
 	mediaKey []byte
 
+	// spaceMu serialises the creation of personal filtering spaces.
+	spaceMu sync.Mutex
+
 	usersMu sync.Mutex
 	users   map[id.UserID]*User
 

@@ -473,12 +473,20 @@ func (b *Bridge) reloadLogins(ctx context.Context) error {
 			b.Log.Err(err).Str("login_id", string(row.ID)).Msg("Could not load login")
 		}
 	}
-	b.loginsMu.Lock()
+	// A login missing from the list may have been stored since it was
+	// read: only one whose row is gone now is forgotten.
+	b.loginsMu.RLock()
+	var gone []networkid.UserLoginID
 	for id := range b.logins {
 		if !stored[id] {
-			delete(b.logins, id)
+			gone = append(gone, id)
 		}
 	}
-	b.loginsMu.Unlock()
+	b.loginsMu.RUnlock()
+	for _, id := range gone {
+		if err := b.reloadLogin(ctx, id); err != nil {
+			return err
+		}
+	}
 	return nil
 }

@@ -44,6 +44,11 @@ func (b *Bridge) HandleTransaction(ctx context.Context, txnID string, events, ep
 			// events received: skip it before paying for a full parse.
 			continue
 		}
+		if gjson.GetBytes(raw, "content."+doublePuppetSourcePath).Str == b.Config.AppService.ID {
+			// The echo of an event the bridge sent as a user's double
+			// puppet: never bridged back out.
+			continue
+		}
 		evt, ok := b.parseEvent(raw)
 		if ok && b.Crypto != nil && isCryptoState(evt.Type) {
 			b.Crypto.HandleRoomEvent(ctx, evt)
@@ -128,6 +133,9 @@ func (b *Bridge) parseEvent(raw json.RawMessage) (*event.Event, bool) {
 	}
 	return &evt, true
 }
+
+// doublePuppetSourcePath is DoublePuppetSourceKey as a gjson path.
+var doublePuppetSourcePath = strings.ReplaceAll(DoublePuppetSourceKey, ".", `\.`)
 
 // isBridgeUser reports whether a Matrix user is the bot or a ghost: their
 // events are the bridge's own echoes.
@@ -272,11 +280,17 @@ func (b *Bridge) asCommand(user *User, portal *Portal, evt *event.Event) (*Comma
 }
 
 // handleBotRoomEvent handles an event in a room that is not a portal:
-// invites of the bot, and commands.
+// invites of the bot or of ghosts, and commands.
 func (b *Bridge) handleBotRoomEvent(row *database.OutboundEvent, user *User, evt *event.Event) {
 	if evt.Type == event.StateMember && evt.GetStateKey() == b.Matrix.BotUserID().String() {
 		b.handleBotInvite(row, user, evt)
 		return
+	}
+	if evt.Type == event.StateMember {
+		if _, isGhost := b.Matrix.ParseGhostUserID(id.UserID(evt.GetStateKey())); isGhost {
+			b.handleGhostInvite(row, user, evt)
+			return
+		}
 	}
 	if cmd, ok := b.asCommand(user, nil, evt); ok {
 		b.runCommand(row, cmd)

@@ -17,6 +17,7 @@ type Config struct {
 	Bridge       Bridge       `yaml:"bridge"`
 	Encryption   Encryption   `yaml:"encryption"`
 	Provisioning Provisioning `yaml:"provisioning"`
+	DoublePuppet DoublePuppet `yaml:"double_puppet"`
 	Metrics      Metrics      `yaml:"metrics"`
 	Logging      Logging      `yaml:"logging"`
 	// Network is the connector's section, decoded by the connector.
@@ -112,6 +113,9 @@ type Bridge struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// PortalIdleTimeout is how long an idle portal stays in memory.
 	PortalIdleTimeout time.Duration `yaml:"portal_idle_timeout"`
+	// PersonalFilteringSpaces gives each login a Matrix space holding all
+	// of its portals, so a user with several logins sees them apart.
+	PersonalFilteringSpaces bool `yaml:"personal_filtering_spaces"`
 }
 
 // Encryption configures end-to-bridge encryption. The key names are
@@ -181,6 +185,19 @@ type Provisioning struct {
 	Enabled bool `yaml:"enabled"`
 	// SharedSecret authorises integration managers; "generate" creates one.
 	SharedSecret string `yaml:"shared_secret"`
+}
+
+// DoublePuppet configures double puppeting: the user's own messages sent
+// outside Matrix appear as their own Matrix account rather than a ghost.
+type DoublePuppet struct {
+	// Servers maps homeserver names to client-server API URLs, for users
+	// of other homeservers who log in with login-matrix. The bridge's own
+	// homeserver is always known.
+	Servers map[string]string `yaml:"servers"`
+	// Secrets maps homeserver names to "as_token:<token>" of an appservice
+	// registration on that server whose user namespace covers its users
+	// (non-exclusively): those users are double-puppeted automatically.
+	Secrets map[string]string `yaml:"secrets"`
 }
 
 // Metrics configures the Prometheus listener.

@@ -205,6 +205,16 @@ func (c *Config) Validate() error {
 	if c.Provisioning.Enabled && IsPlaceholderToken(c.Provisioning.SharedSecret) {
 		return errors.New("config key provisioning.shared_secret must be set to a long random string when provisioning is enabled")
 	}
+	for server, secret := range c.DoublePuppet.Secrets {
+		if !strings.HasPrefix(secret, "as_token:") || len(secret) == len("as_token:") {
+			return fmt.Errorf("config key double_puppet.secrets.%s must be \"as_token:<token>\" (the appservice method); other homeservers' users log in with login-matrix", server)
+		}
+	}
+	for server, u := range c.DoublePuppet.Servers {
+		if parsed, err := url.Parse(u); err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
+			return fmt.Errorf("config key double_puppet.servers.%s must be the homeserver's http(s) URL, not %q", server, u)
+		}
+	}
 	return c.Encryption.validate()
 }
 
@@ -236,6 +246,21 @@ func (e *Encryption) validate() error {
 		return errors.New("config keys encryption.rotation.milliseconds and encryption.rotation.messages must not be negative")
 	}
 	return nil
+}
+
+// DoublePuppetURL is the client-server API URL of a homeserver, for double
+// puppets of its users, or "" if the config names none.
+func (c *Config) DoublePuppetURL(server string) string {
+	if server == c.Homeserver.Domain {
+		return c.Homeserver.Address
+	}
+	return c.DoublePuppet.Servers[server]
+}
+
+// DoublePuppetASToken is the appservice token double-puppets the users of
+// a homeserver automatically, or "".
+func (c *Config) DoublePuppetASToken(server string) string {
+	return strings.TrimPrefix(c.DoublePuppet.Secrets[server], "as_token:")
 }
 
 // CheckTokens refuses empty or placeholder appservice tokens; run it before

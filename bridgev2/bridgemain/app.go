@@ -62,6 +62,9 @@ type Options struct {
 	// API, provisioning, webhooks, health) is assembled as shipped, so a
 	// connector's tests exercise what users run.
 	Matrix bridgev2.Matrix
+	// Crypto, with encryption.allow, replaces the bot device of
+	// bridgev2/e2ee, for core tests against the in-memory homeserver.
+	Crypto bridgev2.Crypto
 }
 
 // Assemble opens the database, builds the core with the connector and the
@@ -92,7 +95,7 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 		mx = hs
 	}
 	var enc *e2ee.E2EE
-	if cfg.Encryption.Allow {
+	if cfg.Encryption.Allow && opts.Crypto == nil {
 		if enc, err = e2ee.New(ctx, e2ee.Options{Config: cfg, DB: db, Log: log.With().Str("component", "e2ee").Logger()}); err != nil {
 			_ = db.Close()
 			return nil, err
@@ -106,6 +109,8 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 	if enc != nil {
 		// Only when allowed: a nil *E2EE in the interface would not be nil.
 		coreOpts.Crypto = enc
+	} else if cfg.Encryption.Allow {
+		coreOpts.Crypto = opts.Crypto
 	}
 	var m *metrics.Metrics
 	if cfg.Metrics.Enabled {

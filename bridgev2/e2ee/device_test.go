@@ -8,9 +8,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
+	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgetest"
 	"github.com/trestle-bridge/trestle/bridgev2/database"
 	"github.com/trestle-bridge/trestle/bridgev2/database/dbtest"
@@ -39,12 +43,79 @@ func (f *fakeDeviceAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewDecoder(r.Body).Decode(&body)
 		f.uploads = append(f.uploads, body)
 		_, _ = w.Write([]byte(`{"one_time_key_counts":{"signed_curve25519":50}}`))
+	case r.URL.Path == "/_matrix/client/v3/keys/query":
+		_, _ = w.Write([]byte(`{"device_keys":{}}`))
+	case strings.HasPrefix(r.URL.Path, "/_matrix/client/v3/sendToDevice/"):
+		_, _ = w.Write([]byte(`{}`))
+	case strings.HasSuffix(r.URL.Path, "/members"):
+		_, _ = w.Write([]byte(`{"chunk":[]}`))
 	case strings.Contains(r.URL.Path, "/state/m.room.encryption"):
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = w.Write([]byte(`{"errcode":"M_NOT_FOUND","error":"no encryption"}`))
 	default:
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = w.Write([]byte(`{"errcode":"M_UNRECOGNIZED","error":"not faked"}`))
+	}
+}
+
+// startDevice brings up a bot device against the fake API.
+func startDevice(t testing.TB, fake *fakeDeviceAPI) (*e2ee.E2EE, *bridgetest.FakeMatrix) {
+	t.Helper()
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	cfg := bridgetest.Config()
+	cfg.Homeserver.Address = srv.URL
+	cfg.Encryption.Allow, cfg.Encryption.MSC4190, cfg.Encryption.Appservice = true, true, true
+	cfg.Encryption.PickleKey = pickleKey
+	db := dbtest.Open(t, database.SQLite, database.MetaTypes{})
+	e, err := e2ee.New(context.Background(), e2ee.Options{Config: cfg, DB: db, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return e, bridgetest.NewFakeMatrix(cfg)
+}
+
+func TestAfterTheUserTurnsEncryptionOnTheBridgeSendsEncrypted(t *testing.T) {
+	e, fake := startDevice(t, &fakeDeviceAPI{})
+	ctx := context.Background()
+	bot := fake.BotUserID()
+	if err := fake.EnsureRegistered(ctx, bot); err != nil {
+		t.Fatal(err)
+	}
+	room := fake.CreateUserRoom("@alice:example.com", bot)
+	fake.JoinAsUser(room, bot)
+	mx := e.Wrap(fake)
+	send := func(text, txn string) *event.Event {
+		t.Helper()
+		content := &event.Content{Parsed: &event.MessageEventContent{MsgType: event.MsgText, Body: text},
+			Raw: map[string]any{bridgev2.TxnMarkerKey: txn}}
+		if _, err := mx.SendMessage(ctx, bot, room, event.EventMessage, content, txn, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		events := fake.Events(room)
+		return events[len(events)-1]
+	}
+	if evt := send("before", "txn-1"); evt.Type != event.EventMessage {
+		t.Fatalf("in an unencrypted room the bridge sent %s, want plaintext", evt.Type.Type)
+	}
+	on := &event.Event{Type: event.StateEncryption, RoomID: room, Sender: "@alice:example.com", StateKey: new(string),
+		Content: event.Content{Parsed: &event.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}}}
+	e.HandleRoomEvent(ctx, on)
+	evt := send("after", "txn-2")
+	if evt.Type != event.EventEncrypted {
+		t.Fatalf("after encryption was turned on the bridge sent %s, want m.room.encrypted", evt.Type.Type)
+	}
+	if strings.Contains(string(evt.Content.VeryRaw), "after") {
+		t.Error("the encrypted event carries its text in plaintext")
+	}
+	// A send whose answer was lost is still recognised in the room.
+	finder := mx.(bridgev2.EventFinder)
+	if found, err := finder.FindSent(ctx, room, "txn-2", 10); err != nil || found != evt.ID {
+		t.Errorf("FindSent(txn-2) = %q, %v; want the encrypted event %s", found, err, evt.ID)
 	}
 }
 

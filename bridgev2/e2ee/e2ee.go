@@ -199,6 +199,7 @@ func (e *E2EE) setup(ctx context.Context) error {
 	mach.SendKeysMinTrust = id.ParseTrustState(e.enc.VerificationLevels.Send)
 	mach.ShareKeysMinTrust = id.ParseTrustState(e.enc.VerificationLevels.Share)
 	mach.PlaintextMentions = true
+	mach.DisableDeviceChangeKeyRotation = e.enc.Rotation.DisableDeviceChangeKeyRotation
 	mach.SetBackgroundCtx(ctx)
 	if err := mach.Load(ctx); err != nil {
 		return fmt.Errorf("load the bot's olm account: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,18 +97,20 @@ type Client struct {
 }
 
 var (
-	_ bridgev2.NetworkClient      = (*Client)(nil)
-	_ bridgev2.Connectable        = (*Client)(nil)
-	_ bridgev2.RemoteLogouter     = (*Client)(nil)
-	_ bridgev2.IdentifierResolver = (*Client)(nil)
-	_ bridgev2.ChatInfoProvider   = (*Client)(nil)
-	_ bridgev2.UserInfoProvider   = (*Client)(nil)
-	_ bridgev2.EditHandler        = (*Client)(nil)
-	_ bridgev2.ReactionHandler    = (*Client)(nil)
-	_ bridgev2.RedactionHandler   = (*Client)(nil)
-	_ bridgev2.Backfiller         = (*Client)(nil)
-	_ bridgev2.MediaDownloader    = (*Client)(nil)
-	_ bridgev2.SendReconciler     = (*Client)(nil)
+	_ bridgev2.NetworkClient        = (*Client)(nil)
+	_ bridgev2.Connectable          = (*Client)(nil)
+	_ bridgev2.RemoteLogouter       = (*Client)(nil)
+	_ bridgev2.IdentifierResolver   = (*Client)(nil)
+	_ bridgev2.ChatInfoProvider     = (*Client)(nil)
+	_ bridgev2.UserInfoProvider     = (*Client)(nil)
+	_ bridgev2.EditHandler          = (*Client)(nil)
+	_ bridgev2.ReactionHandler      = (*Client)(nil)
+	_ bridgev2.RedactionHandler     = (*Client)(nil)
+	_ bridgev2.Backfiller           = (*Client)(nil)
+	_ bridgev2.ContactLister        = (*Client)(nil)
+	_ bridgev2.RoomFeaturesProvider = (*Client)(nil)
+	_ bridgev2.MediaDownloader      = (*Client)(nil)
+	_ bridgev2.SendReconciler       = (*Client)(nil)
 )
 
 func newClient(conn *Connector, login *bridgev2.UserLogin, meta *LoginMetadata) *Client {
@@ -332,6 +335,7 @@ func (c *Client) LogoutRemote(ctx context.Context) {
 	if c.webhookURL == "" {
 		return
 	}
+	c.removeConversationsWebhook(ctx)
 	num, err := c.bgRest.fetchNumber(ctx, c.numberSID)
 	if err != nil {
 		c.log.Warn().Err(err).Msg("Could not read the number's webhook at logout; leaving it")
@@ -346,6 +350,26 @@ func (c *Client) LogoutRemote(ctx context.Context) {
 		return
 	}
 	c.log.Info().Msg("Removed the number's incoming webhook")
+}
+
+// removeConversationsWebhook clears the account's Conversations webhook if
+// it still points at this login: group texts then stop coming to a login
+// that is gone.
+func (c *Client) removeConversationsWebhook(ctx context.Context) {
+	ours := c.conn.bridge.NetworkPublicURL("/" + string(c.loginID) + "/conversations")
+	current, err := c.bgRest.conversationsWebhookURL(ctx)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("Could not read the Conversations webhook at logout; leaving it")
+		return
+	}
+	if current != ours {
+		return
+	}
+	if err := c.bgRest.setConversationsWebhook(ctx, ""); err != nil {
+		c.log.Warn().Err(err).Msg("Could not remove the Conversations webhook at logout")
+		return
+	}
+	c.log.Info().Msg("Removed the account's Conversations webhook")
 }
 
 // ResolveIdentifier turns a typed phone number into the DM with it; with
@@ -417,4 +441,35 @@ func (c *Client) portalKey(k contact) networkid.PortalKey {
 func (c *Client) chatInfo(k contact) *bridgev2.ChatInfo {
 	name := c.chatName(k)
 	return &bridgev2.ChatInfo{IsDM: true, OtherUser: userIDFromE164(k.e164), Name: &name}
+}
+
+// GetContacts lists the numbers this login has a chat with (it texted
+// them, or they texted it), sorted, each named as its ghost is.
+func (c *Client) GetContacts(ctx context.Context) ([]*bridgev2.ResolvedIdentifier, error) {
+	db := c.login.Bridge.DB
+	portals, err := db.Portals.GetAllForReceiver(ctx, c.loginID)
+	if err != nil {
+		return nil, fmt.Errorf("list chats: %w", err)
+	}
+	var out []*bridgev2.ResolvedIdentifier
+	for _, p := range portals {
+		e164, err := e164FromID(string(p.ID))
+		if err != nil || p.MXID == "" {
+			continue // a group, or a chat never opened
+		}
+		uid := userIDFromE164(e164)
+		name := c.conn.cfg.displayName(e164)
+		if g, err := db.Ghosts.Get(ctx, uid); err == nil && g.NameSet && g.Name != "" {
+			name = g.Name
+		}
+		out = append(out, &bridgev2.ResolvedIdentifier{
+			UserID:   uid,
+			UserInfo: &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}},
+			Chat:     p.PortalKey,
+		})
+	}
+	slices.SortFunc(out, func(a, b *bridgev2.ResolvedIdentifier) int {
+		return strings.Compare(string(a.UserID), string(b.UserID))
+	})
+	return out, nil
 }

@@ -97,6 +97,21 @@ func (r *restClient) listConversations(ctx context.Context) ([]conversations.Con
 	return out, nil
 }
 
+// conversationsWebhookURL reads where the account's Conversations webhook
+// posts events.
+func (r *restClient) conversationsWebhookURL(ctx context.Context) (string, error) {
+	var out *conversations.ConversationsV1ConfigurationWebhook
+	err := r.conv(ctx, "fetch conversations webhook", idempotent, func(api *conversations.ApiService) error {
+		var err error
+		out, err = api.FetchConfigurationWebhook()
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return deref(out.PostWebhookUrl), nil
+}
+
 // createConversation creates an empty Conversation.
 func (r *restClient) createConversation(ctx context.Context, name string) (*conversations.ConversationsV1Conversation, error) {
 	var out *conversations.ConversationsV1Conversation
@@ -217,6 +232,8 @@ func (r *restClient) uploadMedia(ctx context.Context, chatServiceSID, contentTyp
 		}
 		req.Header.Set("Content-Type", contentType)
 		req.SetBasicAuth(r.creds.User, r.creds.Pass)
+		// call always hands over a *client.Client; its HTTP client carries
+		// the attempt's transport (context, timeout, api_url).
 		resp, err := h.Client.(*client.Client).HTTPClient.Do(req)
 		if err != nil {
 			return err

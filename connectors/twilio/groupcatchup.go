@@ -7,15 +7,19 @@ import (
 	"slices"
 	"time"
 
+	conversations "github.com/twilio/twilio-go/rest/conversations/v1"
+
 	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
 // catchUpGroups journals the phones' group texts of this login sent since
 // floor, oldest first per group, as their webhooks would have: the groups
 // the login has a portal for, and those created since floor (a phone may
 // have started one while the bridge was away). Conversations traffic is
-// not in the message log the one-to-one catch-up reads. It returns how
-// many texts were new to the journal.
+// not in the message log the one-to-one catch-up reads. Each group costs
+// one listing of its newest texts, and one of its participants when one
+// of them is new to the journal. It returns how many texts were new.
 func (c *Client) catchUpGroups(ctx context.Context, floor time.Time) (int, error) {
 	portals, err := c.conn.bridge.DB.Portals.GetAllForReceiver(ctx, c.loginID)
 	if err != nil {
@@ -38,6 +42,28 @@ func (c *Client) catchUpGroups(ctx context.Context, floor time.Time) (int, error
 		if !conversationSIDPattern.MatchString(sid) || (!known[sid] && convTime(cv.DateCreated).Before(floor)) {
 			continue
 		}
+		msgs, err := c.bgRest.recentConvMessages(ctx, sid, recentGroupMessages)
+		if err != nil {
+			return journalled, err
+		}
+		slices.Reverse(msgs)
+		var fresh []conversations.ConversationsV1ConversationMessage
+		for j := range msgs {
+			m := &msgs[j]
+			if convTime(m.DateCreated).Before(floor) || deref(m.Author) == c.own {
+				continue
+			}
+			// What came by webhook, or was caught up before, is skipped
+			// before the group's participants are read.
+			if seen, err := c.login.HasIngested(ctx, networkid.MessageID(deref(m.Sid))); err != nil {
+				return journalled, err
+			} else if !seen {
+				fresh = append(fresh, *m)
+			}
+		}
+		if len(fresh) == 0 {
+			continue
+		}
 		parts, err := c.bgRest.listParticipants(ctx, sid)
 		if err != nil {
 			return journalled, err
@@ -46,16 +72,9 @@ func (c *Client) catchUpGroups(ctx context.Context, floor time.Time) (int, error
 			continue
 		}
 		phones, _ := c.groupPhones(parts)
-		msgs, err := c.bgRest.recentConvMessages(ctx, sid, recentGroupMessages)
-		if err != nil {
-			return journalled, err
-		}
-		slices.Reverse(msgs)
+		msgs = fresh
 		for j := range msgs {
 			m := &msgs[j]
-			if convTime(m.DateCreated).Before(floor) {
-				continue
-			}
 			var media []convMedia
 			if m.Media != nil && len(*m.Media) > 0 {
 				// twilio-go leaves media as decoded JSON; read it back in

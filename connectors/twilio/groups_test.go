@@ -428,4 +428,47 @@ func TestGroupTextsSentWhileTheBridgeWasDownArriveAfterItStarts(t *testing.T) {
 		t.Fatal("the new group is not on Twilio")
 	}
 	e.h.WaitForText(e.groupRoom(fresh.SID), e.ghost(theirNumber3), "a new group")
+
+	// With nothing new, a catch-up reads each group's newest texts only.
+	cl := twClient(e.h.Bridge().GetLogin(ourLoginID))
+	e.sim.ResetAPICalls()
+	if err := cl.catchUp(e.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	calls := e.acct.APICalls()
+	if calls["GET conversations.twilio.com/v1/Conversations"] != 1 || calls["GET conversations.twilio.com/v1/Conversations/{ConversationSid}/Messages"] != 2 ||
+		calls["GET conversations.twilio.com/v1/Conversations/{ConversationSid}/Participants"] != 0 {
+		t.Fatalf("an idle catch-up with two groups cost %v", calls)
+	}
+}
+
+func TestGroupTextsWhoseWebhooksNeverArrivedComeInByReconcile(t *testing.T) {
+	e := newEnv(t, envOptions{network: "reconcile_interval: 1s\n"})
+	e.login()
+	e.groupText(twiliosim.GroupText{From: theirNumber, To: ourNumber, Others: []string{theirNumber2}, Body: "before"})
+	group, _ := e.acct.FindGroup(ourNumber, theirNumber, theirNumber2)
+	room := e.groupRoom(group.SID)
+	e.h.WaitForText(room, e.ghost(theirNumber), "before")
+
+	hole := e.sim.BlackHoleWebhooks()
+	for _, body := range []string{"lost 1", "lost 2"} {
+		res, err := e.sim.SendGroupText(e.ctx(), twiliosim.GroupText{ConversationSID: group.SID, From: theirNumber2, Body: body})
+		if err == nil && len(res.Events) > 0 && res.Events[0].Response.StatusCode != 0 {
+			t.Fatalf("the webhook of %q reached the bridge through the black hole", body)
+		}
+	}
+	// Nothing reached the bridge; the periodic reconcile finds them.
+	e.h.WaitForText(room, e.ghost(theirNumber2), "lost 2")
+	hole.Remove()
+	e.groupText(twiliosim.GroupText{ConversationSID: group.SID, From: theirNumber, Body: "after"})
+	e.h.WaitForText(room, e.ghost(theirNumber), "after")
+	var got []string
+	for _, evt := range e.h.Matrix.Events(room) {
+		if evt.Type == event.EventMessage {
+			got = append(got, evt.Content.AsMessage().Body)
+		}
+	}
+	if want := []string{"before", "lost 1", "lost 2", "after"}; !slices.Equal(got, want) {
+		t.Fatalf("the group shows %q, want %q", got, want)
+	}
 }

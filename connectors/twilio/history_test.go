@@ -140,7 +140,9 @@ func TestBackfill(t *testing.T) {
 	if !slices.Equal(bodies, want) {
 		t.Fatalf("timeline %q, want %q", bodies, want)
 	}
-	if senders[0] != string(e.ghost(theirNumber)) || senders[1] == senders[0] {
+	// The user's own text comes from the ghost of the login's ID, their
+	// own number, as writing-a-connector.md says.
+	if senders[0] != string(e.ghost(theirNumber)) || senders[1] != string(e.ghost(ourNumber)) {
 		t.Fatalf("senders %q", senders)
 	}
 }
@@ -341,4 +343,31 @@ func TestReconcileAPICalls(t *testing.T) {
 		t.Fatalf("busy: %v for %d reconciles and %d texts", busy, n, texts)
 	}
 	t.Logf("API CALLS busy: %d reconciles, %d texts, %v", n, texts, busy)
+}
+func TestBackfilledOwnTextsAppearAsTheDoublePuppetedUser(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.h.Matrix.AddAccessToken(alice, "alices-token")
+	base := time.Now().Add(-time.Hour)
+	for _, m := range []twiliosim.Message{
+		{From: theirNumber, To: ourNumber, Body: "are you coming?", DateCreated: base},
+		{From: ourNumber, To: theirNumber, Body: "on my way", Direction: twiliosim.DirectionOutboundAPI, DateCreated: base.Add(time.Minute)},
+	} {
+		if _, err := e.acct.AddHistory(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.login()
+	user, err := e.h.Bridge().GetUser(e.ctx(), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := user.LoginMatrix(e.ctx(), "alices-token"); err != nil {
+		t.Fatal(err)
+	}
+	e.inbound(theirNumber, "great")
+	room := e.portalRoom(theirNumber)
+	e.h.WaitForText(room, e.ghost(theirNumber), "great")
+	if got := e.messagesFrom(room, alice); !slices.Equal(got, []string{"on my way"}) {
+		t.Errorf("alice's own messages in the room: %q, want her backfilled text", got)
+	}
 }

@@ -126,8 +126,14 @@ func TestLogoutRemovesOnlyOurWebhook(t *testing.T) {
 	if got, _ := e.acct.SMSURL(ourNumber); got != "" {
 		t.Fatalf("webhook left behind: %q", got)
 	}
+	if got, err := twClient(ul).bgRest.conversationsWebhookURL(e.ctx()); err != nil || got != "" {
+		t.Fatalf("Conversations webhook left behind: %q %v", got, err)
+	}
 	ul = e.login()
 	if err := e.acct.SetSMSURL(ourNumber, "https://elsewhere.example.com/sms"); err != nil {
+		t.Fatal(err)
+	}
+	if err := twClient(ul).bgRest.setConversationsWebhook(e.ctx(), "https://elsewhere.example.com/groups"); err != nil {
 		t.Fatal(err)
 	}
 	if err := ul.Logout(e.ctx()); err != nil {
@@ -135,6 +141,9 @@ func TestLogoutRemovesOnlyOurWebhook(t *testing.T) {
 	}
 	if got, _ := e.acct.SMSURL(ourNumber); got != "https://elsewhere.example.com/sms" {
 		t.Fatalf("someone else's webhook was removed: %q", got)
+	}
+	if got, _ := twClient(ul).bgRest.conversationsWebhookURL(e.ctx()); got != "https://elsewhere.example.com/groups" {
+		t.Fatalf("someone else's Conversations webhook was changed: %q", got)
 	}
 }
 

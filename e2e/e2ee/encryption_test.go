@@ -81,10 +81,7 @@ func newPerson(t *testing.T) *person {
 	p.WaitForMessage(p.Mgmt, bot(), "management room")
 	p.command("login", "Account SID")
 	p.command(p.Account.SID(), "auth token")
-	p.command(p.Account.AuthToken(), "API key SID")
-	p.command("-", "API key secret")
-	p.command("-", "Messaging Service SID")
-	p.command("-", "Logged in")
+	p.command(p.Account.AuthToken(), "Logged in")
 	return p
 }
 
@@ -172,6 +169,9 @@ func TestNewPortalsAreEncryptedAndTextsAndPicturesCrossThemBothWays(t *testing.T
 		return e.Sender == ghost(bob) && e.Type == event.EventMessage && e.Content.AsMessage().MsgType == event.MsgImage
 	})
 	mustBeEncrypted(t, img)
+	if img.Content.AsMessage().File == nil {
+		t.Error("the MMS picture is stored in plaintext on the homeserver; want an encrypted attachment")
+	}
 	if got := alice.DownloadMedia(img.Content.AsMessage()); !bytes.Equal(got, photo) {
 		t.Errorf("the MMS picture downloads as %d bytes that differ from the %d Bob sent", len(got), len(photo))
 	}

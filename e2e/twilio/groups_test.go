@@ -163,3 +163,51 @@ func TestTwilioGroupLimitsReachTheUserAsSentences(t *testing.T) {
 		t.Errorf("refused groups left %d conversations on Twilio", n)
 	}
 }
+
+func TestGroupTextsSentWhileTheBridgeWasStoppedArriveInOrderAfterRestart(t *testing.T) {
+	alice := newPerson(t)
+	alice.login("")
+	bob, carol := uniqueNumber(), uniqueNumber()
+	alice.groupText(bob, []string{carol}, "Group before the outage")
+	room := alice.groupRoom()
+	alice.WaitForMessage(room, ghost(bob), "Group before the outage")
+	group, _ := alice.Account.FindGroup(alice.Number, bob, carol)
+
+	if err := env.Bridge.Stop(); err != nil {
+		t.Fatalf("the bridge did not stop cleanly: %v", err)
+	}
+	t.Cleanup(func() {
+		if !env.Bridge.Running() {
+			if err := env.Bridge.StartAgain(ctx(t), env.Binary); err != nil {
+				t.Errorf("restarting the bridge: %v", err)
+			}
+		}
+	})
+	for _, in := range []twiliosim.GroupText{
+		{ConversationSID: group.SID, From: carol, Body: "Group while down 1"},
+		{ConversationSID: group.SID, From: bob, Body: "Group while down 2", Media: []twiliosim.MediaFile{{ContentType: "image/png", Data: testPNG(t, 8, 8)}}},
+	} {
+		// Nobody listens: the texts are only on Twilio now.
+		if _, err := env.Sim.SendGroupText(ctx(t), in); err == nil {
+			t.Fatalf("the webhook of %q reached a stopped bridge", in.Body)
+		}
+	}
+	if err := env.Bridge.StartAgain(ctx(t), env.Binary); err != nil {
+		t.Fatalf("restarting the bridge: %v", err)
+	}
+	alice.WaitForMessage(room, ghost(bob), "Group while down 2")
+	if _, err := env.Sim.SendGroupText(ctx(t), twiliosim.GroupText{ConversationSID: group.SID, From: carol, Body: "Group after"}); err != nil {
+		t.Fatal(err)
+	}
+	alice.WaitForMessage(room, ghost(carol), "Group after")
+	var got []string
+	for _, evt := range alice.messages(room) {
+		if evt.Sender != alice.ID && evt.Sender != bot() {
+			got = append(got, evt.Content.AsMessage().Body)
+		}
+	}
+	want := []string{"Group before the outage", "Group while down 1", "MMS image 1.png", "Group while down 2", "Group after"}
+	if !slices.Equal(got, want) {
+		t.Errorf("the group shows %q, want each text once and in order: %q", got, want)
+	}
+}

@@ -250,7 +250,7 @@ func (r *nullRun) login(ctx context.Context, bridgeURL string) error {
 		"event_id": "$invite", "origin_server_ts": time.Now().UnixMilli(),
 		"content": map[string]any{"membership": "invite", "is_direct": true},
 	}}
-	for i, text := range []string{"login", benchAccount, benchToken, "-", "-", "-"} {
+	for i, text := range []string{"login", benchAccount, benchToken} {
 		events = append(events, map[string]any{
 			"type": "m.room.message", "room_id": mgmt, "sender": benchUser, "event_id": fmt.Sprintf("$login%d", i),
 			"origin_server_ts": time.Now().UnixMilli(), "content": map[string]any{"msgtype": "m.text", "body": text},

@@ -139,9 +139,12 @@ func (c *Client) Undecryptable(roomID id.RoomID) []*event.Event {
 	return out
 }
 
-// sealFor encrypts content when the client has encryption and the room is
-// encrypted, sharing a session with the room's members first if needed.
-func (c *Client) sealFor(ctx context.Context, roomID id.RoomID, evtType event.Type, content any) (event.Type, any, error) {
+// Seal encrypts content when the client has encryption and the room is
+// encrypted, sharing a session with the room's members first if needed; it
+// returns the type and content to send (unchanged otherwise). Send methods
+// call it; it is exported for callers that send through the mautrix client
+// themselves, e.g. with their own transaction IDs.
+func (c *Client) Seal(ctx context.Context, roomID id.RoomID, evtType event.Type, content any) (event.Type, any, error) {
 	if c.mach == nil || evtType == event.EventReaction || c.State(roomID, event.StateEncryption, "") == nil {
 		return evtType, content, nil
 	}
@@ -162,6 +165,21 @@ func (c *Client) sealFor(ctx context.Context, roomID id.RoomID, evtType event.Ty
 		return event.Type{}, nil, fmt.Errorf("%s encrypting for %s: %w", c.UserID, roomID, err)
 	}
 	return event.EventEncrypted, sealed, nil
+}
+
+// Decrypt decrypts an m.room.encrypted event read outside the sync loop,
+// e.g. from /messages.
+func (c *Client) Decrypt(ctx context.Context, evt *event.Event) (*event.Event, error) {
+	if c.mach == nil {
+		return nil, errors.New("the client has no encryption (Options.Crypto)")
+	}
+	if evt.Content.Parsed == nil {
+		evt.Type.Class = event.MessageEventType
+		if err := evt.Content.ParseRaw(evt.Type); err != nil {
+			return nil, err
+		}
+	}
+	return c.mach.DecryptMegolmEvent(ctx, evt)
 }
 
 // SendEncryptedMedia encrypts data as an attachment, uploads the

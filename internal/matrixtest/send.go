@@ -163,7 +163,7 @@ func (c *Client) SendMessage(ctx context.Context, roomID id.RoomID, content *eve
 
 // SendEvent sends a message event of any type with any JSON content.
 func (c *Client) SendEvent(ctx context.Context, roomID id.RoomID, evtType event.Type, content any) (id.EventID, error) {
-	sendType, sendContent, err := c.sealFor(ctx, roomID, evtType, content)
+	sendType, sendContent, err := c.Seal(ctx, roomID, evtType, content)
 	if err != nil {
 		return "", err
 	}
