@@ -392,11 +392,19 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 	}
 	name := c.conn.cfg.displayName(e164)
 	uid := userIDFromE164(e164)
+	info := c.chatInfo(k)
+	if k.whatsapp {
+		topic, err := c.windowTopicNow(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		info.Topic = &topic
+	}
 	return &bridgev2.ResolvedIdentifier{
 		UserID:   uid,
 		UserInfo: &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}},
 		Chat:     c.portalKey(k),
-		ChatInfo: c.chatInfo(k),
+		ChatInfo: info,
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package twilio
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -478,4 +479,47 @@ func TestAnRCSReplyWhoseWebhookFailedIsCaughtUp(t *testing.T) {
 	e.waitCaughtUp(ul, 2)
 	room := e.portalRoom(theirNumber)
 	e.h.WaitForText(room, e.ghost(theirNumber), "lost webhook")
+}
+
+func TestAWhatsApp63016FromTwilioIsExplainedInWords(t *testing.T) {
+	// The bridge's clock stays while Twilio's moves on: the bridge thinks
+	// the window is open, Twilio knows better, as after a clock skew.
+	simClock := twiliosim.NewManualClock(time.Now().UTC().Truncate(time.Second))
+	bridgeClock := twiliosim.NewManualClock(simClock.Now())
+	e, _ := whatsappEnv(t, envOptions{clock: simClock, tweak: func(c *Connector) { c.now = bridgeClock.Now }})
+	e.inboundWA("hello", nil)
+	room := e.waRoom()
+	e.h.WaitForText(room, e.ghost(theirNumber), "hello")
+	simClock.Advance(25 * time.Hour)
+	sent := e.h.SendText(alice, room, "too late for Twilio")
+	if st := e.h.WaitForStatus(room, sent, event.MessageStatusFail); st.Message != errorSentences[63016] {
+		t.Fatalf("failure %q", st.Message)
+	}
+}
+
+func TestWhatsAppRoomsSayWhatWhatsAppCanCarryAndThatReceiptsAreNotSent(t *testing.T) {
+	e, _ := whatsappEnv(t, envOptions{})
+	e.inboundWA("hi", nil)
+	room := e.waRoom()
+	var f *event.RoomFeatures
+	e.eventually("room features", func() bool {
+		for _, r := range e.h.Matrix.Rooms() {
+			if st := r.State[event.StateBeeperRoomFeatures.Type+"|"]; r.ID == room && st != nil {
+				raw, _ := json.Marshal(st.Content.Parsed)
+				f = &event.RoomFeatures{}
+				return json.Unmarshal(raw, f) == nil
+			}
+		}
+		return false
+	})
+	if !strings.HasPrefix(f.ID, "net.trestle.twilio.whatsapp") || f.ReadReceipts || f.TypingNotifications {
+		t.Fatalf("WhatsApp room features %+v", f)
+	}
+	img, file := f.File[event.MsgImage], f.File[event.MsgFile]
+	if img == nil || img.MimeTypes["image/png"] != event.CapLevelFullySupported || img.MimeTypes["image/gif"] != event.CapLevelUnsupported || img.MaxSize != 5<<20 {
+		t.Fatalf("WhatsApp images %+v", img)
+	}
+	if file == nil || file.MimeTypes["application/pdf"] != event.CapLevelFullySupported || file.MaxSize != 16<<20 {
+		t.Fatalf("WhatsApp files %+v", file)
+	}
 }

@@ -32,6 +32,22 @@ func windowTopic(closes time.Time) string {
 		" (24 hours after the contact's last message); after that, WhatsApp accepts only approved templates."
 }
 
+// noWindowTopic is the WhatsApp portal topic while the contact has never
+// written: the chat can only start with a template.
+const noWindowTopic = "WhatsApp. The contact has not written to this WhatsApp sender yet, so WhatsApp accepts only approved templates until they do."
+
+// windowTopicNow is the WhatsApp portal topic as the stored messages say,
+// for a chat the user opens.
+func (c *Client) windowTopicNow(ctx context.Context, k contact) (string, error) {
+	last, err := c.conn.bridge.DB.Messages.GetLastFrom(ctx, c.portalKey(k), userIDFromE164(k.e164))
+	if errors.Is(err, database.ErrNotFound) {
+		return noWindowTopic, nil
+	} else if err != nil {
+		return "", bridgev2.RetriableError("Could not read when the contact last wrote.", err)
+	}
+	return windowTopic(last.Timestamp.Add(whatsappWindow)), nil
+}
+
 // checkWindow refuses a free-form WhatsApp message outside the 24-hour
 // window, with a sentence, instead of sending it to fail with 63016. The
 // window is known from the newest message of the contact in the portal,

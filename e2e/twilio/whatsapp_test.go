@@ -138,6 +138,9 @@ func TestOutsideTheWhatsAppWindowATextIsRefusedWithANoticeAndATemplateGoesOut(t 
 
 	alice.command("start-chat whatsapp:"+carol, "Opened a chat")
 	room := alice.whatsappPortalFor(carol)
+	if topic := alice.State(room, event.StateTopic, ""); topic == nil || !strings.Contains(topic.Content.AsTopic().Topic, "only approved templates") {
+		t.Errorf("the new WhatsApp room's topic %v does not say only templates can be sent", topic)
+	}
 	refused := alice.Send(room, "Hello Carol!")
 	st := alice.waitStatus(room, refused, isFailure)
 	if !strings.Contains(st.Message, "within 24 hours") {
