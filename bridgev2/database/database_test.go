@@ -217,7 +217,16 @@ func TestInboundJournalDeduplicatesAndReplaysInOrder(t *testing.T) {
 		if len(pending) != 2 {
 			t.Fatalf("after finishing one: %d pending", len(pending))
 		}
-		// Finished rows still deduplicate until pruned.
+		// Finished rows still count as journalled, and deduplicate, until
+		// pruned.
+		for key, want := range map[string]bool{"msg:SM1": true, "msg:SM2": true, "msg:SM9": false} {
+			if has, err := db.Inbound.Has(ctx, "l1", key); err != nil || has != want {
+				t.Errorf("Has(%s) = %v, %v; want %v", key, has, err, want)
+			}
+		}
+		if has, _ := db.Inbound.Has(ctx, "l2", "msg:SM1"); has {
+			t.Error("another login's event counts as journalled")
+		}
 		again := &database.InboundEvent{LoginID: "l1", Portal: portalKey, DedupKey: "msg:SM1", Payload: []byte("{}")}
 		write(t, db, func(ctx context.Context, tx database.Execer) error {
 			ok, err := db.Inbound.Insert(ctx, tx, again)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 	"golang.org/x/time/rate"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
@@ -56,9 +57,10 @@ type Client struct {
 	wmMu        sync.Mutex
 	watermark   time.Time
 	wmDirty     bool
-	failGen     uint64 // counts webhooks whose Ingest failed
-	resolvedGen uint64 // failGen as of the start of the last complete catch-up
-	caughtUp    bool   // a catch-up has completed since this client started
+	failGen     uint64    // counts webhooks whose Ingest failed
+	resolvedGen uint64    // failGen as of the start of the last complete catch-up
+	caughtUp    bool      // a catch-up has completed since this client started
+	lastHeard   time.Time // when an incoming webhook was last journalled
 
 	// catchUpSem serialises catch-ups (the connection loop's and those a
 	// webhook runs first, see catchUpFirst); a channel, so that waiting for
@@ -171,7 +173,8 @@ func (c *Client) wake() {
 // Connect starts the connection loop in the background and returns: the
 // core calls it synchronously right after a login, which must not wait for
 // Twilio. The loop verifies the credentials, reports CONNECTED and catches
-// up on messages whose webhook never made it.
+// up on messages whose webhook never made it, then again after every failed
+// webhook and every network.reconcile_interval.
 func (c *Client) Connect(ctx context.Context) {
 	c.runMu.Lock()
 	defer c.runMu.Unlock()
@@ -201,7 +204,9 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 	defer c.saveWatermark(context.WithoutCancel(ctx), true)
 	delay := c.conn.reconnectBase
 	connected, needCatchUp := false, true
-	ticker := time.NewTicker(c.conn.watermarkEvery)
+	// Webhooks that never reached the bridge leave no trace but the log:
+	// list it regularly.
+	ticker := time.NewTicker(c.conn.cfg.ReconcileInterval)
 	defer ticker.Stop()
 	sleep := func() bool {
 		t := time.NewTimer(delay)
@@ -216,7 +221,7 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 	}
 	for {
 		if !connected {
-			err := c.verify(ctx)
+			err := c.conn.bounded(ctx, func() error { return c.verify(ctx) })
 			if ctx.Err() != nil {
 				return
 			}
@@ -242,7 +247,7 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 			c.setState(ctx, bridgev2.BridgeState{StateEvent: bridgev2.StateConnected})
 		}
 		if needCatchUp {
-			if err := c.catchUp(ctx); err != nil {
+			if err := c.conn.bounded(ctx, func() error { return c.catchUp(ctx) }); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
@@ -267,7 +272,9 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 			}
 			needCatchUp = true
 		case <-ticker.C:
-			c.saveWatermark(ctx, false)
+			// Only the leader delivers; a standby's catch-up would only
+			// journal what the leader's finds too.
+			needCatchUp = c.conn.bridge.Leading()
 		}
 	}
 }
@@ -276,9 +283,12 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 // matters even when REST calls use an API key), the REST credentials and
 // that the number still belongs to the account.
 func (c *Client) verify(ctx context.Context) error {
-	token := *c.tokenRest
-	token.onUnreachable = nil
-	acct, err := token.fetchAccount(ctx)
+	key := accountKey(c.tokenRest.creds.AccountSID, c.tokenRest.creds.User+":"+c.tokenRest.creds.Pass)
+	acct, err := c.conn.accounts.check(key, c.conn.now, func() (*openapi.ApiV2010Account, error) {
+		token := *c.tokenRest
+		token.onUnreachable = nil
+		return token.fetchAccount(ctx)
+	})
 	if err != nil {
 		return err
 	}
@@ -308,6 +318,7 @@ func (c *Client) LogoutRemote(ctx context.Context) {
 	if c.webhookURL == "" {
 		return
 	}
+	c.removeConversationsWebhook(ctx)
 	num, err := c.bgRest.fetchNumber(ctx, c.numberSID)
 	if err != nil {
 		c.log.Warn().Err(err).Msg("Could not read the number's webhook at logout; leaving it")
@@ -322,6 +333,26 @@ func (c *Client) LogoutRemote(ctx context.Context) {
 		return
 	}
 	c.log.Info().Msg("Removed the number's incoming webhook")
+}
+
+// removeConversationsWebhook clears the account's Conversations webhook if
+// it still points at this login: group texts then stop coming to a login
+// that is gone.
+func (c *Client) removeConversationsWebhook(ctx context.Context) {
+	ours := c.conn.bridge.NetworkPublicURL("/" + string(c.loginID) + "/conversations")
+	current, err := c.bgRest.conversationsWebhookURL(ctx)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("Could not read the Conversations webhook at logout; leaving it")
+		return
+	}
+	if current != ours {
+		return
+	}
+	if err := c.bgRest.setConversationsWebhook(ctx, ""); err != nil {
+		c.log.Warn().Err(err).Msg("Could not remove the Conversations webhook at logout")
+		return
+	}
+	c.log.Info().Msg("Removed the account's Conversations webhook")
 }
 
 // ResolveIdentifier turns a typed phone number into the DM with it.
@@ -344,8 +375,12 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 	}, nil
 }
 
-// GetChatInfo describes a DM portal: the other number and its name.
+// GetChatInfo describes a DM portal (the other number and its name) or a
+// group portal (its phones).
 func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
+	if isGroupPortal(portal.ID) {
+		return c.groupChatInfo(ctx, string(portal.ID))
+	}
 	e164, err := e164FromID(string(portal.ID))
 	if err != nil {
 		return nil, fmt.Errorf("portal %s is not a phone number", portal.ID)

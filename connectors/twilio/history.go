@@ -3,6 +3,7 @@ package twilio
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,11 +15,16 @@ import (
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
-// webhookSkewMargin is how far behind the bridge's clock the catch-up
-// watermark stays when webhooks advance it: the watermark is compared with
-// Twilio's timestamps, and a message Twilio logged a little before the
-// bridge's "now" may still be on its way.
-const webhookSkewMargin = 5 * time.Minute
+// logSkewMargin is how far behind the start of a complete listing the
+// catch-up watermark stays: the watermark is compared with Twilio's
+// timestamps, which come from another clock, and a message Twilio stamped a
+// little before the listing may not be listed yet. The next catch-up lists
+// that margin again; what it finds twice is a duplicate and costs nothing.
+const logSkewMargin = 5 * time.Minute
+
+// catchUpPageSize is the page size of catch-up listings, Twilio's largest,
+// so that a busy number costs as few calls as possible.
+const catchUpPageSize = 1000
 
 // Twilio's list directions.
 const (
@@ -46,20 +52,6 @@ func messageTime(m *openapi.ApiV2010Message) time.Time {
 	return parseTwilioTime(m.DateCreated)
 }
 
-// noteIngested advances the in-memory watermark after a webhook was
-// journalled, unless an earlier webhook failed and no catch-up has covered
-// it yet (the watermark must never pass a message that is not journalled).
-func (c *Client) noteIngested(at time.Time) {
-	c.wmMu.Lock()
-	defer c.wmMu.Unlock()
-	if c.failGen != c.resolvedGen {
-		return
-	}
-	if wm := at.Add(-webhookSkewMargin); wm.After(c.watermark) {
-		c.watermark, c.wmDirty = wm, true
-	}
-}
-
 // noteIngestFailed records a webhook that could not be journalled and asks
 // for a catch-up, which recovers it from the message log.
 func (c *Client) noteIngestFailed() {
@@ -70,8 +62,13 @@ func (c *Client) noteIngestFailed() {
 }
 
 // saveWatermark persists the watermark if it moved (or always, with force,
-// as the connection loop ends).
+// as the connection loop ends). Only the leader writes the login: a
+// standby's copy may be older than the stored row, so its watermark waits
+// until it leads.
 func (c *Client) saveWatermark(ctx context.Context, force bool) {
+	if !c.conn.bridge.Leading() {
+		return
+	}
 	c.wmMu.Lock()
 	wm, dirty := c.watermark, c.wmDirty
 	c.wmDirty = false
@@ -97,8 +94,16 @@ func (c *Client) saveWatermark(ctx context.Context, force bool) {
 
 // catchUp journals every inbound message of the number logged since the
 // watermark, oldest first, exactly as its webhook would have: Twilio never
-// resends a webhook that failed, so the log is the only way to recover one.
-// Messages journalled before come back as duplicates and cost nothing.
+// resends a webhook that failed, and one that never reached the bridge (a
+// proxy, DNS or TLS failure) leaves no trace here, so the log is the only
+// way to recover it. Messages journalled before come back as duplicates
+// and cost nothing. The connection loop runs it at connect, after a failed
+// webhook and every network.reconcile_interval. Only a catch-up moves the
+// watermark, and only once the whole span since it was listed and
+// journalled: a webhook that does arrive proves nothing about the ones
+// before it.
+// Group texts, which are not in that log, are caught up after them (see
+// catchUpGroups).
 func (c *Client) catchUp(ctx context.Context) error {
 	select {
 	case c.catchUpSem <- struct{}{}:
@@ -109,18 +114,25 @@ func (c *Client) catchUp(ctx context.Context) error {
 	c.wmMu.Lock()
 	since, gen := c.watermark, c.failGen
 	c.wmMu.Unlock()
+	started := c.conn.now()
 	if since.IsZero() {
 		// Never caught up (a login stored without a watermark): start now,
 		// rather than importing the account's whole history.
-		since = c.conn.now()
-	}
-	params := (&openapi.ListMessageParams{}).SetTo(c.own).SetDateSentAfter(since.UTC())
-	msgs, err := c.bgRest.listMessages(ctx, params, 100, 0)
-	if err != nil {
-		return err
+		since = started
 	}
 	// Twilio's timestamps have whole seconds.
 	floor := since.Truncate(time.Second)
+	params := (&openapi.ListMessageParams{}).SetTo(c.own).SetDateSentAfter(since.UTC())
+	msgs, complete, err := c.bgRest.listMessages(ctx, params, catchUpPageSize, 0, floor)
+	if err != nil {
+		return err
+	}
+	if !complete {
+		// Newest first: what is missing is the oldest part of the span,
+		// which must reach Matrix first. Nothing is journalled, and the
+		// watermark stays, so the next attempt lists it all again.
+		return fmt.Errorf("twilio message log since %s is longer than %d pages of %d; not caught up", since.UTC().Format(time.RFC3339), maxListPages, catchUpPageSize)
+	}
 	var inbound []openapi.ApiV2010Message
 	for _, m := range msgs {
 		if deref(m.Direction) == directionInbound && !messageTime(&m).Before(floor) {
@@ -133,9 +145,16 @@ func (c *Client) catchUp(ctx context.Context) error {
 	slices.SortStableFunc(inbound, func(a, b openapi.ApiV2010Message) int {
 		return messageTime(&a).Compare(messageTime(&b))
 	})
-	newest, journalled := since, 0
+	journalled := 0
 	for i := range inbound {
 		m := &inbound[i]
+		// Most of what a reconcile lists came by webhook or was listed
+		// before; skipping it saves listing its media again.
+		if known, err := c.login.HasIngested(ctx, networkid.MessageID(deref(m.Sid))); err != nil {
+			return err
+		} else if known {
+			continue
+		}
 		evt, err := c.eventFromLog(ctx, m)
 		if err != nil {
 			return err
@@ -151,16 +170,22 @@ func (c *Client) catchUp(ctx context.Context) error {
 			journalled++
 			c.log.Info().Str("message_sid", string(evt.ID)).Str("remote_id", string(evt.Portal.ID)).Msg("Recovered a message from Twilio's log")
 		}
-		if t := messageTime(m); t.After(newest) {
-			newest = t
+	}
+	if n, err := c.catchUpGroups(ctx, floor); err != nil {
+		if groupCatchUpFatal(err) {
+			return err
 		}
+		c.log.Warn().Err(err).Msg("Could not catch up on group texts; one-to-one texts are caught up")
+	} else {
+		journalled += n
 	}
+	// Everything logged from since until the listing started is journalled
+	// now, give or take the other clock.
 	c.wmMu.Lock()
-	if newest.After(c.watermark) {
-		c.watermark, c.wmDirty = newest, true
-	}
-	if since.After(c.watermark) {
-		c.watermark, c.wmDirty = since, true
+	for _, wm := range []time.Time{since, started.Add(-logSkewMargin)} {
+		if wm.After(c.watermark) {
+			c.watermark, c.wmDirty = wm, true
+		}
 	}
 	c.resolvedGen, c.caughtUp = gen, true
 	c.wmMu.Unlock()
@@ -172,11 +197,31 @@ func (c *Client) catchUp(ctx context.Context) error {
 
 // behind reports whether the journal may lack messages Twilio logged
 // earlier: no catch-up has completed since this client started (the bridge
-// may have been down), or a webhook failed since the last one.
+// may have been down), a webhook failed since the last one, or the webhook
+// path has been silent for a while (see quietGap).
 func (c *Client) behind() bool {
 	c.wmMu.Lock()
 	defer c.wmMu.Unlock()
-	return !c.caughtUp || c.failGen != c.resolvedGen
+	return !c.caughtUp || c.failGen != c.resolvedGen || c.conn.now().Sub(c.lastHeard) >= c.conn.quietGap()
+}
+
+// noteHeard records that an incoming webhook just came through. Only
+// incoming webhooks count: a catch-up or a status callback says nothing
+// about texts whose webhooks were lost since the last one.
+func (c *Client) noteHeard() {
+	c.wmMu.Lock()
+	c.lastHeard = c.conn.now()
+	c.wmMu.Unlock()
+}
+
+// quietGap is how long the webhook path may be silent (no incoming
+// webhook) before the next one runs a catch-up first. Texts whose webhooks were lost to a proxy,
+// DNS or TLS failure leave the bridge hearing nothing; when the path comes
+// back, the first webhook must not overtake them. A number that texts
+// often stays under the gap and pays nothing; one that texts rarely pays
+// one listing per text.
+func (c *Connector) quietGap() time.Duration {
+	return min(c.cfg.ReconcileInterval, time.Minute)
 }
 
 // Bounds of the catch-up a webhook runs before its own message.
@@ -196,9 +241,10 @@ const (
 // Concurrent webhooks share one catch-up. If it fails, the message is
 // journalled anyway: out of order is better than late or lost.
 func (c *Client) catchUpFirst(ctx context.Context) {
-	if !c.behind() || !c.conn.bridge.Leading() {
-		// A standby only journals; the leader's own catch-up (it runs one
-		// when it takes over) keeps the order.
+	// A standby catches up too: it may be the only process up (a leader
+	// restarting after a kill waits for its old lease to run out), and what
+	// it journals now is delivered in journal order when it takes over.
+	if !c.behind() {
 		return
 	}
 	c.firstMu.Lock()
@@ -309,7 +355,7 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 		return nil, nil
 	}
 	pageSize := min(limit, 1000)
-	in, err := c.rest.listMessages(ctx, (&openapi.ListMessageParams{}).SetFrom(remote).SetTo(c.own), pageSize, limit)
+	in, _, err := c.rest.listMessages(ctx, (&openapi.ListMessageParams{}).SetFrom(remote).SetTo(c.own), pageSize, limit, time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +363,7 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 	if c.serviceSID == "" {
 		outParams.SetFrom(c.own)
 	}
-	out, err := c.rest.listMessages(ctx, outParams, pageSize, limit*2)
+	out, _, err := c.rest.listMessages(ctx, outParams, pageSize, limit*2, time.Time{})
 	if err != nil {
 		return nil, err
 	}

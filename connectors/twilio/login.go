@@ -14,8 +14,12 @@ import (
 
 // The login flow and its steps.
 const (
-	// FlowAuthToken logs in with an Account SID and auth token.
+	// FlowAuthToken logs in with an Account SID and auth token: the two
+	// questions most users need to answer.
 	FlowAuthToken = "auth-token"
+	// FlowAdvanced also takes an API key for REST calls and a Messaging
+	// Service to send through, both optional, for accounts that use them.
+	FlowAdvanced = "advanced"
 
 	stepCredentials = "net.trestle.twilio.credentials"
 	stepChooseNum   = "net.trestle.twilio.choose_number"
@@ -25,27 +29,35 @@ const (
 // alphanumeric is what twilio-go accepts as basic-auth user and password.
 var alphanumeric = regexp.MustCompile(`^[0-9A-Za-z]+$`)
 
-// LoginFlows offers the one way to log in.
+// LoginFlows offers the plain login first, so that `login` asks only for
+// the Account SID and auth token; `login advanced` asks for the rest too.
 func (c *Connector) LoginFlows() []bridgev2.LoginFlow {
 	return []bridgev2.LoginFlow{{
 		ID:          FlowAuthToken,
 		Name:        "Account SID + auth token",
-		Description: "Log in with your Twilio Account SID and auth token (optionally an API key for REST calls and a Messaging Service to send through), then pick the phone number to bridge.",
+		Description: "Log in with your Twilio Account SID and auth token, then pick the phone number to bridge.",
+	}, {
+		ID:          FlowAdvanced,
+		Name:        "with an API key or Messaging Service",
+		Description: "Like auth-token, and optionally an API key for REST calls and a Messaging Service to send through.",
 	}}
 }
 
 // CreateLogin starts a login for user.
 func (c *Connector) CreateLogin(ctx context.Context, user *bridgev2.User, flowID string) (bridgev2.LoginProcess, error) {
-	if flowID != FlowAuthToken {
-		return nil, bridgev2.NewError(fmt.Sprintf("Unknown login flow %q; use %q.", flowID, FlowAuthToken), nil)
+	switch flowID {
+	case FlowAuthToken, FlowAdvanced:
+		return &loginProcess{conn: c, user: user, advanced: flowID == FlowAdvanced}, nil
 	}
-	return &loginProcess{conn: c, user: user}, nil
+	return nil, bridgev2.NewError(fmt.Sprintf("Unknown login flow %q; use %q or %q.", flowID, FlowAuthToken, FlowAdvanced), nil)
 }
 
 // loginProcess is one user's login in progress.
 type loginProcess struct {
 	conn *Connector
 	user *bridgev2.User
+	// advanced is the advanced flow, which takes the optional fields.
+	advanced bool
 
 	mu        sync.Mutex
 	cancelled bool
@@ -56,17 +68,22 @@ type loginProcess struct {
 
 // Start asks for the credentials.
 func (p *loginProcess) Start(ctx context.Context) (*bridgev2.LoginStep, error) {
+	fields := []bridgev2.LoginInputField{
+		{Type: bridgev2.LoginInputUsername, ID: "account_sid", Name: "Account SID", Description: "starts with AC", Pattern: accountSIDPattern.String()},
+		{Type: bridgev2.LoginInputPassword, ID: "auth_token", Name: "auth token", Description: "also used to check that webhooks come from Twilio", Pattern: alphanumeric.String()},
+	}
+	if p.advanced {
+		fields = append(fields,
+			bridgev2.LoginInputField{Type: bridgev2.LoginInputUsername, ID: "api_key_sid", Name: "API key SID", Description: "optional, starts with SK; REST calls then use the key instead of the auth token", Pattern: apiKeySIDPattern.String(), Optional: true},
+			bridgev2.LoginInputField{Type: bridgev2.LoginInputPassword, ID: "api_key_secret", Name: "API key secret", Description: "only with an API key SID", Pattern: alphanumeric.String(), Optional: true},
+			bridgev2.LoginInputField{Type: bridgev2.LoginInputUsername, ID: "messaging_service_sid", Name: "Messaging Service SID", Description: "optional, starts with MG; messages are then sent through the service, from this number", Pattern: serviceSIDPattern.String(), Optional: true},
+		)
+	}
 	return &bridgev2.LoginStep{
 		Type:         bridgev2.LoginStepUserInput,
 		StepID:       stepCredentials,
 		Instructions: "Find the Account SID and auth token on the front page of the Twilio console (console.twilio.com).",
-		UserInput: &bridgev2.LoginUserInputParams{Fields: []bridgev2.LoginInputField{
-			{Type: bridgev2.LoginInputUsername, ID: "account_sid", Name: "Account SID", Description: "starts with AC", Pattern: accountSIDPattern.String()},
-			{Type: bridgev2.LoginInputPassword, ID: "auth_token", Name: "auth token", Description: "also used to check that webhooks come from Twilio", Pattern: alphanumeric.String()},
-			{Type: bridgev2.LoginInputUsername, ID: "api_key_sid", Name: "API key SID", Description: "optional, starts with SK; REST calls then use the key instead of the auth token", Pattern: apiKeySIDPattern.String(), Optional: true},
-			{Type: bridgev2.LoginInputPassword, ID: "api_key_secret", Name: "API key secret", Description: "only with an API key SID", Pattern: alphanumeric.String(), Optional: true},
-			{Type: bridgev2.LoginInputUsername, ID: "messaging_service_sid", Name: "Messaging Service SID", Description: "optional, starts with MG; messages are then sent through the service", Pattern: serviceSIDPattern.String(), Optional: true},
-		}},
+		UserInput:    &bridgev2.LoginUserInputParams{Fields: fields},
 	}, nil
 }
 
@@ -93,12 +110,12 @@ func (p *loginProcess) SubmitUserInput(ctx context.Context, input map[string]str
 // submitCredentials verifies the credentials and lists the numbers.
 func (p *loginProcess) submitCredentials(ctx context.Context, input map[string]string) (*bridgev2.LoginStep, error) {
 	field := func(id string) string { return strings.TrimSpace(input[id]) }
-	meta := LoginMetadata{
-		AccountSID:          field("account_sid"),
-		AuthToken:           field("auth_token"),
-		APIKeySID:           field("api_key_sid"),
-		APIKeySecret:        field("api_key_secret"),
-		MessagingServiceSID: field("messaging_service_sid"),
+	meta := LoginMetadata{AccountSID: field("account_sid"), AuthToken: field("auth_token")}
+	if p.advanced {
+		// Only the flow that asked for them reads them, so what a login
+		// uses is always what its user was asked.
+		meta.APIKeySID, meta.APIKeySecret = field("api_key_sid"), field("api_key_secret")
+		meta.MessagingServiceSID = field("messaging_service_sid")
 	}
 	switch {
 	case !accountSIDPattern.MatchString(meta.AccountSID):
@@ -201,15 +218,23 @@ func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.Lo
 		}
 		meta.WebhookURL = webhook
 		instructions = "Texts to " + formatNumber(num.E164) + " now come to this bridge."
+		// Group texts arrive through the account's one Conversations
+		// webhook; without it, 1:1 texts still work.
+		if err := p.rest.setConversationsWebhook(ctx, b.NetworkPublicURL("/"+loginID+"/conversations")); err != nil {
+			p.conn.log.Warn().Err(err).Msg("Could not set the account's Conversations webhook; group texts will not arrive")
+			instructions += " Group texts will not arrive: the account's Conversations webhook could not be set (" + bridgev2.HumanMessage(err) + ")."
+		}
 		if num.SMSURL != "" && num.SMSURL != webhook {
 			instructions += " (Its messaging webhook used to be " + num.SMSURL + ".)"
 		}
 	} else {
 		instructions = fmt.Sprintf("In the Twilio console, set the messaging webhook of %s (\"A message comes in\") to %s with HTTP POST. Until then, texts arrive only when the bridge catches up at its next start.",
 			formatNumber(num.E164), webhook)
+		instructions += fmt.Sprintf(" For group texts, set the Conversations webhook (Conversations > Configure > Webhooks, post-event URL) to %s with the events onMessageAdded, onParticipantAdded and onParticipantRemoved.",
+			b.NetworkPublicURL("/"+loginID+"/conversations"))
 	}
 	if meta.MessagingServiceSID != "" {
-		instructions += " Messages are sent through Messaging Service " + meta.MessagingServiceSID + "; its sender pool should contain this number."
+		instructions += " Messages are sent through Messaging Service " + meta.MessagingServiceSID + ", from this number; its sender pool must contain it."
 	}
 	ul, err := p.user.NewLogin(ctx, bridgev2.NewLoginParams{
 		ID:         networkIDLogin(loginID),

@@ -199,10 +199,7 @@ func (p *person) login() {
 	p.w.t.Helper()
 	p.command("login", "Account SID")
 	p.command(p.Account.SID(), "auth token")
-	p.command(p.Account.AuthToken(), "API key SID")
-	p.command("-", "API key secret")
-	p.command("-", "Messaging Service SID")
-	p.command("-", "Logged in")
+	p.command(p.Account.AuthToken(), "Logged in")
 	// The number's webhook now points at the bridge.
 	if _, err := p.Account.SMSURL(p.Number); err != nil {
 		p.w.t.Fatal(err)

@@ -149,6 +149,11 @@ type phoneMessage struct {
 	Media   []phoneMedia `json:"media,omitempty"`
 	// MediaErrors are media Twilio could not fetch from the bridge.
 	MediaErrors []string `json:"mediaErrors,omitempty"`
+	// Group lists the other phones of a group text (group MMS); empty for
+	// one-to-one texts.
+	Group []string `json:"group,omitempty"`
+	// Author is the other phone that wrote a group text the phone got.
+	Author string `json:"author,omitempty"`
 }
 
 // phoneMedia is an attachment, served by GET /api/phone/media.
@@ -246,7 +251,58 @@ func (p *phoneSide) state(phone string, version uint64) phoneState {
 		}
 		st.Messages = append(st.Messages, pm)
 	}
+	st.Messages = append(st.Messages, p.groupMessages(phone, webhooks)...)
+	slices.SortStableFunc(st.Messages, func(a, b phoneMessage) int { return strings.Compare(a.Time, b.Time) })
 	return st
+}
+
+// groupMessages are the texts of the group MMS conversations the phone and
+// the user's Twilio number are in, as the phone sees them: its own, the
+// other phones', and the bridge's with their delivery to this phone.
+func (p *phoneSide) groupMessages(phone string, webhooks map[string]string) []phoneMessage {
+	var out []phoneMessage
+	for _, c := range p.acct.Conversations() {
+		ours, in := false, false
+		var others []string
+		for _, part := range c.Participants {
+			switch {
+			case part.ProjectedAddress == p.number:
+				ours = true
+			case part.Address == phone:
+				in = true
+			case part.Address != "":
+				others = append(others, part.Address)
+			}
+		}
+		if !c.Group || !ours || !in {
+			continue
+		}
+		for _, m := range c.Messages {
+			pm := phoneMessage{SID: m.SID, Body: m.Body, Time: m.DateCreated.UTC().Format(time.RFC3339),
+				Status: twiliosim.StatusReceived, Group: others, Webhook: webhooks[m.SID]}
+			switch m.Author {
+			case phone:
+				pm.FromPhone = true
+			case p.number:
+				pm.Status = twiliosim.StatusQueued
+				for _, d := range m.Deliveries {
+					if d.To == phone {
+						pm.Status, pm.ErrorCode, pm.Error = d.Status, d.ErrorCode, deliveryErrors[d.ErrorCode]
+					}
+				}
+			default:
+				pm.Author = m.Author
+			}
+			for i, f := range m.Media {
+				pm.Media = append(pm.Media, phoneMedia{
+					URL:         fmt.Sprintf("/api/phone/media?sid=%s&i=%d", m.SID, i),
+					ContentType: f.ContentType,
+				})
+			}
+			out = append(out, pm)
+		}
+	}
+	return out
 }
 
 // remoteOf returns the phone at the other end of a logged message when the
@@ -268,7 +324,8 @@ type sendResult struct {
 }
 
 // handleSend texts the user's Twilio number from a phone: a multipart form
-// with "from", "body" and any number of "media" files, which make it an MMS.
+// with "from", "body" and any number of "media" files, which make it an MMS;
+// with "group" (other phones), it is a group text to them and the number.
 func (p *phoneSide) handleSend(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxMessageBytes)
 	if err := r.ParseMultipartForm(maxMessageBytes); err != nil {
@@ -296,6 +353,10 @@ func (p *phoneSide) handleSend(w http.ResponseWriter, r *http.Request) {
 	// page must not cancel it halfway.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), inboundTimeout)
 	defer cancel()
+	if group := strings.TrimSpace(r.FormValue("group")); group != "" {
+		p.sendGroup(ctx, w, phone, group, body, media)
+		return
+	}
 	res, err := p.sim.SendInbound(ctx, twiliosim.InboundMessage{From: phone, To: p.number, Body: body, Media: media})
 	if res.MessageSID == "" {
 		writeError(w, http.StatusBadRequest, err)
@@ -315,6 +376,51 @@ func (p *phoneSide) handleSend(w http.ResponseWriter, r *http.Request) {
 	p.mu.Unlock()
 	p.notify.bump()
 	writeJSON(w, http.StatusOK, sendResult{SID: res.MessageSID, Webhook: outcome})
+}
+
+// sendGroup texts a group MMS from phone: the group of phone, the user's
+// Twilio number and the other phones listed in group (commas or spaces
+// between them), created on the first text as Twilio does.
+func (p *phoneSide) sendGroup(ctx context.Context, w http.ResponseWriter, phone, group, body string, media []twiliosim.MediaFile) {
+	var others []string
+	for _, f := range strings.FieldsFunc(group, func(r rune) bool { return r == ',' || r == ';' }) {
+		other, err := normalizePhone(f, p.number)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("group member %q: %w", strings.TrimSpace(f), err))
+			return
+		}
+		if other != phone && !slices.Contains(others, other) {
+			others = append(others, other)
+		}
+	}
+	if len(others) == 0 {
+		writeError(w, http.StatusBadRequest, errors.New("name at least one other phone for a group text"))
+		return
+	}
+	res, err := p.sim.SendGroupText(ctx, twiliosim.GroupText{From: phone, To: p.number, Others: others, Body: body, Media: media})
+	if res.SID == "" {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	outcome := "Twilio had nowhere to send it: the account has no Conversations webhook (is the number logged in to the bridge?)"
+	for _, ev := range res.Events {
+		if ev.EventType != twiliosim.EventMessageAdded {
+			continue
+		}
+		switch {
+		case ev.Err != "":
+			outcome = "the bridge did not answer: " + ev.Err
+		case ev.Response.StatusCode/100 != 2:
+			outcome = fmt.Sprintf("the bridge refused it: HTTP %d %s", ev.Response.StatusCode, strings.TrimSpace(string(ev.Response.Body)))
+		default:
+			outcome = fmt.Sprintf("the bridge answered HTTP %d", ev.Response.StatusCode)
+		}
+	}
+	p.mu.Lock()
+	p.webhooks[res.SID] = outcome
+	p.mu.Unlock()
+	p.notify.bump()
+	writeJSON(w, http.StatusOK, sendResult{SID: res.SID, Webhook: outcome})
 }
 
 // readAttachments reads uploaded files as MMS media, trusting the browser's
@@ -408,6 +514,15 @@ func (p *phoneSide) handleMedia(w http.ResponseWriter, r *http.Request) {
 		if m.SID == sid && i >= 0 && i < len(m.Media) {
 			serveMedia(w, m.Media[i].ContentType, m.Media[i].Data)
 			return
+		}
+	}
+	// Group texts keep their media in the conversation.
+	for _, c := range p.acct.Conversations() {
+		for _, m := range c.Messages {
+			if m.SID == sid && i >= 0 && i < len(m.Media) {
+				serveMedia(w, m.Media[i].ContentType, m.Media[i].Data)
+				return
+			}
 		}
 	}
 	writeError(w, http.StatusNotFound, fmt.Errorf("no media %d on message %s", i, sid))

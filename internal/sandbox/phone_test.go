@@ -492,3 +492,70 @@ func TestListenLoopback(t *testing.T) {
 		t.Errorf("localhost: listening on %s, note %q", l2.Addr(), note)
 	}
 }
+
+func TestPhoneGroupTextReachesTheBridgeAndShowsTheGroupsTexts(t *testing.T) {
+	r := newPhoneRig(t)
+	const other = "+14155550102"
+	// The bridge's Conversations webhook, as a login sets it.
+	form := url.Values{"PostWebhookUrl": {r.bridge.URL + "/incoming"}, "Method": {"POST"}, "Filters": {"onMessageAdded"}}
+	req, _ := http.NewRequest(http.MethodPost, r.sim.URL()+"/v1/Configuration/Webhooks", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(r.acct.SID(), r.acct.AuthToken())
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("setting the Conversations webhook: %v %v", resp, err)
+	}
+
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	_ = mw.WriteField("from", testPhone)
+	_ = mw.WriteField("body", "hi both")
+	_ = mw.WriteField("group", "(415) 555-0102")
+	_ = mw.Close()
+	resp, err := http.Post(r.page.URL+"/api/phone/send", mw.FormDataContentType(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res sendResult
+	_ = json.NewDecoder(resp.Body).Decode(&res)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || res.Webhook != "the bridge answered HTTP 200" {
+		t.Fatalf("group send: %d %+v", resp.StatusCode, res)
+	}
+	group, ok := r.acct.FindGroup(testNumber, testPhone, other)
+	if !ok {
+		t.Fatalf("no group on Twilio: %+v", r.acct.Conversations())
+	}
+	if got := r.bridge.received(); len(got) != 1 || got[0].Get("EventType") != "onMessageAdded" || got[0].Get("Body") != "hi both" {
+		t.Fatalf("the bridge got %v", got)
+	}
+	// The other phone sees the text, from its author, in the group.
+	st := r.waitState(other, func(st phoneState) bool { return len(st.Messages) == 1 })
+	if m := st.Messages[0]; m.FromPhone || m.Author != testPhone || !slices.Equal(m.Group, []string{testPhone}) || m.Body != "hi both" {
+		t.Fatalf("the other phone shows %+v", m)
+	}
+	// The other phone answers the group.
+	if _, err := r.sim.SendGroupText(context.Background(), twiliosim.GroupText{ConversationSID: group.SID, From: other, Body: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	st = r.waitState(testPhone, func(st phoneState) bool { return len(st.Messages) == 2 })
+	if m := st.Messages[0]; !m.FromPhone || m.Webhook != "the bridge answered HTTP 200" || !slices.Equal(m.Group, []string{other}) {
+		t.Fatalf("the phone's own group text shows %+v", m)
+	}
+	if m := st.Messages[1]; m.Author != other || m.Body != "hello" {
+		t.Fatalf("the other phone's group text shows %+v", m)
+	}
+	// The bridge's text to the group shows with its delivery to the phone.
+	form = url.Values{"Author": {testNumber}, "Body": {"from Matrix"}}
+	req, _ = http.NewRequest(http.MethodPost, r.sim.URL()+"/v1/Conversations/"+group.SID+"/Messages", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(r.acct.SID(), r.acct.AuthToken())
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("the bridge's group text: %v %v", resp, err)
+	}
+	st = r.waitState(testPhone, func(st phoneState) bool {
+		return len(st.Messages) == 3 && st.Messages[2].Status == twiliosim.StatusDelivered
+	})
+	if m := st.Messages[2]; m.FromPhone || m.Author != "" || m.Body != "from Matrix" {
+		t.Fatalf("the bridge's group text shows %+v", m)
+	}
+}

@@ -206,6 +206,10 @@ function phoneMessage(m) {
       bubble.append(el("a", { href: media.url, text: `attachment (${media.contentType})` }));
     }
   }
+  if (m.group && m.group.length) {
+    const who = m.author ? `${prettyPhone(m.author)}, to the group with ` : "Group with ";
+    bubble.append(el("p", { class: "group-label", text: who + m.group.map(prettyPhone).join(", ") }));
+  }
   if (m.body) bubble.append(el("p", { class: "body", text: m.body }));
   li.append(bubble);
 
@@ -240,6 +244,8 @@ async function sendFromPhone(event) {
   const form = new FormData();
   form.append("from", state.phone);
   form.append("body", text.value);
+  const group = $("phone-group").value.trim();
+  if (group) form.append("group", group);
   if (state.phoneFile) form.append("media", state.phoneFile, state.phoneFile.name);
   const button = $("phone-send");
   button.disabled = true;
@@ -286,7 +292,7 @@ function pickRoom() {
   return state.rooms.length ? state.rooms[0].id : "";
 }
 
-const kindLabels = { portal: "SMS", management: "bot", other: "" };
+const kindLabels = { portal: "SMS", group: "group", management: "bot", other: "" };
 
 function renderRooms() {
   if (!state.info || !state.info.matrixEnabled) return;
