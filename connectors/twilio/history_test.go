@@ -344,6 +344,7 @@ func TestReconcileAPICalls(t *testing.T) {
 	}
 	t.Logf("API CALLS busy: %d reconciles, %d texts, %v", n, texts, busy)
 }
+
 func TestBackfilledOwnTextsAppearAsTheDoublePuppetedUser(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.h.Matrix.AddAccessToken(alice, "alices-token")
