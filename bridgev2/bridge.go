@@ -68,11 +68,16 @@ type Bridge struct {
 	Network  NetworkConnector
 	Commands CommandProcessor
 	Log      zerolog.Logger
+	// Crypto is nil unless encryption.allow is on.
+	Crypto Crypto
 
 	// Version is shown by the version command and in bridge state.
 	Version string
 
 	mediaKey []byte
+
+	// spaceMu serialises the creation of personal filtering spaces.
+	spaceMu sync.Mutex
 
 	usersMu sync.Mutex
 	users   map[id.UserID]*User
@@ -95,9 +100,13 @@ type Bridge struct {
 	cancel   context.CancelFunc
 	stopping atomic.Bool
 	workers  sync.WaitGroup
-	stopBg   chan struct{}
-	bgDone   sync.WaitGroup
-	metrics  Metrics
+	// workersMu orders starting a worker (under RLock, after checking
+	// stopping) before Stop's wait for them (after Lock): a WaitGroup must
+	// not grow from zero while it is being waited on.
+	workersMu sync.RWMutex
+	stopBg    chan struct{}
+	bgDone    sync.WaitGroup
+	metrics   Metrics
 	// startedAt is when Start began; see replayGrace.
 	startedAt time.Time
 	// leader is whether this process delivers; see leader.go.
@@ -118,6 +127,8 @@ type Options struct {
 	Version string
 	// Metrics receives counters and timings; nil discards them.
 	Metrics Metrics
+	// Crypto decrypts what users send in encrypted rooms; nil refuses it.
+	Crypto Crypto
 }
 
 // New assembles a bridge and initialises the connector.
@@ -129,6 +140,7 @@ func New(opts Options) (*Bridge, error) {
 		Network:       opts.Network,
 		Log:           opts.Log,
 		Version:       opts.Version,
+		Crypto:        opts.Crypto,
 		users:         make(map[id.UserID]*User),
 		logins:        make(map[networkid.UserLoginID]*UserLogin),
 		portals:       make(map[networkid.PortalKey]*Portal),
@@ -194,7 +206,10 @@ func (b *Bridge) Start(ctx context.Context) error {
 // portal workers to finish what they hold, then cancels the rest (which
 // stays in the journals for the next start) and disconnects every login.
 func (b *Bridge) Stop(ctx context.Context) {
-	if !b.stopping.CompareAndSwap(false, true) {
+	b.workersMu.Lock()
+	first := b.stopping.CompareAndSwap(false, true)
+	b.workersMu.Unlock()
+	if !first {
 		return
 	}
 	close(b.stopBg)

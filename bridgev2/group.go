@@ -204,6 +204,13 @@ func (p *Portal) outboundMembership(ctx context.Context, row *database.OutboundE
 		b.finishOutbound(ctx, row, database.StateDone, "membership change the network need not hear of")
 		return
 	}
+	if change == MembershipAdd && p.isJoined(ctx, b.Matrix.GhostUserID(target)) {
+		// The invite of a ghost that is in the room already, such as one
+		// of those a user invited when creating a room that became this
+		// portal: nothing changes on the network.
+		b.finishOutbound(ctx, row, database.StateDone, "ghost is in the room already")
+		return
+	}
 	var err error
 	switch handler, canHandle := login.Client.(MembershipHandler); {
 	case p.RoomType == database.RoomTypeDM:
@@ -257,4 +264,15 @@ func (p *Portal) undoMembership(ctx context.Context, login *UserLogin, target ne
 	if err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("Could not undo a membership change the network refused")
 	}
+}
+
+// isJoined reports whether a user has joined the portal room, where the
+// Matrix side can tell.
+func (p *Portal) isJoined(ctx context.Context, user id.UserID) bool {
+	lister, ok := p.Bridge.Matrix.(MemberLister)
+	if !ok {
+		return false
+	}
+	joined, err := lister.JoinedMembers(ctx, p.RoomID())
+	return err == nil && slices.Contains(joined, user)
 }

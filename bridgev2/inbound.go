@@ -742,6 +742,10 @@ func (p *Portal) deliveryReport(msg *database.Message, parts []*database.Message
 		return nil
 	}
 	r := &database.Report{EventID: msg.MXID, RoomID: p.RoomID(), Portal: p.PortalKey, State: after, EventTS: msg.Timestamp}
+	if after != database.DeliveryFailed {
+		// A note on how it went, such as the channel it took.
+		r.Message = st.Message
+	}
 	if after == database.DeliveryFailed {
 		r.Message, r.Reason, r.Undelivered = st.Message, string(event.MessageStatusNetworkError), true
 		if r.Message == "" {

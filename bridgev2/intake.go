@@ -242,3 +242,12 @@ func (l *UserLogin) IsPendingMessage(ctx context.Context, msgID networkid.Messag
 	evt := RemoteEvent{Kind: RemoteMessage, ID: msgID}
 	return l.Bridge.DB.Inbound.IsPending(ctx, l.ID, evt.dedupKey())
 }
+
+// HasIngested reports whether a remote message was handed to Ingest
+// already (within bridge.journal_retention), delivered or not. A connector
+// that recovers messages from a log it lists again and again uses it to
+// skip known ones before fetching anything more about them.
+func (l *UserLogin) HasIngested(ctx context.Context, msgID networkid.MessageID) (bool, error) {
+	evt := RemoteEvent{Kind: RemoteMessage, ID: msgID}
+	return l.Bridge.DB.Inbound.Has(ctx, l.ID, evt.dedupKey())
+}

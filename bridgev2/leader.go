@@ -119,6 +119,7 @@ func (b *Bridge) campaign() {
 			return
 		case <-tick.C:
 		case <-released: // a leader stopping cleanly hands over at once
+			// (Subscribed too: a release before the LISTEN was missed)
 		}
 	}
 }
@@ -292,7 +293,8 @@ func (b *Bridge) watchJournal() {
 			return
 		case <-b.ctx.Done():
 			return
-		case <-notes:
+		case n := <-notes:
+			full = n == database.Subscribed
 		case <-b.leader.kick:
 		case <-tick.C:
 			full = true
@@ -399,10 +401,14 @@ func (b *Bridge) followLogins() {
 		case <-b.leader.leadingCh:
 			return // the leader's logins are the truth
 		case id := <-changes:
-			if b.Leading() {
+			switch {
+			case b.Leading():
 				return // it was this process's own change
+			case id == database.Subscribed:
+				err = b.reloadLogins(b.ctx) // changes before now were missed
+			default:
+				err = b.reloadLogin(b.ctx, networkid.UserLoginID(id))
 			}
-			err = b.reloadLogin(b.ctx, networkid.UserLoginID(id))
 		case <-tick.C:
 			if !b.Leading() {
 				err = b.reloadLogins(b.ctx)
@@ -467,12 +473,20 @@ func (b *Bridge) reloadLogins(ctx context.Context) error {
 			b.Log.Err(err).Str("login_id", string(row.ID)).Msg("Could not load login")
 		}
 	}
-	b.loginsMu.Lock()
+	// A login missing from the list may have been stored since it was
+	// read: only one whose row is gone now is forgotten.
+	b.loginsMu.RLock()
+	var gone []networkid.UserLoginID
 	for id := range b.logins {
 		if !stored[id] {
-			delete(b.logins, id)
+			gone = append(gone, id)
 		}
 	}
-	b.loginsMu.Unlock()
+	b.loginsMu.RUnlock()
+	for _, id := range gone {
+		if err := b.reloadLogin(ctx, id); err != nil {
+			return err
+		}
+	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 
+	"maunium.net/go/mautrix/crypto/attachment"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 )
@@ -36,7 +37,7 @@ var ErrMediaTooLarge = errors.New("media is too large")
 // arrives; a retriable fetch failure is retried a few times first.
 func (p *Portal) convertRemotePart(ctx context.Context, login *UserLogin, as id.UserID, part *MessagePart, attempt int) (*event.MessageEventContent, error) {
 	if part.Media == nil {
-		content := &event.MessageEventContent{MsgType: part.Type, Body: part.Text}
+		content := &event.MessageEventContent{MsgType: part.Type, Body: part.Text, GeoURI: part.GeoURI}
 		if content.MsgType == "" {
 			content.MsgType = event.MsgText
 		}
@@ -45,7 +46,7 @@ func (p *Portal) convertRemotePart(ctx context.Context, login *UserLogin, as id.
 		}
 		return content, nil
 	}
-	content, err := p.Bridge.bridgeMedia(ctx, login, as, part.Media)
+	content, err := p.Bridge.bridgeMedia(ctx, login, as, p.RoomID(), part.Media)
 	if err != nil {
 		if isRetriable(err) && attempt < 4 {
 			return nil, err
@@ -76,8 +77,10 @@ func describeMedia(ref *MediaRef) string {
 }
 
 // bridgeMedia downloads remote media through the login's client and
-// uploads it to the homeserver.
-func (b *Bridge) bridgeMedia(ctx context.Context, login *UserLogin, as id.UserID, ref *MediaRef) (*event.MessageEventContent, error) {
+// uploads it to the homeserver: encrypted as an attachment when room (""
+// for avatars) is an encrypted room, so the homeserver never holds it in
+// plaintext.
+func (b *Bridge) bridgeMedia(ctx context.Context, login *UserLogin, as id.UserID, room id.RoomID, ref *MediaRef) (*event.MessageEventContent, error) {
 	dl, ok := login.Client.(MediaDownloader)
 	if !ok {
 		return nil, NewError("This network cannot download media.", ErrUnsupported)
@@ -106,15 +109,31 @@ func (b *Bridge) bridgeMedia(ctx context.Context, login *UserLogin, as id.UserID
 	if filename == "" {
 		filename = defaultFilename(mimeType)
 	}
-	mxc, err := b.Matrix.Upload(ctx, as, bytes.NewReader(data), int64(len(data)), mimeType, filename)
-	if err != nil {
-		return nil, err
-	}
 	content := &event.MessageEventContent{
 		MsgType: msgTypeForMime(mimeType),
 		Body:    filename,
-		URL:     mxc,
 		Info:    &event.FileInfo{MimeType: mimeType, Size: len(data)},
+	}
+	encrypted := false
+	if b.Crypto != nil && room != "" {
+		if encrypted, err = b.Crypto.IsEncrypted(ctx, room); err != nil {
+			return nil, RetriableError("The bridge could not check whether the chat is encrypted.", err)
+		}
+	}
+	if encrypted {
+		file := attachment.NewEncryptedFile()
+		sealed := file.Encrypt(data)
+		mxc, err := b.Matrix.Upload(ctx, as, bytes.NewReader(sealed), int64(len(sealed)), "application/octet-stream", "")
+		if err != nil {
+			return nil, err
+		}
+		content.File = &event.EncryptedFileInfo{EncryptedFile: *file, URL: mxc}
+	} else {
+		mxc, err := b.Matrix.Upload(ctx, as, bytes.NewReader(data), int64(len(data)), mimeType, filename)
+		if err != nil {
+			return nil, err
+		}
+		content.URL = mxc
 	}
 	if content.MsgType == event.MsgImage {
 		if cfg, _, err := image.DecodeConfig(bytes.NewReader(data)); err == nil {
@@ -131,7 +150,7 @@ func (b *Bridge) uploadAvatar(ctx context.Context, login *UserLogin, as id.UserI
 	if login == nil {
 		return "", errors.New("no login to download the avatar with")
 	}
-	content, err := b.bridgeMedia(ctx, login, as, avatar.Media)
+	content, err := b.bridgeMedia(ctx, login, as, "", avatar.Media)
 	if err != nil {
 		return "", err
 	}
@@ -245,6 +264,20 @@ func (b *Bridge) serveMedia(w http.ResponseWriter, r *http.Request) {
 		b.Log.Warn().Err(err).Msg("Could not fetch Matrix media for a public URL")
 		http.Error(w, "media unavailable", http.StatusBadGateway)
 		return
+	}
+	if b.Crypto != nil {
+		// A file the user sent in an encrypted room is stored encrypted on
+		// the homeserver: the remote network fetches it decrypted.
+		decrypted, ok, err := b.Crypto.DecryptMedia(r.Context(), id.ContentURIString(fields[0]), body)
+		if err != nil {
+			_ = body.Close()
+			b.Log.Warn().Err(err).Msg("Could not decrypt Matrix media for a public URL")
+			http.Error(w, "media unavailable", http.StatusBadGateway)
+			return
+		}
+		if ok {
+			body = decrypted
+		}
 	}
 	defer body.Close()
 	mimeType := firstNonEmpty(fields[2], info.MimeType, "application/octet-stream")

@@ -23,6 +23,11 @@ type Metrics interface {
 	OutcomeShown(kind string)
 	// Leading reports whether this process leads (delivers).
 	Leading(bool)
+	// APIError counts an error answered by an API the bridge calls: system
+	// names the API ("matrix", or the network's ID such as "twilio"), code
+	// is its error code ("M_FORBIDDEN", "20003") or, for failures without
+	// one, something like "http_503" or "network".
+	APIError(system, code string)
 }
 
 type noopMetrics struct{}
@@ -35,3 +40,13 @@ func (noopMetrics) ActiveLogins(int)                      {}
 func (noopMetrics) PortalCreated()                        {}
 func (noopMetrics) OutcomeShown(string)                   {}
 func (noopMetrics) Leading(bool)                          {}
+func (noopMetrics) APIError(string, string)               {}
+
+// ReportAPIError counts an error that the network's API answered a call
+// with, under the network's ID, so that trestle_api_errors_total shows
+// what the remote side refuses. code is the network's error code or, for
+// failures without one, something like "http_503" or "network". Connectors
+// call it once per failed call; it is cheap and never blocks.
+func (b *Bridge) ReportAPIError(code string) {
+	b.metrics.APIError(b.Network.Info().ID, code)
+}

@@ -42,6 +42,12 @@ func (p *Portal) deliverOutbound(row *database.OutboundEvent, evt *event.Event, 
 		p.fail(ctx, row, evt, err)
 		return
 	}
+	if b.Crypto != nil && b.Config.Encryption.Require && (evt.Type == event.EventMessage || evt.Type == event.EventSticker) {
+		if encrypted, err := b.Crypto.IsEncrypted(ctx, evt.RoomID); err == nil && !encrypted {
+			p.fail(ctx, row, evt, UnsupportedError("This bridge only bridges encrypted chats; turn on encryption in the room settings."))
+			return
+		}
+	}
 	switch evt.Type {
 	case event.EventMessage, event.EventSticker:
 		content := evt.Content.AsMessage()
@@ -57,6 +63,7 @@ func (p *Portal) deliverOutbound(row *database.OutboundEvent, evt *event.Event, 
 	case event.StateMember:
 		p.outboundMembership(ctx, row, evt, login)
 	case event.EventEncrypted:
+		// With encryption allowed, dispatchEncrypted decrypts first.
 		p.fail(ctx, row, evt, UnsupportedError("This bridge does not support encrypted rooms; turn encryption off for bridged chats."))
 	default:
 		b.finishOutbound(ctx, row, database.StateDone, "ignored event type")
@@ -73,7 +80,7 @@ func (p *Portal) loginFor(ctx context.Context, user *User) (*UserLogin, *RelaySe
 	}
 	if b.Config.Bridge.Relay.Enabled && p.RelayLogin != "" {
 		if relay := b.GetLogin(p.RelayLogin); relay != nil {
-			return relay, &RelaySender{UserID: string(user.MXID), DisplayName: user.displayName()}, nil
+			return relay, &RelaySender{UserID: string(user.MXID), DisplayName: p.memberName(ctx, user)}, nil
 		}
 	}
 	return nil, nil, NewError("You are not logged in to the account this chat belongs to, and the chat has no relay.", ErrNotLoggedIn)
@@ -499,9 +506,26 @@ func (b *Bridge) formatRelay(relay *RelaySender, content *event.MessageEventCont
 	return strings.TrimSpace(buf.String()), nil
 }
 
-// displayName is the name relayed messages are attributed to: the user's
-// localpart, which needs no homeserver round trip.
-func (u *User) displayName() string {
+// MemberNamer is implemented by Matrix sides that can read the name a
+// user goes by in a room (their room display name, else their profile's).
+// Relayed messages are attributed with it; without it, with the localpart.
+type MemberNamer interface {
+	MemberDisplayName(ctx context.Context, roomID id.RoomID, userID id.UserID) (string, error)
+}
+
+// memberName is the name relayed messages are attributed to: the user's
+// display name in the portal room, or their localpart if the homeserver
+// cannot say.
+func (p *Portal) memberName(ctx context.Context, u *User) string {
+	if namer, ok := p.Bridge.Matrix.(MemberNamer); ok {
+		name, err := namer.MemberDisplayName(ctx, p.RoomID(), u.MXID)
+		if err == nil && name != "" {
+			return name
+		}
+		if err != nil {
+			zerolog.Ctx(ctx).Debug().Err(err).Msg("Could not read the relayed user's display name")
+		}
+	}
 	localpart, _, err := u.MXID.Parse()
 	if err != nil || localpart == "" {
 		return string(u.MXID)

@@ -97,6 +97,9 @@ type MessagePart struct {
 	// HTML is an optional formatted version of Text.
 	HTML  string    `json:"html,omitempty"`
 	Media *MediaRef `json:"media,omitempty"`
+	// GeoURI makes an m.location part ("geo:52.37,4.90"); Text describes
+	// the place.
+	GeoURI string `json:"geo_uri,omitempty"`
 	// Metadata is the connector's metadata for the stored message row,
 	// decoded with its DBMetaTypes().Message type.
 	Metadata json.RawMessage `json:"metadata,omitempty"`
@@ -123,7 +126,8 @@ type MediaInfo struct {
 type DeliveryStatus struct {
 	State database.Delivery `json:"state"`
 	// Message is a human sentence for failures ("The recipient has
-	// unsubscribed (replied STOP)").
+	// unsubscribed (replied STOP)"), or, with delivered and read, a note
+	// shown in the sender's message status ("Sent over RCS.").
 	Message string `json:"message,omitempty"`
 	// Code is the network's error code, for logs and bug reports.
 	Code string `json:"code,omitempty"`

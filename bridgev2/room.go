@@ -113,24 +113,23 @@ func (p *Portal) createRoom(ctx context.Context, login *UserLogin, info *ChatInf
 			p.Name = ghost.Name
 		}
 	}
-	bridgeInfo := p.bridgeInfo()
 	req := &mautrix.ReqCreateRoom{
-		Visibility: "private",
-		Preset:     "private_chat",
-		Name:       p.Name,
-		Topic:      p.Topic,
-		IsDirect:   info.IsDM,
-		Invite:     []id.UserID{login.UserMXID},
-		InitialState: []*event.Event{
-			{Type: event.StateBridge, StateKey: ptr(p.bridgeInfoStateKey()), Content: event.Content{Parsed: bridgeInfo}},
-			{Type: event.StateHalfShotBridge, StateKey: ptr(p.bridgeInfoStateKey()), Content: event.Content{Parsed: bridgeInfo}},
-		},
+		Visibility:   "private",
+		Preset:       "private_chat",
+		Name:         p.Name,
+		Topic:        p.Topic,
+		IsDirect:     info.IsDM,
+		Invite:       []id.UserID{login.UserMXID},
+		InitialState: initialState(p.bridgeState(ctx, login)),
 		PowerLevelOverride: &event.PowerLevelsEventContent{
 			Users: map[id.UserID]int{creator: 100, bot: 100},
 		},
 	}
 	if creator != bot {
 		req.Invite = append(req.Invite, bot)
+	}
+	if b.Crypto != nil && b.Config.Encryption.Default {
+		req.InitialState = append(req.InitialState, encryptionInitialState())
 	}
 	if !info.IsDM {
 		// In a group, the user adds and removes people by inviting and
@@ -164,8 +163,20 @@ func (p *Portal) createRoom(ctx context.Context, login *UserLogin, info *ChatInf
 			p.Log.Warn().Err(err).Msg("Could not add every member to the new group room")
 		}
 	}
+	if err := p.addToSpace(ctx, login); err != nil {
+		p.Log.Warn().Err(err).Msg("Could not add the new room to the login's space")
+	}
 	b.metrics.PortalCreated()
 	return room, nil
+}
+
+// initialState turns state events into createRoom's initial_state.
+func initialState(states []stateEvent) []*event.Event {
+	out := make([]*event.Event, len(states))
+	for i, st := range states {
+		out[i] = &event.Event{Type: st.evtType, StateKey: ptr(st.key), Content: event.Content{Parsed: st.content}}
+	}
+	return out
 }
 
 // backfill imports the chat's recent history into a new room, before the
@@ -224,6 +235,17 @@ func (p *Portal) joinAs(ctx context.Context, as id.UserID) error {
 // senderFor returns the Matrix user that speaks for a remote sender in this
 // portal, registered and with a profile.
 func (p *Portal) senderFor(ctx context.Context, login *UserLogin, sender EventSender) (id.UserID, error) {
+	if sender.IsFromMe {
+		// The user's own message from elsewhere is theirs, where the bridge
+		// can act as them; otherwise it comes from their remote ID's ghost.
+		user, err := p.Bridge.GetUser(ctx, login.UserMXID)
+		if err != nil {
+			return "", err
+		}
+		if user.IsDoublePuppeted() {
+			return user.MXID, nil
+		}
+	}
 	remote := sender.Sender
 	if remote == "" {
 		if p.OtherUserID == "" {

@@ -302,6 +302,7 @@ func (p *Portal) sendStatusEvent(ctx context.Context, r *pendingReport) bool {
 			delivered = append(delivered, b.Matrix.GhostUserID(p.OtherUserID))
 		}
 		content.DeliveredToUsers = &delivered
+		content.Message = r.Message
 	}
 	_, err := b.Matrix.SendMessage(ctx, b.Matrix.BotUserID(), r.RoomID, event.BeeperMessageStatus, content, "", time.Time{})
 	if err != nil {

@@ -27,6 +27,7 @@ type User struct {
 
 	// commands runs the user's bot commands in order.
 	commands lane
+	dp       doublePuppetState
 }
 
 // GetUser returns the bridge's view of a Matrix user, loading their
@@ -48,6 +49,10 @@ func (b *Bridge) GetUser(ctx context.Context, userID id.UserID) (*User, error) {
 	u.commands = lane{name: "commands", bridge: b, log: &u.Log}
 	if row != nil {
 		u.managementRoom = row.ManagementRoom
+	}
+	if err := u.loadDoublePuppet(ctx); err != nil {
+		// The user's own messages come from a ghost until the next load.
+		u.Log.Warn().Err(err).Msg("Could not set up double puppeting")
 	}
 	b.usersMu.Lock()
 	defer b.usersMu.Unlock()

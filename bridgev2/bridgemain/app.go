@@ -20,6 +20,7 @@ import (
 	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
 	"github.com/trestle-bridge/trestle/bridgev2/commands"
 	"github.com/trestle-bridge/trestle/bridgev2/database"
+	"github.com/trestle-bridge/trestle/bridgev2/e2ee"
 	"github.com/trestle-bridge/trestle/bridgev2/matrix"
 	"github.com/trestle-bridge/trestle/bridgev2/metrics"
 	"github.com/trestle-bridge/trestle/bridgev2/provisioning"
@@ -40,6 +41,10 @@ type App struct {
 	stopSync   context.CancelFunc
 	syncDone   chan struct{}
 
+	crypto     *e2ee.E2EE // nil unless encryption.allow
+	stopCrypto context.CancelFunc
+	cryptoDone chan struct{}
+
 	metrics      *metrics.Metrics // nil unless metrics.enabled
 	stopMetrics  context.CancelFunc
 	metricsDone  chan struct{}
@@ -58,6 +63,9 @@ type Options struct {
 	// API, provisioning, webhooks, health) is assembled as shipped, so a
 	// connector's tests exercise what users run.
 	Matrix bridgev2.Matrix
+	// Crypto, with encryption.allow, replaces the bot device of
+	// bridgev2/e2ee, for core tests against the in-memory homeserver.
+	Crypto bridgev2.Crypto
 }
 
 // Assemble opens the database, builds the core with the connector and the
@@ -92,9 +100,23 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 		}
 		mx = hs
 	}
+	var enc *e2ee.E2EE
+	if cfg.Encryption.Allow && opts.Crypto == nil {
+		if enc, err = e2ee.New(ctx, e2ee.Options{Config: cfg, DB: db, Log: log.With().Str("component", "e2ee").Logger()}); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		mx = enc.Wrap(mx)
+	}
 	coreOpts := bridgev2.Options{
 		Config: cfg, DB: db, Matrix: mx, Network: connector, Version: opts.Version,
 		Log: log.With().Str("component", "bridge").Logger(),
+	}
+	if enc != nil {
+		// Only when allowed: a nil *E2EE in the interface would not be nil.
+		coreOpts.Crypto = enc
+	} else if cfg.Encryption.Allow {
+		coreOpts.Crypto = opts.Crypto
 	}
 	var m *metrics.Metrics
 	if cfg.Metrics.Enabled {
@@ -107,10 +129,18 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 		_ = db.Close()
 		return nil, err
 	}
-	br.Commands = commands.New(br)
+	cmds := commands.New(br)
+	if r, ok := connector.(commandRegistrar); ok {
+		r.RegisterCommands(cmds)
+	}
+	br.Commands = cmds
 
 	mux := http.NewServeMux()
-	matrix.NewAppService(cfg.AppService.HSToken, mx, br, log.With().Str("component", "appservice").Logger()).Register(mux)
+	as := matrix.NewAppService(cfg.AppService.HSToken, mx, br, log.With().Str("component", "appservice").Logger())
+	if enc != nil && cfg.Encryption.Appservice {
+		as.SetCryptoHandler(enc)
+	}
+	as.Register(mux)
 	prov := provisioning.New(br, log.With().Str("component", "provisioning").Logger())
 	if cfg.Provisioning.Enabled {
 		mux.Handle(provisioning.PathPrefix, leaderOnly(br, prov.Handler()))
@@ -118,7 +148,7 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 	}
 	routes(mux, br)
 	app := &App{Bridge: br, Config: cfg, DB: db, Handler: recoverPanics(br.Log, mux), Log: log,
-		metrics: m, provisioning: prov}
+		metrics: m, provisioning: prov, crypto: enc}
 	if cfg.Homeserver.SyncRedactions && hs != nil {
 		app.redactions = matrix.NewRedactionSync(hs, br, db.KV, log.With().Str("component", "redaction_sync").Logger())
 	}
@@ -186,6 +216,20 @@ func (a *App) Start(ctx context.Context) error {
 		}()
 		a.Log.Info().Str("address", a.Config.Metrics.Listen).Msg("Serving Prometheus metrics at /metrics")
 	}
+	if a.crypto != nil {
+		var cryptoCtx context.Context
+		cryptoCtx, a.stopCrypto = context.WithCancel(context.Background())
+		a.cryptoDone = make(chan struct{})
+		go func() {
+			defer close(a.cryptoDone)
+			// One process owns the bot's device: the one that delivers.
+			select {
+			case <-a.Bridge.BecameLeader():
+				a.crypto.Run(cryptoCtx)
+			case <-cryptoCtx.Done():
+			}
+		}()
+	}
 	if a.redactions != nil {
 		var syncCtx context.Context
 		syncCtx, a.stopSync = context.WithCancel(context.Background())
@@ -223,6 +267,12 @@ func (a *App) Stop(ctx context.Context) {
 		<-a.syncDone
 	}
 	a.Bridge.Stop(ctx)
+	if a.stopCrypto != nil {
+		// After the core: messages drained during shutdown still get
+		// encrypted.
+		a.stopCrypto()
+		<-a.cryptoDone
+	}
 	if a.stopMetrics != nil {
 		a.stopMetrics()
 		<-a.metricsDone
@@ -230,4 +280,10 @@ func (a *App) Stop(ctx context.Context) {
 	if err := a.DB.Close(); err != nil {
 		a.Log.Warn().Err(err).Msg("Could not close the database")
 	}
+}
+
+// commandRegistrar is a connector with bot commands of its own, added to
+// the standard ones.
+type commandRegistrar interface {
+	RegisterCommands(p *commands.Processor)
 }

@@ -37,6 +37,10 @@ type FakeMatrix struct {
 	txns    map[string]id.EventID
 	media   map[id.ContentURIString]fakeMedia
 	counter int
+	// puppets are the real users the bridge acts as (true: through an
+	// appservice token); tokens are the access tokens real users own.
+	puppets map[id.UserID]bool
+	tokens  map[string]id.UserID
 	// fail, if set, is consulted before every call; a non-nil error is
 	// returned instead of doing the call (fault injection).
 	fail func(method string) error
@@ -65,9 +69,13 @@ type fakeMedia struct {
 }
 
 var (
-	_ bridgev2.Matrix       = (*FakeMatrix)(nil)
-	_ bridgev2.EventFinder  = (*FakeMatrix)(nil)
-	_ bridgev2.MemberLister = (*FakeMatrix)(nil)
+	_ bridgev2.Matrix           = (*FakeMatrix)(nil)
+	_ bridgev2.EventFinder      = (*FakeMatrix)(nil)
+	_ bridgev2.MemberLister     = (*FakeMatrix)(nil)
+	_ bridgev2.RoomMemberReader = (*FakeMatrix)(nil)
+	_ bridgev2.MemberNamer      = (*FakeMatrix)(nil)
+	_ bridgev2.Kicker           = (*FakeMatrix)(nil)
+	_ bridgev2.DoublePuppeter   = (*FakeMatrix)(nil)
 )
 
 // NewFakeMatrix returns an empty fake homeserver for the given config.
@@ -80,6 +88,8 @@ func NewFakeMatrix(cfg *bridgeconfig.Config) *FakeMatrix {
 		users:      make(map[id.UserID]*FakeProfile),
 		txns:       make(map[string]id.EventID),
 		media:      make(map[id.ContentURIString]fakeMedia),
+		puppets:    make(map[id.UserID]bool),
+		tokens:     make(map[string]id.UserID),
 	}
 	m.changed = sync.NewCond(&m.mu)
 	return m
@@ -184,6 +194,29 @@ func (m *FakeMatrix) Profile(userID id.UserID) *FakeProfile {
 		return &cp
 	}
 	return nil
+}
+
+// SetDisplayName sets a (real) user's display name, as their client would.
+func (m *FakeMatrix) SetDisplayName(userID id.UserID, name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.users[userID] == nil {
+		m.users[userID] = &FakeProfile{}
+	}
+	m.users[userID].DisplayName = name
+}
+
+// MemberDisplayName implements bridgev2.MemberNamer, from the profile.
+func (m *FakeMatrix) MemberDisplayName(_ context.Context, _ id.RoomID, userID id.UserID) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("MemberDisplayName"); err != nil {
+		return "", err
+	}
+	if p := m.users[userID]; p != nil {
+		return p.DisplayName, nil
+	}
+	return "", nil
 }
 
 // CreateRoom implements bridgev2.Matrix.
@@ -301,6 +334,46 @@ func (m *FakeMatrix) JoinedMembers(_ context.Context, roomID id.RoomID) ([]id.Us
 	return out, nil
 }
 
+// RoomMembers implements bridgev2.RoomMemberReader.
+func (m *FakeMatrix) RoomMembers(_ context.Context, as id.UserID, roomID id.RoomID) (map[id.UserID]event.Membership, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("RoomMembers"); err != nil {
+		return nil, err
+	}
+	room, err := m.room(roomID)
+	if err != nil {
+		return nil, err
+	}
+	if room.Members[as] != "join" {
+		return nil, fmt.Errorf("%s is not in %s: %w", as, roomID, bridgev2.ErrForbidden)
+	}
+	out := make(map[id.UserID]event.Membership, len(room.Members))
+	for u, st := range room.Members {
+		out[u] = event.Membership(st)
+	}
+	return out, nil
+}
+
+// KickUser implements bridgev2.Kicker.
+func (m *FakeMatrix) KickUser(_ context.Context, as id.UserID, roomID id.RoomID, target id.UserID, _ string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("KickUser"); err != nil {
+		return err
+	}
+	room, err := m.room(roomID)
+	if err != nil {
+		return err
+	}
+	if room.Members[as] != "join" {
+		return fmt.Errorf("%s is not in %s: %w", as, roomID, bridgev2.ErrForbidden)
+	}
+	room.Members[target] = "leave"
+	m.changed.Broadcast()
+	return nil
+}
+
 // JoinAsUser makes a (real) user accept their invite, as a client would.
 func (m *FakeMatrix) JoinAsUser(roomID id.RoomID, user id.UserID) {
 	m.mu.Lock()
@@ -385,7 +458,66 @@ func (m *FakeMatrix) SendMessage(_ context.Context, as id.UserID, roomID id.Room
 	if err := m.check("SendMessage"); err != nil {
 		return "", err
 	}
+	if _, isPuppet := m.puppets[as]; isPuppet {
+		// Like the real Matrix side, mark what a double puppet sends.
+		raw := map[string]any{bridgev2.DoublePuppetSourceKey: m.cfg.AppService.ID}
+		parsed := content
+		if c, ok := content.(*event.Content); ok {
+			for k, v := range c.Raw {
+				raw[k] = v
+			}
+			parsed = c.Parsed
+		}
+		content = &event.Content{Parsed: parsed, Raw: raw}
+	} else if _, isGhost := m.ParseGhostUserID(as); !isGhost && as != m.bot {
+		return "", fmt.Errorf("the bridge cannot act as %s, who is no double puppet: %w", as, bridgev2.ErrForbidden)
+	}
 	return m.appendEvent(as, roomID, evtType, content, txnID, ts)
+}
+
+// AddAccessToken gives a (real) user an access token, as logging in would.
+func (m *FakeMatrix) AddAccessToken(user id.UserID, token string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tokens[token] = user
+}
+
+// DoublePuppet reports whether the bridge acts as a real user, and whether
+// through an appservice token.
+func (m *FakeMatrix) DoublePuppet(user id.UserID) (puppeted, appservice bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	appservice, puppeted = m.puppets[user]
+	return puppeted, appservice
+}
+
+// SetDoublePuppet implements bridgev2.DoublePuppeter. A user's own token
+// must be one AddAccessToken gave them.
+func (m *FakeMatrix) SetDoublePuppet(userID id.UserID, _, token string, appservice bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case token == "":
+		delete(m.puppets, userID)
+	case !appservice && m.tokens[token] != userID:
+		return fmt.Errorf("%s's token is unknown: %w", userID, bridgev2.ErrForbidden)
+	default:
+		m.puppets[userID] = appservice
+	}
+	return nil
+}
+
+// TokenOwner implements bridgev2.DoublePuppeter.
+func (m *FakeMatrix) TokenOwner(_ context.Context, _, token string) (id.UserID, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check("TokenOwner"); err != nil {
+		return "", err
+	}
+	if owner, ok := m.tokens[token]; ok {
+		return owner, nil
+	}
+	return "", fmt.Errorf("unknown access token: %w", bridgev2.ErrForbidden)
 }
 
 // SendState implements bridgev2.Matrix.

@@ -44,6 +44,9 @@ type Options struct {
 	// (with PostgreSQL, one of them leads and the other stands by).
 	// Dialect, NetworkConfig and Configure are the peer's then.
 	Peer *Harness
+	// Crypto stands in for the bot's encryption device when Configure sets
+	// encryption.allow.
+	Crypto bridgev2.Crypto
 }
 
 // Harness runs the real bridge core with a connector against FakeMatrix.
@@ -133,7 +136,7 @@ func (h *Harness) start() {
 	cfg.Database.Type, cfg.Database.URI = string(h.opts.Dialect), h.dbURI
 	cfg.AppService.Hostname, cfg.AppService.Port = "127.0.0.1", 0
 	network := h.newNetwork()
-	app, err := bridgemain.Assemble(ctx, &cfg, network, bridgemain.Options{Log: h.log, Version: "test", Matrix: h.Matrix})
+	app, err := bridgemain.Assemble(ctx, &cfg, network, bridgemain.Options{Log: h.log, Version: "test", Matrix: h.Matrix, Crypto: h.opts.Crypto})
 	if err != nil {
 		h.T.Fatalf("assemble bridge: %v", err)
 	}

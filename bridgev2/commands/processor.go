@@ -79,6 +79,9 @@ func New(b *bridgev2.Bridge) *Processor {
 	} {
 		p.Register(cmd)
 	}
+	for _, cmd := range append(doublePuppetCommands(), adminCommands()...) {
+		p.Register(cmd)
+	}
 	return p
 }
 

@@ -66,6 +66,7 @@ type Database struct {
 	KV        *KVQuery
 	Reports   *ReportQuery
 	Leases    *LeaseQuery
+	Crypto    *CryptoQuery
 
 	db     *sql.DB
 	stmts  *stmtCache
@@ -155,6 +156,7 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 	d.KV = &KVQuery{d}
 	d.Reports = &ReportQuery{d}
 	d.Leases = &LeaseQuery{d}
+	d.Crypto = &CryptoQuery{d}
 	if err := d.Logins.reseal(ctx); err != nil {
 		_ = d.Close()
 		return nil, err

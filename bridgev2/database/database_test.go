@@ -161,6 +161,31 @@ func TestMessageMappingWorksInBothDirections(t *testing.T) {
 	})
 }
 
+func TestLastMessageFromASenderIgnoresOthers(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, db *database.Database) {
+		ctx := context.Background()
+		insertPortal(t, db, portalKey, "!room:example.com")
+		start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		if _, err := db.Messages.GetLastFrom(ctx, portalKey, "+14155550100"); !errors.Is(err, database.ErrNotFound) {
+			t.Fatalf("empty portal: %v", err)
+		}
+		write(t, db, func(ctx context.Context, tx database.Execer) error {
+			for i, sender := range []networkid.UserID{"+14155550100", "+14155550100", "me"} {
+				m := &database.Message{Portal: portalKey, ID: networkid.MessageID(fmt.Sprint("SM", i)), MXID: id.EventID(fmt.Sprint("$e", i)),
+					SenderID: sender, Timestamp: start.Add(time.Duration(i) * time.Hour)}
+				if err := db.Messages.Insert(ctx, tx, m); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		last, err := db.Messages.GetLastFrom(ctx, portalKey, "+14155550100")
+		if err != nil || last.ID != "SM1" || !last.Timestamp.Equal(start.Add(time.Hour)) {
+			t.Fatalf("last from the contact: %+v %v", last, err)
+		}
+	})
+}
+
 func TestDeliveryStateOnlyMovesForward(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, db *database.Database) {
 		ctx := context.Background()
@@ -217,7 +242,16 @@ func TestInboundJournalDeduplicatesAndReplaysInOrder(t *testing.T) {
 		if len(pending) != 2 {
 			t.Fatalf("after finishing one: %d pending", len(pending))
 		}
-		// Finished rows still deduplicate until pruned.
+		// Finished rows still count as journalled, and deduplicate, until
+		// pruned.
+		for key, want := range map[string]bool{"msg:SM1": true, "msg:SM2": true, "msg:SM9": false} {
+			if has, err := db.Inbound.Has(ctx, "l1", key); err != nil || has != want {
+				t.Errorf("Has(%s) = %v, %v; want %v", key, has, err, want)
+			}
+		}
+		if has, _ := db.Inbound.Has(ctx, "l2", "msg:SM1"); has {
+			t.Error("another login's event counts as journalled")
+		}
 		again := &database.InboundEvent{LoginID: "l1", Portal: portalKey, DedupKey: "msg:SM1", Payload: []byte("{}")}
 		write(t, db, func(ctx context.Context, tx database.Execer) error {
 			ok, err := db.Inbound.Insert(ctx, tx, again)

@@ -13,16 +13,17 @@ import (
 // search, never a scan of the table.
 func TestHotLookupsUseIndexes(t *testing.T) {
 	queries := map[string][]any{
-		"SELECT seq FROM message WHERE portal_receiver=$1 AND id=$2 AND part_id=$3":           {"r", "SM1", ""},
-		"SELECT seq FROM message WHERE portal_receiver=$1 AND id=$2 ORDER BY part_id LIMIT 1": {"r", "SM1"},
-		"SELECT seq FROM message WHERE mxid=$1 ORDER BY seq LIMIT 1":                          {"$e"},
-		"SELECT mxid FROM portal WHERE id=$1 AND receiver=$2":                                 {"p", "r"},
-		"SELECT id FROM portal WHERE mxid=$1":                                                 {"!r"},
-		"SELECT name FROM ghost WHERE id=$1":                                                  {"g"},
-		"SELECT emoji FROM reaction WHERE mxid=$1":                                            {"$r"},
-		"SELECT seq FROM inbound_event WHERE login_id=$1 AND dedup_key=$2":                    {"l", "message:SM1"},
-		"SELECT seq FROM outbound_event WHERE event_id=$1":                                    {"$e"},
-		"SELECT seq FROM outbound_event WHERE send_token=$1":                                  {"tok"},
+		"SELECT seq FROM message WHERE portal_receiver=$1 AND id=$2 AND part_id=$3":                                                    {"r", "SM1", ""},
+		"SELECT seq FROM message WHERE portal_receiver=$1 AND id=$2 ORDER BY part_id LIMIT 1":                                          {"r", "SM1"},
+		"SELECT seq FROM message WHERE mxid=$1 ORDER BY seq LIMIT 1":                                                                   {"$e"},
+		"SELECT mxid FROM portal WHERE id=$1 AND receiver=$2":                                                                          {"p", "r"},
+		"SELECT seq FROM message WHERE portal_id=$1 AND portal_receiver=$2 AND sender_id=$3 ORDER BY timestamp DESC, seq DESC LIMIT 1": {"p", "r", "s"},
+		"SELECT id FROM portal WHERE mxid=$1":                                                                                          {"!r"},
+		"SELECT name FROM ghost WHERE id=$1":                                                                                           {"g"},
+		"SELECT emoji FROM reaction WHERE mxid=$1":                                                                                     {"$r"},
+		"SELECT seq FROM inbound_event WHERE login_id=$1 AND dedup_key=$2":                                                             {"l", "message:SM1"},
+		"SELECT seq FROM outbound_event WHERE event_id=$1":                                                                             {"$e"},
+		"SELECT seq FROM outbound_event WHERE send_token=$1":                                                                           {"tok"},
 	}
 	forEachDialect(t, func(t *testing.T, db *database.Database) {
 		for query, args := range queries {

@@ -131,3 +131,12 @@ func (q *InboundQuery) IsPending(ctx context.Context, loginID networkid.UserLogi
 		"SELECT COUNT(*) FROM inbound_event WHERE login_id=$1 AND dedup_key=$2 AND state='pending'", loginID, dedupKey).Scan(&n)
 	return n > 0, err
 }
+
+// Has reports whether an event with the dedup key is journalled, in any
+// state (until the journal's retention prunes it).
+func (q *InboundQuery) Has(ctx context.Context, loginID networkid.UserLoginID, dedupKey string) (bool, error) {
+	var n int
+	err := q.d.queryRow(ctx,
+		"SELECT COUNT(*) FROM inbound_event WHERE login_id=$1 AND dedup_key=$2", loginID, dedupKey).Scan(&n)
+	return n > 0, err
+}

@@ -136,6 +136,14 @@ func (q *MessageQuery) GetLast(ctx context.Context, key networkid.PortalKey) (*M
 		key.ID, key.Receiver))
 }
 
+// GetLastFrom returns the newest message of a portal sent by one remote
+// user, or ErrNotFound: when a contact last wrote.
+func (q *MessageQuery) GetLastFrom(ctx context.Context, key networkid.PortalKey, sender networkid.UserID) (*Message, error) {
+	return q.scan(q.d.queryRow(ctx,
+		"SELECT "+messageColumns+" FROM message WHERE portal_id=$1 AND portal_receiver=$2 AND sender_id=$3 ORDER BY timestamp DESC, seq DESC LIMIT 1",
+		key.ID, key.Receiver, sender))
+}
+
 // Insert adds a mapping row and fills in m.Seq.
 func (q *MessageQuery) Insert(ctx context.Context, tx Execer, m *Message) error {
 	meta, err := marshalMeta(m.Metadata)

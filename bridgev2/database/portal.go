@@ -91,6 +91,26 @@ func (q *PortalQuery) GetAllForReceiver(ctx context.Context, receiver networkid.
 	return out, rows.Err()
 }
 
+// GetOrphaned returns the portals seen through a login that no longer
+// exists: left behind by a login deleted outside the bridge, or by a crash
+// in the middle of a logout.
+func (q *PortalQuery) GetOrphaned(ctx context.Context) ([]*Portal, error) {
+	rows, err := q.d.query(ctx, "SELECT "+portalColumns+" FROM portal WHERE receiver<>'' AND receiver NOT IN (SELECT id FROM user_login)")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Portal
+	for rows.Next() {
+		p, err := q.scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
 // Insert creates the portal row; it returns ErrPortalExists rather than
 // overwriting a row another goroutine created first.
 func (q *PortalQuery) Insert(ctx context.Context, tx Execer, p *Portal) error {

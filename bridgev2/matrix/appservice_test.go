@@ -60,6 +60,11 @@ func TestHomeserverTokenIsRequiredOnEveryRequest(t *testing.T) {
 		{"ping with wrong token", "POST", "/_matrix/app/v1/ping", "nope", http.StatusForbidden},
 		{"transaction with the token", "PUT", "/_matrix/app/v1/transactions/1", good, http.StatusOK},
 		{"ping with the token", "POST", "/_matrix/app/v1/ping", good, http.StatusOK},
+		// Homeservers older than spec v1.4 (and Conduit for a while) send
+		// the token as a query parameter instead of the header.
+		{"transaction with the token in the query", "PUT", "/_matrix/app/v1/transactions/2?access_token=" + good, "", http.StatusOK},
+		{"legacy path with the token in the query", "PUT", "/transactions/3?access_token=" + good, "", http.StatusOK},
+		{"wrong token in the query", "PUT", "/_matrix/app/v1/transactions/4?access_token=nope", "", http.StatusForbidden},
 		{"alias query", "GET", "/_matrix/app/v1/rooms/%23x:example.com", good, http.StatusNotFound},
 		{"user outside the namespace", "GET", "/_matrix/app/v1/users/@alice:example.com", good, http.StatusNotFound},
 	} {

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -37,12 +38,27 @@ type Homeserver struct {
 	cfg        *bridgeconfig.Config
 	http       *http.Client
 	log        zerolog.Logger
+
+	// puppets holds the double puppets: real Matrix users the bridge acts
+	// as, by id.UserID.
+	puppets sync.Map
+}
+
+// puppet is how the bridge acts as one real Matrix user.
+type puppet struct {
+	url        *url.URL
+	token      string
+	appservice bool
 }
 
 var (
-	_ bridgev2.Matrix       = (*Homeserver)(nil)
-	_ bridgev2.EventFinder  = (*Homeserver)(nil)
-	_ bridgev2.MemberLister = (*Homeserver)(nil)
+	_ bridgev2.Matrix           = (*Homeserver)(nil)
+	_ bridgev2.EventFinder      = (*Homeserver)(nil)
+	_ bridgev2.MemberLister     = (*Homeserver)(nil)
+	_ bridgev2.RoomMemberReader = (*Homeserver)(nil)
+	_ bridgev2.MemberNamer      = (*Homeserver)(nil)
+	_ bridgev2.Kicker           = (*Homeserver)(nil)
+	_ bridgev2.DoublePuppeter   = (*Homeserver)(nil)
 )
 
 // NewHomeserver prepares the client side from the config.
@@ -77,6 +93,14 @@ func NewHomeserver(cfg *bridgeconfig.Config, log zerolog.Logger) (*Homeserver, e
 // client returns a client acting as the given appservice user. Clients are
 // cheap structs sharing one connection pool, so none are cached.
 func (h *Homeserver) client(as id.UserID) *mautrix.Client {
+	if v, ok := h.puppets.Load(as); ok {
+		p := v.(*puppet)
+		return &mautrix.Client{
+			HomeserverURL: p.url, UserID: as, AccessToken: p.token, UserAgent: "trestle",
+			Client: h.http, Log: h.log, SetAppServiceUserID: p.appservice,
+			DefaultHTTPRetries: 0, IgnoreRateLimit: true,
+		}
+	}
 	return &mautrix.Client{
 		HomeserverURL:       h.url,
 		UserID:              as,
@@ -212,8 +236,13 @@ func (h *Homeserver) SendMessage(ctx context.Context, as id.UserID, roomID id.Ro
 	if txnID == "" {
 		req.TransactionID = "trestle_" + strconv.FormatInt(time.Now().UnixNano(), 36) + "_" + randomSuffix()
 	}
-	if !ts.IsZero() {
+	p, isPuppet := h.puppet(as)
+	if !ts.IsZero() && (!isPuppet || p.appservice) {
+		// Only appservices may backdate events.
 		req.Timestamp = ts.UnixMilli()
+	}
+	if isPuppet {
+		content = markDoublePuppet(content, h.cfg.AppService.ID)
 	}
 	resp, err := cli.SendMessageEvent(ctx, roomID, evtType, content, req)
 	if err != nil {
@@ -233,7 +262,11 @@ func (h *Homeserver) SendState(ctx context.Context, as id.UserID, roomID id.Room
 
 // Redact implements bridgev2.Matrix.
 func (h *Homeserver) Redact(ctx context.Context, as id.UserID, roomID id.RoomID, target id.EventID, reason, txnID string) (id.EventID, error) {
-	resp, err := h.client(as).RedactEvent(ctx, roomID, target, mautrix.ReqRedact{Reason: reason, TxnID: txnID})
+	req := mautrix.ReqRedact{Reason: reason, TxnID: txnID}
+	if _, isPuppet := h.puppet(as); isPuppet {
+		req.Extra = map[string]any{bridgev2.DoublePuppetSourceKey: h.cfg.AppService.ID}
+	}
+	resp, err := h.client(as).RedactEvent(ctx, roomID, target, req)
 	if err != nil {
 		return "", classify("redact", err)
 	}
@@ -317,7 +350,8 @@ func (h *Homeserver) JoinedMembers(ctx context.Context, roomID id.RoomID) ([]id.
 // FindSent implements bridgev2.EventFinder: it reads the newest limit
 // message events of the room as the bridge bot, which is in every portal.
 func (h *Homeserver) FindSent(ctx context.Context, roomID id.RoomID, txnID string, limit int) (id.EventID, error) {
-	filter := &mautrix.FilterPart{Types: []event.Type{event.EventMessage}}
+	// In encrypted rooms the marker is on the outside of m.room.encrypted.
+	filter := &mautrix.FilterPart{Types: []event.Type{event.EventMessage, event.EventEncrypted}}
 	resp, err := h.client(h.bot).Messages(ctx, roomID, "", "", mautrix.DirectionBackward, filter, limit)
 	if err != nil {
 		return "", classify("read recent events", err)
@@ -328,4 +362,95 @@ func (h *Homeserver) FindSent(ctx context.Context, roomID id.RoomID, txnID strin
 		}
 	}
 	return "", nil
+}
+
+// RoomMembers implements bridgev2.RoomMemberReader: every member's
+// membership, invites included, as seen by a bridge user in the room.
+func (h *Homeserver) RoomMembers(ctx context.Context, as id.UserID, roomID id.RoomID) (map[id.UserID]event.Membership, error) {
+	resp, err := h.client(as).Members(ctx, roomID)
+	if err != nil {
+		return nil, classify("list room members", err)
+	}
+	out := make(map[id.UserID]event.Membership, len(resp.Chunk))
+	for _, evt := range resp.Chunk {
+		// mautrix has usually parsed the content already; if not, parse.
+		if evt.Content.Parsed == nil {
+			if err := evt.Content.ParseRaw(evt.Type); err != nil {
+				continue
+			}
+		}
+		out[id.UserID(evt.GetStateKey())] = evt.Content.AsMember().Membership
+	}
+	return out, nil
+}
+
+// MemberDisplayName implements bridgev2.MemberNamer: the user's member
+// event in the room, read as the bridge bot, or else their global profile.
+func (h *Homeserver) MemberDisplayName(ctx context.Context, roomID id.RoomID, userID id.UserID) (string, error) {
+	var member event.MemberEventContent
+	if err := h.client(h.bot).StateEvent(ctx, roomID, event.StateMember, string(userID), &member); err == nil && member.Displayname != "" {
+		return member.Displayname, nil
+	}
+	profile, err := h.client(h.bot).GetProfile(ctx, userID)
+	if err != nil {
+		return "", classify("read profile", err)
+	}
+	return profile.DisplayName, nil
+}
+
+// KickUser implements bridgev2.Kicker.
+func (h *Homeserver) KickUser(ctx context.Context, as id.UserID, roomID id.RoomID, target id.UserID, reason string) error {
+	_, err := h.client(as).KickUser(ctx, roomID, &mautrix.ReqKickUser{UserID: target, Reason: reason})
+	return classify("kick user", err)
+}
+
+func (h *Homeserver) puppet(userID id.UserID) (*puppet, bool) {
+	v, ok := h.puppets.Load(userID)
+	if !ok {
+		return nil, false
+	}
+	return v.(*puppet), true
+}
+
+// SetDoublePuppet implements bridgev2.DoublePuppeter.
+func (h *Homeserver) SetDoublePuppet(userID id.UserID, hsURL, token string, appservice bool) error {
+	if token == "" {
+		h.puppets.Delete(userID)
+		return nil
+	}
+	u, err := mautrix.ParseAndNormalizeBaseURL(hsURL)
+	if err != nil {
+		return fmt.Errorf("homeserver URL of %s: %w", userID, err)
+	}
+	h.puppets.Store(userID, &puppet{url: u, token: token, appservice: appservice})
+	return nil
+}
+
+// TokenOwner implements bridgev2.DoublePuppeter.
+func (h *Homeserver) TokenOwner(ctx context.Context, hsURL, token string) (id.UserID, error) {
+	u, err := mautrix.ParseAndNormalizeBaseURL(hsURL)
+	if err != nil {
+		return "", err
+	}
+	cli := &mautrix.Client{HomeserverURL: u, AccessToken: token, UserAgent: "trestle", Client: h.http, Log: h.log}
+	resp, err := cli.Whoami(ctx)
+	if err != nil {
+		return "", classify("check access token", err)
+	}
+	return resp.UserID, nil
+}
+
+// markDoublePuppet adds the double puppet marker to an event's content, so
+// that the bridge recognises the event as its own when the homeserver
+// pushes it back.
+func markDoublePuppet(content any, source string) any {
+	if c, ok := content.(*event.Content); ok {
+		raw := make(map[string]any, len(c.Raw)+1)
+		for k, v := range c.Raw {
+			raw[k] = v
+		}
+		raw[bridgev2.DoublePuppetSourceKey] = source
+		return &event.Content{Parsed: c.Parsed, Raw: raw}
+	}
+	return &event.Content{Parsed: content, Raw: map[string]any{bridgev2.DoublePuppetSourceKey: source}}
 }

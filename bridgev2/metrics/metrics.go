@@ -1,6 +1,6 @@
 // Package metrics exports the bridge's measurements to Prometheus. Metrics
-// implements bridgev2.Metrics for the core, and ObserveAPIError lets the
-// Matrix side and connectors count the errors their peers answer with.
+// implements bridgev2.Metrics for the core, including the API errors that
+// the Matrix side and connectors report.
 // Everything lives on the package's own registry, so nothing leaks in from
 // (or out to) other libraries' global collectors.
 package metrics
@@ -186,11 +186,10 @@ func (m *Metrics) Leading(leading bool) {
 	}
 }
 
-// ObserveAPIError counts an error answered by an API the bridge calls:
-// system names the API ("matrix" for the homeserver, or the network's ID
-// such as "twilio"), code is its error code ("M_FORBIDDEN", "20003"), or
-// for failures without one something like "http_503" or "timeout".
-func (m *Metrics) ObserveAPIError(system, code string) {
+// APIError implements bridgev2.Metrics: it counts an error answered by an
+// API the bridge calls, with label values kept short and the number of
+// distinct codes per system bounded.
+func (m *Metrics) APIError(system, code string) {
 	if m == nil {
 		return
 	}

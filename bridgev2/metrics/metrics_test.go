@@ -74,9 +74,9 @@ func TestCoreMetricsAreExported(t *testing.T) {
 	m.ActiveLogins(3)
 	m.PortalCreated()
 	m.PortalCreated()
-	m.ObserveAPIError("matrix", "M_FORBIDDEN")
-	m.ObserveAPIError("twilio", "20003")
-	m.ObserveAPIError("twilio", "20003")
+	m.APIError("matrix", "M_FORBIDDEN")
+	m.APIError("twilio", "20003")
+	m.APIError("twilio", "20003")
 	m.OutcomeShown("receipt")
 	m.OutcomeShown("notice")
 
@@ -118,11 +118,11 @@ func TestCoreMetricsAreExported(t *testing.T) {
 func TestAPIErrorLabelsAreBounded(t *testing.T) {
 	m := New()
 	for i := range maxCodesPerSystem + 50 {
-		m.ObserveAPIError("twilio", fmt.Sprint(i))
+		m.APIError("twilio", fmt.Sprint(i))
 	}
-	m.ObserveAPIError("twilio", "0") // a known code still counts as itself
-	m.ObserveAPIError("", "")
-	m.ObserveAPIError("matrix", strings.Repeat("é", 100)+"\xff")
+	m.APIError("twilio", "0") // a known code still counts as itself
+	m.APIError("", "")
+	m.APIError("matrix", strings.Repeat("é", 100)+"\xff")
 
 	samples := scrape(t, m.Handler())
 	twilio := 0
@@ -150,7 +150,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.ActivePortals(1)
 	m.ActiveLogins(1)
 	m.PortalCreated()
-	m.ObserveAPIError("matrix", "M_UNKNOWN")
+	m.APIError("matrix", "M_UNKNOWN")
 }
 
 func TestServe(t *testing.T) {

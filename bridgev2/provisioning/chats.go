@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -109,12 +110,77 @@ func (a *API) postCreateDM(w http.ResponseWriter, r *http.Request, user *bridgev
 	return nil
 }
 
-// postSearchUsers: connectors have no user search yet.
-func (a *API) postSearchUsers(w http.ResponseWriter, r *http.Request, user *bridgev2.User) *apiError {
-	if _, apiErr := requestLogin(r, user); apiErr != nil {
+// getCapabilities answers what the network supports through a login, as
+// the com.beeper.room_features state of its portal rooms says it.
+func (a *API) getCapabilities(w http.ResponseWriter, r *http.Request, user *bridgev2.User) *apiError {
+	login, apiErr := requestLogin(r, user)
+	if apiErr != nil {
 		return apiErr
 	}
-	return notSupported("This bridge does not support searching for users.")
+	writeJSON(w, http.StatusOK, map[string]any{"login_id": login.ID, "room_features": login.RoomFeatures(r.Context(), nil)})
+	return nil
+}
+
+// postSearchUsers searches the login's contacts: those whose name, ID or
+// an identifier contains the query, after the user the query itself
+// resolves to (a phone number typed in full), if any.
+func (a *API) postSearchUsers(w http.ResponseWriter, r *http.Request, user *bridgev2.User) *apiError {
+	login, apiErr := requestLogin(r, user)
+	if apiErr != nil {
+		return apiErr
+	}
+	lister, ok := login.Client.(bridgev2.ContactLister)
+	if !ok {
+		return notSupported("This bridge does not support searching for users.")
+	}
+	var req struct {
+		Query string `json:"query"`
+	}
+	if apiErr := decodeBody(r, &req); apiErr != nil {
+		return apiErr
+	}
+	if strings.TrimSpace(req.Query) == "" {
+		return newError(http.StatusBadRequest, errcodeMissingParam, "Give a query to search for.")
+	}
+	query := strings.TrimSpace(req.Query)
+	results := []*resolvedIdentifier{}
+	seen := map[networkid.UserID]bool{}
+	if resolved, err := login.ResolveIdentifier(r.Context(), query); err == nil && resolved != nil && resolved.UserID != "" {
+		results = append(results, a.describe(r.Context(), resolved, ""))
+		seen[resolved.UserID] = true
+	}
+	contacts, err := lister.GetContacts(r.Context())
+	if err != nil {
+		return connectorFailure(err, nil)
+	}
+	for _, c := range contacts {
+		if c == nil || seen[c.UserID] || !matchesQuery(c, query) {
+			continue
+		}
+		seen[c.UserID] = true
+		results = append(results, a.describe(r.Context(), c, ""))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": results})
+	return nil
+}
+
+// matchesQuery reports whether a contact's ID, name or an identifier
+// contains the query, ignoring case.
+func matchesQuery(c *bridgev2.ResolvedIdentifier, query string) bool {
+	q := strings.ToLower(query)
+	fields := []string{string(c.UserID)}
+	if c.UserInfo != nil {
+		if c.UserInfo.Name != nil {
+			fields = append(fields, *c.UserInfo.Name)
+		}
+		fields = append(fields, c.UserInfo.Identifiers...)
+	}
+	for _, f := range fields {
+		if strings.Contains(strings.ToLower(f), q) {
+			return true
+		}
+	}
+	return false
 }
 
 // groupCreateParams is provisioning.yaml's GroupCreateParams, the fields

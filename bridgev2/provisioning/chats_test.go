@@ -2,6 +2,7 @@ package provisioning_test
 
 import (
 	"net/http"
+	"slices"
 	"testing"
 
 	"maunium.net/go/mautrix/id"
@@ -132,6 +133,33 @@ func TestContacts(t *testing.T) {
 	expect(t, e.get(alice, "v3/contacts?login_id=nobody"), http.StatusNotFound, "M_NOT_FOUND")
 }
 
+func TestSearchUsersFindsContactsByNameAndWhatTheQueryResolvesTo(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.login(alice, "alicenet")
+	names := func(body map[string]any) []string {
+		var out []string
+		for _, r := range body["results"].([]any) {
+			out = append(out, r.(map[string]any)["id"].(string))
+		}
+		return out
+	}
+	// "user" is no valid user name, but both contacts are called "Test user …".
+	if got := names(expect(t, e.post(alice, "v3/search_users", map[string]string{"query": "User"}), http.StatusOK, "")); !slices.Equal(got, []string{"carol", "dave"}) {
+		t.Fatalf("search for \"User\": %v", got)
+	}
+	// A query that is a user of the network comes first, found once.
+	if got := names(expect(t, e.post(alice, "v3/search_users", map[string]string{"query": "dave"}), http.StatusOK, "")); !slices.Equal(got, []string{"dave"}) {
+		t.Fatalf("search for dave: %v", got)
+	}
+	if got := names(expect(t, e.post(alice, "v3/search_users", map[string]string{"query": "erin"}), http.StatusOK, "")); !slices.Equal(got, []string{"erin"}) {
+		t.Fatalf("search for erin, no contact yet: %v", got)
+	}
+	if got := expect(t, e.post(alice, "v3/search_users", map[string]string{"query": "Nobody Here"}), http.StatusOK, "")["results"].([]any); len(got) != 0 {
+		t.Fatalf("search for nobody: %v", got)
+	}
+	expect(t, e.post(alice, "v3/search_users", map[string]string{"query": " "}), http.StatusBadRequest, "M_MISSING_PARAM")
+}
+
 func TestUnsupportedChatFeatures(t *testing.T) {
 	// Plain testnet cannot list contacts.
 	e := newEnv(t, envOptions{plainTestnet: true})
@@ -183,4 +211,26 @@ func TestCreateGroup(t *testing.T) {
 	}
 	expect(t, e.post(alice, "v3/create_group/group", map[string]any{}), http.StatusBadRequest, "M_MISSING_PARAM")
 	expect(t, e.post(alice, "v3/create_group/group?login_id=nobody", map[string]any{"participants": []string{"carol"}}), http.StatusNotFound, "M_NOT_FOUND")
+}
+
+func TestCapabilitiesSayWhatTheLoginsNetworkSupports(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	expect(t, e.get(alice, "v3/capabilities"), http.StatusNotFound, "M_NOT_FOUND")
+	e.login(alice, "alicenet")
+	features := expect(t, e.get(alice, "v3/capabilities"), http.StatusOK, "")["room_features"].(map[string]any)
+	// testnet edits, reacts and deletes.
+	for _, f := range []string{"edit", "reaction", "delete"} {
+		if features[f] != float64(2) {
+			t.Errorf("%s is %v, want fully supported (2): %v", f, features[f], features)
+		}
+	}
+
+	e = newEnv(t, envOptions{textOnly: true})
+	e.login(alice, "alicenet")
+	features = expect(t, e.get(alice, "v3/capabilities"), http.StatusOK, "")["room_features"].(map[string]any)
+	for _, f := range []string{"edit", "reaction", "delete"} {
+		if features[f] != float64(-2) {
+			t.Errorf("a text-only client: %s is %v, want rejected (-2)", f, features[f])
+		}
+	}
 }

@@ -84,7 +84,7 @@ func New(b *bridgev2.Bridge, log zerolog.Logger) *API {
 	default:
 		a.secret = []byte(secret)
 	}
-	for _, rt := range routeTable(a) {
+	for _, rt := range append(routeTable(a), extensionRoutes(a)...) {
 		a.routes.Handle(rt.method+" "+PathPrefix+rt.path, a.authed(rt.handle))
 	}
 	a.routes.HandleFunc(PathPrefix, a.unrecognized)
@@ -151,5 +151,13 @@ func routeTable(a *API) []route {
 		{http.MethodGet, "v3/resolve_identifier/{identifier}", a.getResolveIdentifier},
 		{http.MethodPost, "v3/create_dm/{identifier}", a.postCreateDM},
 		{http.MethodPost, "v3/create_group/{type}", a.postCreateGroup},
+	}
+}
+
+// extensionRoutes lists endpoints beyond provisioning.yaml, answered in
+// the same style (Matrix error bodies, ?login_id=).
+func extensionRoutes(a *API) []route {
+	return []route{
+		{http.MethodGet, "v3/capabilities", a.getCapabilities},
 	}
 }

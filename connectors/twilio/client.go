@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 	"golang.org/x/time/rate"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
@@ -25,12 +28,18 @@ type Client struct {
 	// own is the number in E.164; the other fields come from the stored
 	// metadata and never change for the life of this client (a new login
 	// makes a new client).
-	own        string
+	own string
+	// whatsapp is the number of the login's WhatsApp sender (E.164), or
+	// empty.
+	whatsapp   string
 	accountSID string
 	authToken  string
 	serviceSID string
 	numberSID  string
-	webhookURL string
+	// whatsappOnly is set for a login of a WhatsApp sender alone: it has
+	// no SMS number.
+	whatsappOnly bool
+	webhookURL   string
 
 	// rest authenticates with the login's REST credentials; tokenRest with
 	// the auth token (webhooks depend on it, so Connect verifies it too).
@@ -54,9 +63,10 @@ type Client struct {
 	wmMu        sync.Mutex
 	watermark   time.Time
 	wmDirty     bool
-	failGen     uint64 // counts webhooks whose Ingest failed
-	resolvedGen uint64 // failGen as of the start of the last complete catch-up
-	caughtUp    bool   // a catch-up has completed since this client started
+	failGen     uint64    // counts webhooks whose Ingest failed
+	resolvedGen uint64    // failGen as of the start of the last complete catch-up
+	caughtUp    bool      // a catch-up has completed since this client started
+	lastHeard   time.Time // when an incoming webhook was last journalled
 
 	// catchUpSem serialises catch-ups (the connection loop's and those a
 	// webhook runs first, see catchUpFirst); a channel, so that waiting for
@@ -76,40 +86,50 @@ type Client struct {
 	kick      chan struct{}
 	reconnect atomic.Bool
 
+	// rcsMu guards rcs, the RCS senders of the login's Messaging Service,
+	// once rcsListed.
+	rcsMu     sync.Mutex
+	rcs       []string
+	rcsListed bool
+
 	// catchUps counts completed catch-ups, for tests.
 	catchUps atomic.Int64
 }
 
 var (
-	_ bridgev2.NetworkClient      = (*Client)(nil)
-	_ bridgev2.Connectable        = (*Client)(nil)
-	_ bridgev2.RemoteLogouter     = (*Client)(nil)
-	_ bridgev2.IdentifierResolver = (*Client)(nil)
-	_ bridgev2.ChatInfoProvider   = (*Client)(nil)
-	_ bridgev2.UserInfoProvider   = (*Client)(nil)
-	_ bridgev2.EditHandler        = (*Client)(nil)
-	_ bridgev2.ReactionHandler    = (*Client)(nil)
-	_ bridgev2.RedactionHandler   = (*Client)(nil)
-	_ bridgev2.Backfiller         = (*Client)(nil)
-	_ bridgev2.MediaDownloader    = (*Client)(nil)
-	_ bridgev2.SendReconciler     = (*Client)(nil)
+	_ bridgev2.NetworkClient        = (*Client)(nil)
+	_ bridgev2.Connectable          = (*Client)(nil)
+	_ bridgev2.RemoteLogouter       = (*Client)(nil)
+	_ bridgev2.IdentifierResolver   = (*Client)(nil)
+	_ bridgev2.ChatInfoProvider     = (*Client)(nil)
+	_ bridgev2.UserInfoProvider     = (*Client)(nil)
+	_ bridgev2.EditHandler          = (*Client)(nil)
+	_ bridgev2.ReactionHandler      = (*Client)(nil)
+	_ bridgev2.RedactionHandler     = (*Client)(nil)
+	_ bridgev2.Backfiller           = (*Client)(nil)
+	_ bridgev2.ContactLister        = (*Client)(nil)
+	_ bridgev2.RoomFeaturesProvider = (*Client)(nil)
+	_ bridgev2.MediaDownloader      = (*Client)(nil)
+	_ bridgev2.SendReconciler       = (*Client)(nil)
 )
 
 func newClient(conn *Connector, login *bridgev2.UserLogin, meta *LoginMetadata) *Client {
 	c := &Client{
-		conn:       conn,
-		login:      login,
-		loginID:    login.ID,
-		own:        meta.PhoneNumber,
-		accountSID: meta.AccountSID,
-		authToken:  meta.AuthToken,
-		serviceSID: meta.MessagingServiceSID,
-		numberSID:  meta.PhoneNumberSID,
-		webhookURL: meta.WebhookURL,
-		meta:       meta,
-		watermark:  meta.CatchUpSince,
-		kick:       make(chan struct{}, 1),
-		catchUpSem: make(chan struct{}, 1),
+		conn:         conn,
+		login:        login,
+		loginID:      login.ID,
+		own:          meta.PhoneNumber,
+		whatsapp:     meta.WhatsAppNumber,
+		accountSID:   meta.AccountSID,
+		authToken:    meta.AuthToken,
+		serviceSID:   meta.MessagingServiceSID,
+		numberSID:    meta.PhoneNumberSID,
+		whatsappOnly: meta.WhatsAppOnly,
+		webhookURL:   meta.WebhookURL,
+		meta:         meta,
+		watermark:    meta.CatchUpSince,
+		kick:         make(chan struct{}, 1),
+		catchUpSem:   make(chan struct{}, 1),
 	}
 	c.log = login.Log.With().Str("component", "twilio").Logger() // login.Log carries login_id
 	c.rest = &restClient{conn: conn, creds: meta.restCreds(), log: c.log,
@@ -167,7 +187,8 @@ func (c *Client) wake() {
 // Connect starts the connection loop in the background and returns: the
 // core calls it synchronously right after a login, which must not wait for
 // Twilio. The loop verifies the credentials, reports CONNECTED and catches
-// up on messages whose webhook never made it.
+// up on messages whose webhook never made it, then again after every failed
+// webhook and every network.reconcile_interval.
 func (c *Client) Connect(ctx context.Context) {
 	c.runMu.Lock()
 	defer c.runMu.Unlock()
@@ -197,7 +218,9 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 	defer c.saveWatermark(context.WithoutCancel(ctx), true)
 	delay := c.conn.reconnectBase
 	connected, needCatchUp := false, true
-	ticker := time.NewTicker(c.conn.watermarkEvery)
+	// Webhooks that never reached the bridge leave no trace but the log:
+	// list it regularly.
+	ticker := time.NewTicker(c.conn.cfg.ReconcileInterval)
 	defer ticker.Stop()
 	sleep := func() bool {
 		t := time.NewTimer(delay)
@@ -212,7 +235,7 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 	}
 	for {
 		if !connected {
-			err := c.verify(ctx)
+			err := c.conn.bounded(ctx, func() error { return c.verify(ctx) })
 			if ctx.Err() != nil {
 				return
 			}
@@ -238,7 +261,7 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 			c.setState(ctx, bridgev2.BridgeState{StateEvent: bridgev2.StateConnected})
 		}
 		if needCatchUp {
-			if err := c.catchUp(ctx); err != nil {
+			if err := c.conn.bounded(ctx, func() error { return c.catchUp(ctx) }); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
@@ -263,7 +286,9 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 			}
 			needCatchUp = true
 		case <-ticker.C:
-			c.saveWatermark(ctx, false)
+			// Only the leader delivers; a standby's catch-up would only
+			// journal what the leader's finds too.
+			needCatchUp = c.conn.bridge.Leading()
 		}
 	}
 }
@@ -272,9 +297,12 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 // matters even when REST calls use an API key), the REST credentials and
 // that the number still belongs to the account.
 func (c *Client) verify(ctx context.Context) error {
-	token := *c.tokenRest
-	token.onUnreachable = nil
-	acct, err := token.fetchAccount(ctx)
+	key := accountKey(c.tokenRest.creds.AccountSID, c.tokenRest.creds.User+":"+c.tokenRest.creds.Pass)
+	acct, err := c.conn.accounts.check(key, c.conn.now, func() (*openapi.ApiV2010Account, error) {
+		token := *c.tokenRest
+		token.onUnreachable = nil
+		return token.fetchAccount(ctx)
+	})
 	if err != nil {
 		return err
 	}
@@ -282,6 +310,9 @@ func (c *Client) verify(ctx context.Context) error {
 		err := bridgev2.NewError(fmt.Sprintf("The Twilio account is %s.", st), nil)
 		c.setState(ctx, bridgev2.BridgeState{StateEvent: bridgev2.StateBadCredentials, Error: "twilio-account-" + st, Message: err.Message})
 		return err
+	}
+	if c.whatsappOnly {
+		return nil
 	}
 	num, err := c.bgRest.fetchNumber(ctx, c.numberSID)
 	if re := asRestError(err); re != nil && re.Status == http.StatusNotFound {
@@ -304,6 +335,7 @@ func (c *Client) LogoutRemote(ctx context.Context) {
 	if c.webhookURL == "" {
 		return
 	}
+	c.removeConversationsWebhook(ctx)
 	num, err := c.bgRest.fetchNumber(ctx, c.numberSID)
 	if err != nil {
 		c.log.Warn().Err(err).Msg("Could not read the number's webhook at logout; leaving it")
@@ -320,14 +352,42 @@ func (c *Client) LogoutRemote(ctx context.Context) {
 	c.log.Info().Msg("Removed the number's incoming webhook")
 }
 
-// ResolveIdentifier turns a typed phone number into the DM with it.
+// removeConversationsWebhook clears the account's Conversations webhook if
+// it still points at this login: group texts then stop coming to a login
+// that is gone.
+func (c *Client) removeConversationsWebhook(ctx context.Context) {
+	ours := c.conn.bridge.NetworkPublicURL("/" + string(c.loginID) + "/conversations")
+	current, err := c.bgRest.conversationsWebhookURL(ctx)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("Could not read the Conversations webhook at logout; leaving it")
+		return
+	}
+	if current != ours {
+		return
+	}
+	if err := c.bgRest.setConversationsWebhook(ctx, ""); err != nil {
+		c.log.Warn().Err(err).Msg("Could not remove the Conversations webhook at logout")
+		return
+	}
+	c.log.Info().Msg("Removed the account's Conversations webhook")
+}
+
+// ResolveIdentifier turns a typed phone number into the DM with it; with
+// the "whatsapp:" prefix, into the WhatsApp chat with it.
 func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bridgev2.ResolvedIdentifier, error) {
-	e164, err := parseUserNumber(identifier, c.conn.cfg.DefaultRegion, true)
+	typed, whatsapp := strings.CutPrefix(strings.TrimSpace(identifier), whatsappPrefix)
+	// A login without an SMS number chats over WhatsApp only.
+	whatsapp = whatsapp || c.whatsappOnly
+	e164, err := parseUserNumber(typed, c.conn.cfg.DefaultRegion, true)
 	if err != nil {
 		return nil, bridgev2.NewError(fmt.Sprintf("%q is not a valid phone number; include the country code (like +1 415 555 0100) unless it is a %s number.",
 			identifier, c.conn.cfg.DefaultRegion), err)
 	}
-	if e164 == c.own {
+	k := contact{e164: e164, whatsapp: whatsapp}
+	if whatsapp && c.whatsapp == "" {
+		return nil, bridgev2.NewError("This login has no WhatsApp sender; log in again and pick a number that has one.", nil)
+	}
+	if e164 == c.own || (whatsapp && e164 == c.whatsapp) {
 		return nil, bridgev2.NewError("That is this login's own number; a number cannot text itself.", nil)
 	}
 	name := c.conn.cfg.displayName(e164)
@@ -335,18 +395,22 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 	return &bridgev2.ResolvedIdentifier{
 		UserID:   uid,
 		UserInfo: &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}},
-		Chat:     c.portalKey(e164),
-		ChatInfo: c.chatInfo(e164),
+		Chat:     c.portalKey(k),
+		ChatInfo: c.chatInfo(k),
 	}, nil
 }
 
-// GetChatInfo describes a DM portal: the other number and its name.
+// GetChatInfo describes a DM portal (the other number and its name) or a
+// group portal (its phones).
 func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
-	e164, err := e164FromID(string(portal.ID))
+	if isGroupPortal(portal.ID) {
+		return c.groupChatInfo(ctx, string(portal.ID))
+	}
+	k, err := contactFromPortalID(portal.ID)
 	if err != nil {
 		return nil, fmt.Errorf("portal %s is not a phone number", portal.ID)
 	}
-	return c.chatInfo(e164), nil
+	return c.chatInfo(k), nil
 }
 
 // GetUserInfo names a contact after network.displayname_template.
@@ -359,13 +423,45 @@ func (c *Client) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*bridg
 	return &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}}, nil
 }
 
-// portalKey is the DM portal with a remote number, as seen by this login.
-func (c *Client) portalKey(remoteE164 string) networkid.PortalKey {
-	return networkid.PortalKey{ID: networkid.PortalID(idFromE164(remoteE164)), Receiver: c.loginID}
+// portalKey is the DM portal with a contact, as seen by this login.
+func (c *Client) portalKey(k contact) networkid.PortalKey {
+	return networkid.PortalKey{ID: k.portalID(), Receiver: c.loginID}
 }
 
-// chatInfo describes the DM with a remote number.
-func (c *Client) chatInfo(remoteE164 string) *bridgev2.ChatInfo {
-	name := c.conn.cfg.displayName(remoteE164)
-	return &bridgev2.ChatInfo{IsDM: true, OtherUser: userIDFromE164(remoteE164), Name: &name}
+// chatInfo describes the DM with a contact. The person is one ghost on both
+// channels; only the rooms differ.
+func (c *Client) chatInfo(k contact) *bridgev2.ChatInfo {
+	name := c.chatName(k)
+	return &bridgev2.ChatInfo{IsDM: true, OtherUser: userIDFromE164(k.e164), Name: &name}
+}
+
+// GetContacts lists the numbers this login has a chat with (it texted
+// them, or they texted it), sorted, each named as its ghost is.
+func (c *Client) GetContacts(ctx context.Context) ([]*bridgev2.ResolvedIdentifier, error) {
+	db := c.login.Bridge.DB
+	portals, err := db.Portals.GetAllForReceiver(ctx, c.loginID)
+	if err != nil {
+		return nil, fmt.Errorf("list chats: %w", err)
+	}
+	var out []*bridgev2.ResolvedIdentifier
+	for _, p := range portals {
+		e164, err := e164FromID(string(p.ID))
+		if err != nil || p.MXID == "" {
+			continue // a group, or a chat never opened
+		}
+		uid := userIDFromE164(e164)
+		name := c.conn.cfg.displayName(e164)
+		if g, err := db.Ghosts.Get(ctx, uid); err == nil && g.NameSet && g.Name != "" {
+			name = g.Name
+		}
+		out = append(out, &bridgev2.ResolvedIdentifier{
+			UserID:   uid,
+			UserInfo: &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}},
+			Chat:     p.PortalKey,
+		})
+	}
+	slices.SortFunc(out, func(a, b *bridgev2.ResolvedIdentifier) int {
+		return strings.Compare(string(a.UserID), string(b.UserID))
+	})
+	return out, nil
 }

@@ -58,6 +58,9 @@ type Config struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// MaxWebhookBody is the largest webhook body accepted, in bytes.
 	MaxWebhookBody int64 `yaml:"max_webhook_body"`
+	// ReconcileInterval is how often each login lists Twilio's message log
+	// for texts whose webhook never reached the bridge.
+	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
 
 	// displayname is DisplaynameTemplate, parsed by Validate.
 	displayname *template.Template
@@ -79,6 +82,7 @@ func DefaultConfig() Config {
 		DisplaynameTemplate: "{{.International}}",
 		RequestTimeout:      15 * time.Second,
 		MaxWebhookBody:      64 << 10,
+		ReconcileInterval:   5 * time.Minute,
 	}
 }
 
@@ -114,6 +118,9 @@ const ExampleConfig = `network:
     request_timeout: 15s
     # Largest webhook body accepted, in bytes.
     max_webhook_body: 65536
+    # How often each login lists Twilio's message log for texts whose webhook never reached the
+    # bridge (a proxy, DNS or TLS failure, a timeout); they arrive at the latest this much later.
+    reconcile_interval: 5m
 `
 
 // Validate checks every key and prepares the parsed forms. Errors name the
@@ -167,6 +174,9 @@ func (c *Config) Validate() error {
 	c.displayname = tmpl
 	if c.RequestTimeout <= 0 {
 		return errors.New("network.request_timeout must be > 0")
+	}
+	if c.ReconcileInterval < 100*time.Millisecond || c.ReconcileInterval > 24*time.Hour {
+		return errors.New("network.reconcile_interval must be between 100ms and 24h")
 	}
 	if c.MaxWebhookBody < 4096 || c.MaxWebhookBody > 16<<20 {
 		return errors.New("network.max_webhook_body must be between 4096 and 16777216 bytes")

@@ -31,16 +31,20 @@ type Connector struct {
 	bridge *bridgev2.Bridge
 	log    zerolog.Logger
 	// transport is shared by every REST call and media download of every
-	// login, for connection reuse.
-	transport *http.Transport
+	// login, for connection reuse; tests wrap it to count calls.
+	transport http.RoundTripper
 	// validated is set once Config passed Validate.
 	validated bool
 
 	// Timings, shortened by tests.
-	reconnectBase  time.Duration // first reconnect delay after a failed connect
-	reconnectMax   time.Duration // longest reconnect delay
-	watermarkEvery time.Duration // how often a webhook-advanced catch-up watermark is saved
-	now            func() time.Time
+	reconnectBase time.Duration // first reconnect delay after a failed connect
+	reconnectMax  time.Duration // longest reconnect delay
+	now           func() time.Time
+
+	// startup holds the slots of the connection loops' Twilio calls.
+	startup chan struct{}
+	// accounts are recent account checks, shared by an account's logins.
+	accounts accountChecks
 }
 
 var (
@@ -62,13 +66,13 @@ func New() *Connector {
 	tr.MaxConnsPerHost = 256
 	tr.ResponseHeaderTimeout = time.Minute
 	return &Connector{
-		cfg:            DefaultConfig(),
-		log:            zerolog.Nop(),
-		transport:      tr,
-		reconnectBase:  2 * time.Second,
-		reconnectMax:   5 * time.Minute,
-		watermarkEvery: 5 * time.Minute,
-		now:            time.Now,
+		cfg:           DefaultConfig(),
+		log:           zerolog.Nop(),
+		transport:     tr,
+		reconnectBase: 2 * time.Second,
+		reconnectMax:  5 * time.Minute,
+		now:           time.Now,
+		startup:       make(chan struct{}, startupConcurrency),
 	}
 }
 
@@ -142,4 +146,12 @@ func (c *Connector) client(loginID string) *Client {
 	}
 	cl, _ := login.Client.(*Client)
 	return cl
+}
+
+// reportAPIError counts a failed Twilio call in trestle_api_errors_total.
+// Calls made before Init (none in the shipped binary) are not counted.
+func (c *Connector) reportAPIError(code string) {
+	if c.bridge != nil {
+		c.bridge.ReportAPIError(code)
+	}
 }

@@ -12,6 +12,9 @@ import (
 func FuzzParseInboundForm(f *testing.F) {
 	f.Add("MessageSid=SM0123456789abcdef0123456789abcdef&From=%2B14155550100&To=%2B15005550006&Body=hi&NumMedia=0")
 	f.Add("MessageSid=MM0123456789abcdef0123456789abcdef&From=%2B14155550100&To=%2B15005550006&NumMedia=1&MediaUrl0=https%3A%2F%2Fapi.twilio.com%2Fm&MediaContentType0=image%2Fjpeg")
+	f.Add("MessageSid=SM0123456789abcdef0123456789abcdef&From=whatsapp%3A%2B14155550100&To=whatsapp%3A%2B15005550006&Latitude=52.37&Longitude=4.9&Label=Dam&OriginalRepliedMessageSid=SM0123456789abcdef0123456789abcdee")
+	f.Add("MessageSid=SM0123456789abcdef0123456789abcdef&From=whatsapp%3A%2B14155550100&To=%2B15005550006")
+	f.Add("MessageSid=SM0123456789abcdef0123456789abcdef&From=rcs%3A%2B14155550100&To=rcs%3Aour_agent&MessagingServiceSid=MG0123456789abcdef0123456789abcdef&Body=hi")
 	f.Add("NumMedia=-1")
 	f.Add("Body=%FF%FE")
 	f.Add("")
@@ -24,13 +27,16 @@ func FuzzParseInboundForm(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !messageSIDPattern.MatchString(in.SID) || !e164Pattern.MatchString(in.From) || !e164Pattern.MatchString(in.To) {
+		if !messageSIDPattern.MatchString(in.SID) || !e164Pattern.MatchString(in.From.e164) || (!in.RCS && !e164Pattern.MatchString(in.To.e164)) || in.From.whatsapp != in.To.whatsapp {
 			t.Fatalf("accepted malformed IDs: %+v", in)
 		}
 		if len(in.Media) > maxMedia || !utf8.ValidString(in.Body) {
 			t.Fatalf("accepted bad media or body: %+v", in)
 		}
-		parts := messageParts(in.Body, in.Media)
+		if in.GeoURI != "" && (!in.From.whatsapp || !strings.HasPrefix(in.GeoURI, "geo:")) {
+			t.Fatalf("accepted a location off WhatsApp or malformed: %+v", in)
+		}
+		parts := in.parts()
 		if len(parts) == 0 && (in.Body != "" || len(in.Media) > 0) {
 			t.Fatal("content without parts")
 		}

@@ -49,8 +49,12 @@ type envOptions struct {
 	numbers []string
 	// dialect is the bridge's database; SQLite by default.
 	dialect database.Dialect
-	// configure adjusts the core's config.
+	// configure adjusts the bridge's config before it starts.
 	configure func(*bridgeconfig.Config)
+	// clock, if set, is the time of both the simulator and the connector.
+	clock *twiliosim.ManualClock
+	// tweak adjusts each connector before the bridge starts.
+	tweak func(*Connector)
 }
 
 // newEnv starts the simulator and a bridge pointed at it.
@@ -59,12 +63,31 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if opts.numbers == nil {
 		opts.numbers = []string{ourNumber}
 	}
-	sim, acct := twiliosim.StartForTest(t, opts.numbers...)
+	var sim *twiliosim.Server
+	var acct *twiliosim.Account
+	if opts.clock != nil {
+		sim, acct = twiliosim.StartForTestWith(t, twiliosim.Options{Now: opts.clock.Now}, opts.numbers...)
+	} else {
+		sim, acct = twiliosim.StartForTest(t, opts.numbers...)
+	}
 	netCfg := "api_url: " + sim.URL() + "\nrequest_timeout: 5s\n" + opts.network
 	if !strings.Contains(opts.network, "max_send_rate") {
 		netCfg += "max_send_rate: 0\n"
 	}
-	h := bridgetest.New(t, newTestConnector, bridgetest.Options{NetworkConfig: netCfg, Dialect: opts.dialect, Configure: opts.configure})
+	newConn := newTestConnector
+	if opts.tweak != nil || opts.clock != nil {
+		newConn = func() bridgev2.NetworkConnector {
+			c := newTestConnector().(*Connector)
+			if opts.clock != nil {
+				c.now = opts.clock.Now
+			}
+			if opts.tweak != nil {
+				opts.tweak(c)
+			}
+			return c
+		}
+	}
+	h := bridgetest.New(t, newConn, bridgetest.Options{NetworkConfig: netCfg, Dialect: opts.dialect, Configure: opts.configure})
 	return &env{t: t, sim: sim, acct: acct, h: h}
 }
 

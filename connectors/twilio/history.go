@@ -3,6 +3,7 @@ package twilio
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,11 +15,16 @@ import (
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
-// webhookSkewMargin is how far behind the bridge's clock the catch-up
-// watermark stays when webhooks advance it: the watermark is compared with
-// Twilio's timestamps, and a message Twilio logged a little before the
-// bridge's "now" may still be on its way.
-const webhookSkewMargin = 5 * time.Minute
+// logSkewMargin is how far behind the start of a complete listing the
+// catch-up watermark stays: the watermark is compared with Twilio's
+// timestamps, which come from another clock, and a message Twilio stamped a
+// little before the listing may not be listed yet. The next catch-up lists
+// that margin again; what it finds twice is a duplicate and costs nothing.
+const logSkewMargin = 5 * time.Minute
+
+// catchUpPageSize is the page size of catch-up listings, Twilio's largest,
+// so that a busy number costs as few calls as possible.
+const catchUpPageSize = 1000
 
 // Twilio's list directions.
 const (
@@ -44,20 +50,6 @@ func messageTime(m *openapi.ApiV2010Message) time.Time {
 		return t
 	}
 	return parseTwilioTime(m.DateCreated)
-}
-
-// noteIngested advances the in-memory watermark after a webhook was
-// journalled, unless an earlier webhook failed and no catch-up has covered
-// it yet (the watermark must never pass a message that is not journalled).
-func (c *Client) noteIngested(at time.Time) {
-	c.wmMu.Lock()
-	defer c.wmMu.Unlock()
-	if c.failGen != c.resolvedGen {
-		return
-	}
-	if wm := at.Add(-webhookSkewMargin); wm.After(c.watermark) {
-		c.watermark, c.wmDirty = wm, true
-	}
 }
 
 // noteIngestFailed records a webhook that could not be journalled and asks
@@ -102,8 +94,16 @@ func (c *Client) saveWatermark(ctx context.Context, force bool) {
 
 // catchUp journals every inbound message of the number logged since the
 // watermark, oldest first, exactly as its webhook would have: Twilio never
-// resends a webhook that failed, so the log is the only way to recover one.
-// Messages journalled before come back as duplicates and cost nothing.
+// resends a webhook that failed, and one that never reached the bridge (a
+// proxy, DNS or TLS failure) leaves no trace here, so the log is the only
+// way to recover it. Messages journalled before come back as duplicates
+// and cost nothing. The connection loop runs it at connect, after a failed
+// webhook and every network.reconcile_interval. Only a catch-up moves the
+// watermark, and only once the whole span since it was listed and
+// journalled: a webhook that does arrive proves nothing about the ones
+// before it.
+// Group texts, which are not in that log, are caught up after them (see
+// catchUpGroups).
 func (c *Client) catchUp(ctx context.Context) error {
 	select {
 	case c.catchUpSem <- struct{}{}:
@@ -114,18 +114,24 @@ func (c *Client) catchUp(ctx context.Context) error {
 	c.wmMu.Lock()
 	since, gen := c.watermark, c.failGen
 	c.wmMu.Unlock()
+	started := c.conn.now()
 	if since.IsZero() {
 		// Never caught up (a login stored without a watermark): start now,
 		// rather than importing the account's whole history.
-		since = c.conn.now()
-	}
-	params := (&openapi.ListMessageParams{}).SetTo(c.own).SetDateSentAfter(since.UTC())
-	msgs, err := c.bgRest.listMessages(ctx, params, 100, 0)
-	if err != nil {
-		return err
+		since = started
 	}
 	// Twilio's timestamps have whole seconds.
 	floor := since.Truncate(time.Second)
+	msgs, complete, err := c.listInboundSince(ctx, since, floor)
+	if err != nil {
+		return err
+	}
+	if !complete {
+		// Newest first: what is missing is the oldest part of the span,
+		// which must reach Matrix first. Nothing is journalled, and the
+		// watermark stays, so the next attempt lists it all again.
+		return fmt.Errorf("twilio message log since %s is longer than %d pages of %d; not caught up", since.UTC().Format(time.RFC3339), maxListPages, catchUpPageSize)
+	}
 	var inbound []openapi.ApiV2010Message
 	for _, m := range msgs {
 		if deref(m.Direction) == directionInbound && !messageTime(&m).Before(floor) {
@@ -138,9 +144,16 @@ func (c *Client) catchUp(ctx context.Context) error {
 	slices.SortStableFunc(inbound, func(a, b openapi.ApiV2010Message) int {
 		return messageTime(&a).Compare(messageTime(&b))
 	})
-	newest, journalled := since, 0
+	journalled := 0
 	for i := range inbound {
 		m := &inbound[i]
+		// Most of what a reconcile lists came by webhook or was listed
+		// before; skipping it saves listing its media again.
+		if known, err := c.login.HasIngested(ctx, networkid.MessageID(deref(m.Sid))); err != nil {
+			return err
+		} else if known {
+			continue
+		}
 		evt, err := c.eventFromLog(ctx, m)
 		if err != nil {
 			return err
@@ -156,16 +169,22 @@ func (c *Client) catchUp(ctx context.Context) error {
 			journalled++
 			c.log.Info().Str("message_sid", string(evt.ID)).Str("remote_id", string(evt.Portal.ID)).Msg("Recovered a message from Twilio's log")
 		}
-		if t := messageTime(m); t.After(newest) {
-			newest = t
+	}
+	if n, err := c.catchUpGroups(ctx, floor); err != nil {
+		if groupCatchUpFatal(err) {
+			return err
 		}
+		c.log.Warn().Err(err).Msg("Could not catch up on group texts; one-to-one texts are caught up")
+	} else {
+		journalled += n
 	}
+	// Everything logged from since until the listing started is journalled
+	// now, give or take the other clock.
 	c.wmMu.Lock()
-	if newest.After(c.watermark) {
-		c.watermark, c.wmDirty = newest, true
-	}
-	if since.After(c.watermark) {
-		c.watermark, c.wmDirty = since, true
+	for _, wm := range []time.Time{since, started.Add(-logSkewMargin)} {
+		if wm.After(c.watermark) {
+			c.watermark, c.wmDirty = wm, true
+		}
 	}
 	c.resolvedGen, c.caughtUp = gen, true
 	c.wmMu.Unlock()
@@ -177,11 +196,31 @@ func (c *Client) catchUp(ctx context.Context) error {
 
 // behind reports whether the journal may lack messages Twilio logged
 // earlier: no catch-up has completed since this client started (the bridge
-// may have been down), or a webhook failed since the last one.
+// may have been down), a webhook failed since the last one, or the webhook
+// path has been silent for a while (see quietGap).
 func (c *Client) behind() bool {
 	c.wmMu.Lock()
 	defer c.wmMu.Unlock()
-	return !c.caughtUp || c.failGen != c.resolvedGen
+	return !c.caughtUp || c.failGen != c.resolvedGen || c.conn.now().Sub(c.lastHeard) >= c.conn.quietGap()
+}
+
+// noteHeard records that an incoming webhook just came through. Only
+// incoming webhooks count: a catch-up or a status callback says nothing
+// about texts whose webhooks were lost since the last one.
+func (c *Client) noteHeard() {
+	c.wmMu.Lock()
+	c.lastHeard = c.conn.now()
+	c.wmMu.Unlock()
+}
+
+// quietGap is how long the webhook path may be silent (no incoming
+// webhook) before the next one runs a catch-up first. Texts whose webhooks were lost to a proxy,
+// DNS or TLS failure leave the bridge hearing nothing; when the path comes
+// back, the first webhook must not overtake them. A number that texts
+// often stays under the gap and pays nothing; one that texts rarely pays
+// one listing per text.
+func (c *Connector) quietGap() time.Duration {
+	return min(c.cfg.ReconcileInterval, time.Minute)
 }
 
 // Bounds of the catch-up a webhook runs before its own message.
@@ -247,7 +286,7 @@ func (c *Client) catchUpFirst(ctx context.Context) {
 // for entries that are not texts between two numbers.
 func (c *Client) eventFromLog(ctx context.Context, m *openapi.ApiV2010Message) (*bridgev2.RemoteEvent, error) {
 	sid := deref(m.Sid)
-	from, err := parseTwilioNumber(deref(m.From))
+	from, err := parseStatusRecipient(deref(m.From))
 	if err != nil || !messageSIDPattern.MatchString(sid) {
 		c.log.Warn().Str("message_sid", sid).Msg("Skipping a logged message that is not from a phone number")
 		return nil, nil
@@ -260,10 +299,10 @@ func (c *Client) eventFromLog(ctx context.Context, m *openapi.ApiV2010Message) (
 		Kind:      bridgev2.RemoteMessage,
 		ID:        networkid.MessageID(sid),
 		Portal:    c.portalKey(from),
-		Sender:    bridgev2.EventSender{Sender: userIDFromE164(from)},
+		Sender:    bridgev2.EventSender{Sender: userIDFromE164(from.e164)},
 		Timestamp: messageTime(m),
-		Parts:     messageParts(sanitizeBody(deref(m.Body)), media),
-		ChatInfo:  c.chatInfo(from),
+		Parts:     chatParts(from, sanitizeBody(deref(m.Body)), media),
+		ChatInfo:  c.inboundChatInfo(from, messageTime(m)),
 	}, nil
 }
 
@@ -310,20 +349,20 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 	if limit <= 0 {
 		return nil, nil
 	}
-	remote, err := e164FromID(string(portal.ID))
-	if err != nil {
+	k, err := contactFromPortalID(portal.ID)
+	if err != nil || c.ownAddress(k) == "" {
 		return nil, nil
 	}
 	pageSize := min(limit, 1000)
-	in, err := c.rest.listMessages(ctx, (&openapi.ListMessageParams{}).SetFrom(remote).SetTo(c.own), pageSize, limit)
+	in, _, err := c.rest.listMessages(ctx, (&openapi.ListMessageParams{}).SetFrom(k.address()).SetTo(c.ownAddress(k)), pageSize, limit, time.Time{})
 	if err != nil {
 		return nil, err
 	}
-	outParams := (&openapi.ListMessageParams{}).SetTo(remote)
-	if c.serviceSID == "" {
-		outParams.SetFrom(c.own)
+	outParams := (&openapi.ListMessageParams{}).SetTo(k.address())
+	if c.serviceSID == "" || k.whatsapp {
+		outParams.SetFrom(c.ownAddress(k))
 	}
-	out, err := c.rest.listMessages(ctx, outParams, pageSize, limit*2)
+	out, _, err := c.rest.listMessages(ctx, outParams, pageSize, limit*2, time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -354,7 +393,7 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 		}
 	}
 	for _, m := range out {
-		if c.isOwnOutbound(&m) && (live < 0 || !messageTime(&m).After(liveAt)) {
+		if c.isOwnOutbound(&m, k) && (live < 0 || !messageTime(&m).After(liveAt)) {
 			all = append(all, m)
 		}
 	}
@@ -375,11 +414,11 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 		if err != nil {
 			return nil, err
 		}
-		sender := bridgev2.EventSender{Sender: userIDFromE164(remote)}
+		sender := bridgev2.EventSender{Sender: userIDFromE164(k.e164)}
 		if deref(m.Direction) != directionInbound {
 			sender = bridgev2.EventSender{IsFromMe: true, Sender: networkid.UserID(c.loginID)}
 		}
-		parts := messageParts(sanitizeBody(deref(m.Body)), media)
+		parts := chatParts(k, sanitizeBody(deref(m.Body)), media)
 		if len(parts) == 0 {
 			continue
 		}
@@ -395,10 +434,10 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 	return events, nil
 }
 
-// isOwnOutbound reports whether a listed message was sent by this login:
-// from its number, or through its Messaging Service, and not a send that
-// never left Twilio.
-func (c *Client) isOwnOutbound(m *openapi.ApiV2010Message) bool {
+// isOwnOutbound reports whether a listed message was sent by this login to
+// k: from its number (or WhatsApp sender), or through its Messaging
+// Service, and not a send that never left Twilio.
+func (c *Client) isOwnOutbound(m *openapi.ApiV2010Message, k contact) bool {
 	dir := deref(m.Direction)
 	if !strings.HasPrefix(dir, "outbound") {
 		return false
@@ -407,5 +446,43 @@ func (c *Client) isOwnOutbound(m *openapi.ApiV2010Message) bool {
 	case "failed", "canceled":
 		return false
 	}
-	return deref(m.From) == c.own || (c.serviceSID != "" && deref(m.MessagingServiceSid) == c.serviceSID)
+	return c.fromThisLogin(m, k)
+}
+
+// fromThisLogin reports whether a listed message to k came from this
+// login: from its address for k's channel, or, for SMS, through its
+// Messaging Service.
+func (c *Client) fromThisLogin(m *openapi.ApiV2010Message, k contact) bool {
+	if deref(m.From) == c.ownAddress(k) {
+		return true
+	}
+	return !k.whatsapp && c.serviceSID != "" && deref(m.MessagingServiceSid) == c.serviceSID
+}
+
+// listInboundSince lists the messages logged to the login's number, to its
+// WhatsApp sender if it has one and to its Messaging Service's RCS senders,
+// since a time, newest first, and whether every list was complete (see
+// listMessages).
+func (c *Client) listInboundSince(ctx context.Context, since, floor time.Time) ([]openapi.ApiV2010Message, bool, error) {
+	var to []string
+	if !c.whatsappOnly {
+		to = append(to, c.own)
+	}
+	if c.whatsapp != "" {
+		to = append(to, whatsappPrefix+c.whatsapp)
+	}
+	to = append(to, c.rcsSenders(ctx)...)
+	var all []openapi.ApiV2010Message
+	for _, addr := range to {
+		params := (&openapi.ListMessageParams{}).SetTo(addr).SetDateSentAfter(since.UTC())
+		msgs, complete, err := c.bgRest.listMessages(ctx, params, catchUpPageSize, 0, floor)
+		if err != nil || !complete {
+			return nil, complete, err
+		}
+		all = append(all, msgs...)
+	}
+	if len(to) > 1 {
+		slices.SortStableFunc(all, func(a, b openapi.ApiV2010Message) int { return messageTime(&b).Compare(messageTime(&a)) })
+	}
+	return all, true, nil
 }

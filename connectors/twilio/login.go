@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,8 +15,12 @@ import (
 
 // The login flow and its steps.
 const (
-	// FlowAuthToken logs in with an Account SID and auth token.
+	// FlowAuthToken logs in with an Account SID and auth token: the two
+	// questions most users need to answer.
 	FlowAuthToken = "auth-token"
+	// FlowAdvanced also takes an API key for REST calls and a Messaging
+	// Service to send through, both optional, for accounts that use them.
+	FlowAdvanced = "advanced"
 
 	stepCredentials = "net.trestle.twilio.credentials"
 	stepChooseNum   = "net.trestle.twilio.choose_number"
@@ -25,48 +30,63 @@ const (
 // alphanumeric is what twilio-go accepts as basic-auth user and password.
 var alphanumeric = regexp.MustCompile(`^[0-9A-Za-z]+$`)
 
-// LoginFlows offers the one way to log in.
+// LoginFlows offers the plain login first, so that `login` asks only for
+// the Account SID and auth token; `login advanced` asks for the rest too.
 func (c *Connector) LoginFlows() []bridgev2.LoginFlow {
 	return []bridgev2.LoginFlow{{
 		ID:          FlowAuthToken,
 		Name:        "Account SID + auth token",
-		Description: "Log in with your Twilio Account SID and auth token (optionally an API key for REST calls and a Messaging Service to send through), then pick the phone number to bridge.",
+		Description: "Log in with your Twilio Account SID and auth token, then pick the phone number to bridge.",
+	}, {
+		ID:          FlowAdvanced,
+		Name:        "with an API key or Messaging Service",
+		Description: "Like auth-token, and optionally an API key for REST calls and a Messaging Service to send through.",
 	}}
 }
 
 // CreateLogin starts a login for user.
 func (c *Connector) CreateLogin(ctx context.Context, user *bridgev2.User, flowID string) (bridgev2.LoginProcess, error) {
-	if flowID != FlowAuthToken {
-		return nil, bridgev2.NewError(fmt.Sprintf("Unknown login flow %q; use %q.", flowID, FlowAuthToken), nil)
+	switch flowID {
+	case FlowAuthToken, FlowAdvanced:
+		return &loginProcess{conn: c, user: user, advanced: flowID == FlowAdvanced}, nil
 	}
-	return &loginProcess{conn: c, user: user}, nil
+	return nil, bridgev2.NewError(fmt.Sprintf("Unknown login flow %q; use %q or %q.", flowID, FlowAuthToken, FlowAdvanced), nil)
 }
 
 // loginProcess is one user's login in progress.
 type loginProcess struct {
 	conn *Connector
 	user *bridgev2.User
+	// advanced is the advanced flow, which takes the optional fields.
+	advanced bool
 
 	mu        sync.Mutex
 	cancelled bool
 	meta      LoginMetadata // credentials, once verified
 	rest      *restClient
 	numbers   []numberInfo
+	// whatsapp are the numbers of the account's WhatsApp senders.
+	whatsapp []string
 }
 
 // Start asks for the credentials.
 func (p *loginProcess) Start(ctx context.Context) (*bridgev2.LoginStep, error) {
+	fields := []bridgev2.LoginInputField{
+		{Type: bridgev2.LoginInputUsername, ID: "account_sid", Name: "Account SID", Description: "starts with AC", Pattern: accountSIDPattern.String()},
+		{Type: bridgev2.LoginInputPassword, ID: "auth_token", Name: "auth token", Description: "also used to check that webhooks come from Twilio", Pattern: alphanumeric.String()},
+	}
+	if p.advanced {
+		fields = append(fields,
+			bridgev2.LoginInputField{Type: bridgev2.LoginInputUsername, ID: "api_key_sid", Name: "API key SID", Description: "optional, starts with SK; REST calls then use the key instead of the auth token", Pattern: apiKeySIDPattern.String(), Optional: true},
+			bridgev2.LoginInputField{Type: bridgev2.LoginInputPassword, ID: "api_key_secret", Name: "API key secret", Description: "only with an API key SID", Pattern: alphanumeric.String(), Optional: true},
+			bridgev2.LoginInputField{Type: bridgev2.LoginInputUsername, ID: "messaging_service_sid", Name: "Messaging Service SID", Description: "optional, starts with MG; messages are then sent through the service, from this number", Pattern: serviceSIDPattern.String(), Optional: true},
+		)
+	}
 	return &bridgev2.LoginStep{
 		Type:         bridgev2.LoginStepUserInput,
 		StepID:       stepCredentials,
 		Instructions: "Find the Account SID and auth token on the front page of the Twilio console (console.twilio.com).",
-		UserInput: &bridgev2.LoginUserInputParams{Fields: []bridgev2.LoginInputField{
-			{Type: bridgev2.LoginInputUsername, ID: "account_sid", Name: "Account SID", Description: "starts with AC", Pattern: accountSIDPattern.String()},
-			{Type: bridgev2.LoginInputPassword, ID: "auth_token", Name: "auth token", Description: "also used to check that webhooks come from Twilio", Pattern: alphanumeric.String()},
-			{Type: bridgev2.LoginInputUsername, ID: "api_key_sid", Name: "API key SID", Description: "optional, starts with SK; REST calls then use the key instead of the auth token", Pattern: apiKeySIDPattern.String(), Optional: true},
-			{Type: bridgev2.LoginInputPassword, ID: "api_key_secret", Name: "API key secret", Description: "only with an API key SID", Pattern: alphanumeric.String(), Optional: true},
-			{Type: bridgev2.LoginInputUsername, ID: "messaging_service_sid", Name: "Messaging Service SID", Description: "optional, starts with MG; messages are then sent through the service", Pattern: serviceSIDPattern.String(), Optional: true},
-		}},
+		UserInput:    &bridgev2.LoginUserInputParams{Fields: fields},
 	}, nil
 }
 
@@ -93,12 +113,12 @@ func (p *loginProcess) SubmitUserInput(ctx context.Context, input map[string]str
 // submitCredentials verifies the credentials and lists the numbers.
 func (p *loginProcess) submitCredentials(ctx context.Context, input map[string]string) (*bridgev2.LoginStep, error) {
 	field := func(id string) string { return strings.TrimSpace(input[id]) }
-	meta := LoginMetadata{
-		AccountSID:          field("account_sid"),
-		AuthToken:           field("auth_token"),
-		APIKeySID:           field("api_key_sid"),
-		APIKeySecret:        field("api_key_secret"),
-		MessagingServiceSID: field("messaging_service_sid"),
+	meta := LoginMetadata{AccountSID: field("account_sid"), AuthToken: field("auth_token")}
+	if p.advanced {
+		// Only the flow that asked for them reads them, so what a login
+		// uses is always what its user was asked.
+		meta.APIKeySID, meta.APIKeySecret = field("api_key_sid"), field("api_key_secret")
+		meta.MessagingServiceSID = field("messaging_service_sid")
 	}
 	switch {
 	case !accountSIDPattern.MatchString(meta.AccountSID):
@@ -132,21 +152,24 @@ func (p *loginProcess) submitCredentials(ctx context.Context, input map[string]s
 	} else if err != nil {
 		return nil, err
 	}
+	p.meta, p.rest = meta, rest
+	p.whatsapp = p.listWhatsApp(ctx)
+	numbers = append(numbers, whatsappOnlySenders(numbers, p.whatsapp)...)
+	p.numbers = numbers
 	if len(numbers) == 0 {
-		return nil, bridgev2.NewError("This Twilio account has no phone number that can send SMS; buy or port one in the Twilio console, then log in again.", nil)
+		return nil, bridgev2.NewError("This Twilio account has no phone number that can send SMS and no WhatsApp sender; buy or port a number in the Twilio console, then log in again.", nil)
 	}
-	p.meta, p.rest, p.numbers = meta, rest, numbers
 	if len(numbers) == 1 {
 		return p.finish(ctx, numbers[0])
 	}
 	options := make([]string, len(numbers))
 	for i, n := range numbers {
-		options[i] = n.E164
+		options[i] = n.choice()
 	}
 	return &bridgev2.LoginStep{
 		Type:         bridgev2.LoginStepUserInput,
 		StepID:       stepChooseNum,
-		Instructions: "The account has several SMS numbers. Each number is a separate login; you can log in again for another one.",
+		Instructions: "The account has several SMS numbers. Each number is a separate login; you can log in again for another one." + p.whatsappNote(),
 		UserInput: &bridgev2.LoginUserInputParams{Fields: []bridgev2.LoginInputField{{
 			Type: bridgev2.LoginInputSelect, ID: "phone_number", Name: "phone number", Description: "the number to bridge", Options: options,
 		}}},
@@ -156,17 +179,20 @@ func (p *loginProcess) submitCredentials(ctx context.Context, input map[string]s
 // submitNumber accepts the chosen number in any common format.
 func (p *loginProcess) submitNumber(ctx context.Context, input map[string]string) (*bridgev2.LoginStep, error) {
 	answer := strings.TrimSpace(input["phone_number"])
-	e164, err := parseUserNumber(answer, p.conn.cfg.DefaultRegion, false)
+	typed, whatsapp := strings.CutPrefix(answer, whatsappPrefix)
+	e164, err := parseUserNumber(typed, p.conn.cfg.DefaultRegion, false)
 	if err == nil {
 		for _, n := range p.numbers {
-			if n.E164 == e164 {
+			// A WhatsApp-only sender may be chosen with or without its
+			// prefix; a number's SMS login only without.
+			if n.E164 == e164 && (!whatsapp || n.SID == "") {
 				return p.finish(ctx, n)
 			}
 		}
 	}
 	names := make([]string, len(p.numbers))
 	for i, n := range p.numbers {
-		names[i] = n.E164
+		names[i] = n.choice()
 	}
 	return nil, bridgev2.NewError(fmt.Sprintf("%q is not one of the account's numbers (%s).", answer, strings.Join(names, ", ")), nil)
 }
@@ -177,7 +203,11 @@ func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.Lo
 	loginID := idFromE164(num.E164)
 	meta := p.meta
 	meta.PhoneNumber, meta.PhoneNumberSID = num.E164, num.SID
+	meta.WhatsAppOnly = num.SID == ""
 	meta.CatchUpSince = p.conn.now().UTC()
+	if slices.Contains(p.whatsapp, num.E164) {
+		meta.WhatsAppNumber = num.E164
+	}
 	old := b.GetLogin(networkIDLogin(loginID))
 	if old != nil && old.UserMXID != p.user.MXID {
 		return nil, bridgev2.NewError(formatNumber(num.E164)+" is already logged in by another Matrix user.", nil)
@@ -195,25 +225,39 @@ func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.Lo
 	}
 	webhook := b.NetworkPublicURL("/" + loginID + "/incoming")
 	var instructions string
-	if p.conn.cfg.ManageWebhooks {
+	if meta.WhatsAppOnly {
+		instructions = "WhatsApp messages to " + formatNumber(num.E164) + " come to this bridge once its WhatsApp sender's webhook URL for incoming messages is " + webhook +
+			" (HTTP POST, in the Twilio console's WhatsApp senders). It has no SMS number: every chat of this login is a WhatsApp chat."
+	} else if p.conn.cfg.ManageWebhooks {
 		if err := p.rest.setSMSURL(ctx, num.SID, webhook); err != nil {
 			return nil, fmt.Errorf("set the webhook of %s: %w", num.E164, err)
 		}
 		meta.WebhookURL = webhook
 		instructions = "Texts to " + formatNumber(num.E164) + " now come to this bridge."
+		// Group texts arrive through the account's one Conversations
+		// webhook; without it, 1:1 texts still work.
+		if err := p.rest.setConversationsWebhook(ctx, b.NetworkPublicURL("/"+loginID+"/conversations")); err != nil {
+			p.conn.log.Warn().Err(err).Msg("Could not set the account's Conversations webhook; group texts will not arrive")
+			instructions += " Group texts will not arrive: the account's Conversations webhook could not be set (" + bridgev2.HumanMessage(err) + ")."
+		}
 		if num.SMSURL != "" && num.SMSURL != webhook {
 			instructions += " (Its messaging webhook used to be " + num.SMSURL + ".)"
 		}
 	} else {
 		instructions = fmt.Sprintf("In the Twilio console, set the messaging webhook of %s (\"A message comes in\") to %s with HTTP POST. Until then, texts arrive only when the bridge catches up at its next start.",
 			formatNumber(num.E164), webhook)
+		instructions += fmt.Sprintf(" For group texts, set the Conversations webhook (Conversations > Configure > Webhooks, post-event URL) to %s with the events onMessageAdded, onParticipantAdded and onParticipantRemoved.",
+			b.NetworkPublicURL("/"+loginID+"/conversations"))
+	}
+	if meta.WhatsAppNumber != "" && !meta.WhatsAppOnly {
+		instructions += " Its WhatsApp sender is bridged too: WhatsApp chats are rooms of their own, named \"(WhatsApp)\"; the sender's webhook must be " + webhook + " as well."
 	}
 	if meta.MessagingServiceSID != "" {
-		instructions += " Messages are sent through Messaging Service " + meta.MessagingServiceSID + "; its sender pool should contain this number."
+		instructions += " Messages are sent through Messaging Service " + meta.MessagingServiceSID + ", from this number; its sender pool must contain it."
 	}
 	ul, err := p.user.NewLogin(ctx, bridgev2.NewLoginParams{
 		ID:         networkIDLogin(loginID),
-		RemoteName: formatNumber(num.E164),
+		RemoteName: loginName(&meta),
 		Metadata:   &meta,
 	})
 	if err != nil {
@@ -226,6 +270,64 @@ func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.Lo
 		Instructions: instructions,
 		Complete:     &bridgev2.LoginCompleteParams{UserLoginID: string(ul.ID), UserLogin: ul},
 	}, nil
+}
+
+// listWhatsApp lists the account's WhatsApp senders. An account that
+// cannot list them (no access to the Senders API) simply has none: SMS
+// logins must not fail for it.
+func (p *loginProcess) listWhatsApp(ctx context.Context) []string {
+	senders, err := p.rest.listWhatsAppSenders(ctx)
+	if err != nil {
+		p.conn.log.Info().Err(err).Msg("Could not list the account's WhatsApp senders; logging in for SMS only")
+		return nil
+	}
+	return senders
+}
+
+// loginName is how a login is listed: its number, marked for a WhatsApp
+// sender alone.
+func loginName(meta *LoginMetadata) string {
+	if meta.WhatsAppOnly {
+		return formatNumber(meta.PhoneNumber) + " (WhatsApp)"
+	}
+	return formatNumber(meta.PhoneNumber)
+}
+
+// whatsappOnlySenders are the WhatsApp senders whose numbers are not among
+// the account's SMS numbers, as login choices without a number SID: they
+// can be logged in for WhatsApp alone.
+func whatsappOnlySenders(numbers []numberInfo, whatsapp []string) []numberInfo {
+	var out []numberInfo
+	for _, wa := range whatsapp {
+		if !slices.ContainsFunc(numbers, func(n numberInfo) bool { return n.E164 == wa }) {
+			out = append(out, numberInfo{E164: wa})
+		}
+	}
+	return out
+}
+
+// choice is how a login choice is offered: the number, or for a WhatsApp
+// sender alone its WhatsApp address.
+func (n numberInfo) choice() string {
+	if n.SID == "" {
+		return whatsappPrefix + n.E164
+	}
+	return n.E164
+}
+
+// whatsappNote tells, in the choice of numbers, which ones also have a
+// WhatsApp sender that the login bridges.
+func (p *loginProcess) whatsappNote() string {
+	var with []string
+	for _, n := range p.numbers {
+		if n.SID != "" && slices.Contains(p.whatsapp, n.E164) {
+			with = append(with, n.E164)
+		}
+	}
+	if len(with) == 0 {
+		return ""
+	}
+	return " These have a WhatsApp sender, bridged along with the number: " + strings.Join(with, ", ") + "."
 }
 
 // isAuthFailure reports whether a REST error means the credentials were

@@ -4,7 +4,11 @@ import (
 	"strings"
 	"testing"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
+	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
 )
 
 func TestLoginOneNumber(t *testing.T) {
@@ -84,7 +88,7 @@ func TestLoginAPIKeyAndUnmanagedWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := e.ctx()
-	proc, _ := e.conn().CreateLogin(ctx, e.h.User(alice), FlowAuthToken)
+	proc, _ := e.conn().CreateLogin(ctx, e.h.User(alice), FlowAdvanced)
 	creds := e.creds()
 	creds["api_key_sid"], creds["api_key_secret"] = key.SID, key.Secret
 	step, err := proc.SubmitUserInput(ctx, creds)
@@ -98,13 +102,16 @@ func TestLoginAPIKeyAndUnmanagedWebhook(t *testing.T) {
 	if got, _ := e.acct.SMSURL(ourNumber); got != "" {
 		t.Fatalf("webhook set although manage_webhooks is off: %q", got)
 	}
+	if conv := e.h.URL + "/_trestle/twilio/" + string(ourLoginID) + "/conversations"; !strings.Contains(step.Instructions, conv) {
+		t.Fatalf("instructions %q do not say where group texts go (%s)", step.Instructions, conv)
+	}
 	ul := step.Complete.UserLogin
 	e.waitState(ul, bridgev2.StateConnected)
 	if twClient(ul).rest.creds.User != key.SID {
 		t.Fatal("REST calls do not use the API key")
 	}
 	creds["api_key_secret"] = "wrong0secret"
-	proc, _ = e.conn().CreateLogin(ctx, e.h.User(alice), FlowAuthToken)
+	proc, _ = e.conn().CreateLogin(ctx, e.h.User(alice), FlowAdvanced)
 	if _, err := proc.SubmitUserInput(ctx, creds); err == nil || !strings.Contains(bridgev2.HumanMessage(err), "API key") {
 		t.Fatalf("err = %v", err)
 	}
@@ -119,8 +126,14 @@ func TestLogoutRemovesOnlyOurWebhook(t *testing.T) {
 	if got, _ := e.acct.SMSURL(ourNumber); got != "" {
 		t.Fatalf("webhook left behind: %q", got)
 	}
+	if got, err := twClient(ul).bgRest.conversationsWebhookURL(e.ctx()); err != nil || got != "" {
+		t.Fatalf("Conversations webhook left behind: %q %v", got, err)
+	}
 	ul = e.login()
 	if err := e.acct.SetSMSURL(ourNumber, "https://elsewhere.example.com/sms"); err != nil {
+		t.Fatal(err)
+	}
+	if err := twClient(ul).bgRest.setConversationsWebhook(e.ctx(), "https://elsewhere.example.com/groups"); err != nil {
 		t.Fatal(err)
 	}
 	if err := ul.Logout(e.ctx()); err != nil {
@@ -128,6 +141,9 @@ func TestLogoutRemovesOnlyOurWebhook(t *testing.T) {
 	}
 	if got, _ := e.acct.SMSURL(ourNumber); got != "https://elsewhere.example.com/sms" {
 		t.Fatalf("someone else's webhook was removed: %q", got)
+	}
+	if got, _ := twClient(ul).bgRest.conversationsWebhookURL(e.ctx()); got != "https://elsewhere.example.com/groups" {
+		t.Fatalf("someone else's Conversations webhook was changed: %q", got)
 	}
 }
 
@@ -151,5 +167,93 @@ func TestReloginKeepsWatermarkAndRetiresOldClient(t *testing.T) {
 	// Another Matrix user cannot take the number over.
 	if _, err := e.h.TryLogin("@mallory:example.com", e.creds()); err == nil || !strings.Contains(bridgev2.HumanMessage(err), "another Matrix user") {
 		t.Fatalf("takeover: %v", err)
+	}
+}
+
+func TestPlainLoginAsksOnlyForTheAccountSIDAndAuthToken(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := e.ctx()
+	flows := e.conn().LoginFlows()
+	if flows[0].ID != FlowAuthToken {
+		t.Fatalf("the default flow is %q", flows[0].ID)
+	}
+	for flow, want := range map[string][]string{
+		FlowAuthToken: {"account_sid", "auth_token"},
+		FlowAdvanced:  {"account_sid", "auth_token", "api_key_sid", "api_key_secret", "messaging_service_sid"},
+	} {
+		proc, err := e.conn().CreateLogin(ctx, e.h.User(alice), flow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		step, err := proc.Start(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, f := range step.UserInput.Fields {
+			got = append(got, f.ID)
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("flow %s asks %v, want %v", flow, got, want)
+		}
+		proc.Cancel()
+	}
+	// The plain flow ignores fields it did not ask for.
+	creds := e.creds()
+	creds["messaging_service_sid"] = "MG00000000000000000000000000000000"
+	ul := e.login(creds)
+	if meta := ul.Metadata.(*LoginMetadata); meta.MessagingServiceSID != "" {
+		t.Fatalf("the plain flow took a Messaging Service: %+v", meta)
+	}
+}
+
+// loginAdvanced logs alice in with the advanced flow and picks number.
+func (e *env) loginAdvanced(creds map[string]string, number string) *bridgev2.UserLogin {
+	e.t.Helper()
+	ctx := e.ctx()
+	proc, err := e.conn().CreateLogin(ctx, e.h.User(alice), FlowAdvanced)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	step, err := proc.SubmitUserInput(ctx, creds)
+	if err == nil && step.Type == bridgev2.LoginStepUserInput {
+		step, err = proc.SubmitUserInput(ctx, map[string]string{"phone_number": number})
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ul := step.Complete.UserLogin
+	e.waitCaughtUp(ul, 1)
+	return ul
+}
+
+func TestMessagingServiceRepliesFromTheNumberTheContactTexted(t *testing.T) {
+	e := newEnv(t, envOptions{numbers: []string{ourNumber, ourNumber2}})
+	svc, err := e.acct.AddMessagingService("", ourNumber, ourNumber2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := e.creds()
+	creds["messaging_service_sid"] = svc
+	e.loginAdvanced(creds, ourNumber)
+	e.loginAdvanced(creds, ourNumber2)
+	// The contact texts both numbers; the pool's sticky sender is now the
+	// second, but each chat's reply goes out from the number it is with.
+	for _, to := range []string{ourNumber, ourNumber2} {
+		if _, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: theirNumber, To: to, Body: "hi " + to}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rooms := map[string]id.RoomID{}
+	for _, our := range []string{ourNumber, ourNumber2} {
+		rooms[our] = e.h.WaitForPortal(networkid.PortalKey{ID: networkid.PortalID(idFromE164(theirNumber)), Receiver: networkid.UserLoginID(idFromE164(our))}, alice)
+		e.h.WaitForText(rooms[our], e.ghost(theirNumber), "hi "+our)
+	}
+	for i, our := range []string{ourNumber, ourNumber2} {
+		e.h.SendText(alice, rooms[our], "reply from "+our)
+		msg := e.outbound(i + 1)[i]
+		if msg.From != our || msg.To != theirNumber || msg.MessagingServiceSID != svc {
+			t.Fatalf("reply in the chat with %s went from %s to %s through %q", our, msg.From, msg.To, msg.MessagingServiceSID)
+		}
 	}
 }

@@ -35,6 +35,13 @@ type LoginMetadata struct {
 	// PhoneNumberSID and PhoneNumber (E.164) are the logged-in number.
 	PhoneNumberSID string `json:"phone_number_sid"`
 	PhoneNumber    string `json:"phone_number"`
+	// WhatsAppNumber (E.164), if set, is the number of the account's
+	// WhatsApp sender ("whatsapp:+E164") this login also bridges.
+	WhatsAppNumber string `json:"whatsapp_number,omitempty"`
+	// WhatsAppOnly marks a login of a WhatsApp sender whose number is not
+	// an SMS number of the account: PhoneNumber is the sender's number and
+	// there is no PhoneNumberSID.
+	WhatsAppOnly bool `json:"whatsapp_only,omitempty"`
 	// MessagingServiceSID, if set, sends instead of From.
 	MessagingServiceSID string `json:"messaging_service_sid,omitempty"`
 	// WebhookURL is the SmsUrl the bridge set on the number, empty when
@@ -70,8 +77,12 @@ func (m *LoginMetadata) check() error {
 		return errors.New("stored twilio login has no auth token")
 	case !e164Pattern.MatchString(m.PhoneNumber):
 		return errors.New("stored twilio login has no valid phone number")
-	case m.PhoneNumberSID == "":
+	case m.WhatsAppOnly && m.WhatsAppNumber != m.PhoneNumber:
+		return errors.New("stored twilio WhatsApp login has no WhatsApp sender")
+	case m.PhoneNumberSID == "" && !m.WhatsAppOnly:
 		return errors.New("stored twilio login has no phone number SID")
+	case m.WhatsAppNumber != "" && !e164Pattern.MatchString(m.WhatsAppNumber):
+		return errors.New("stored twilio login has an invalid WhatsApp sender")
 	}
 	return nil
 }

@@ -72,6 +72,19 @@ func (e *restError) Error() string {
 	}
 }
 
+// metricCode is the failure's label in trestle_api_errors_total: Twilio's
+// error code, or the HTTP status, or "network" when nothing answered.
+func (e *restError) metricCode() string {
+	switch {
+	case e.Code != 0:
+		return strconv.Itoa(e.Code)
+	case e.Network || e.Status == 0:
+		return "network"
+	default:
+		return "http_" + strconv.Itoa(e.Status)
+	}
+}
+
 // Unwrap returns twilio-go's error.
 func (e *restError) Unwrap() error { return e.Err }
 
@@ -157,6 +170,12 @@ const (
 // exist); 401/20003 sets BAD_CREDENTIALS and is permanent, as is every
 // other Twilio error, with a sentence from errorSentences.
 func (r *restClient) do(ctx context.Context, op string, kind callKind, fn func(api *openapi.ApiService) error) error {
+	return r.call(ctx, op, kind, func(h *client.RequestHandler) error { return fn(openapi.NewApiService(h)) })
+}
+
+// call is do for any of twilio-go's products: fn builds its product's API
+// service on the request handler it is given.
+func (r *restClient) call(ctx context.Context, op string, kind callKind, fn func(h *client.RequestHandler) error) error {
 	cfg := &r.conn.cfg
 	if err := ctx.Err(); err != nil {
 		return err
@@ -176,7 +195,7 @@ func (r *restClient) do(ctx context.Context, op string, kind callKind, fn func(a
 	tc.SetAccountSid(r.creds.AccountSID)
 	handler := client.NewRequestHandler(tc)
 	handler.Edge, handler.Region = cfg.Edge, cfg.Region
-	err := fn(openapi.NewApiService(handler))
+	err := fn(handler)
 	if err == nil {
 		return nil
 	}
@@ -185,6 +204,7 @@ func (r *restClient) do(ctx context.Context, op string, kind callKind, fn func(a
 	}
 	status, retryAfter := tr.answer()
 	re := classify(op, kind, err, status)
+	r.conn.reportAPIError(re.metricCode())
 	switch {
 	case re.Status == http.StatusUnauthorized || re.Code == codeAuthenticate:
 		if r.onBadCredentials != nil {
@@ -396,8 +416,12 @@ func (r *restClient) createMessage(ctx context.Context, params *openapi.CreateMe
 }
 
 // listMessages lists messages matching params, newest first, page by page,
-// until limit messages were collected (0: no limit) or the list ends.
-func (r *restClient) listMessages(ctx context.Context, params *openapi.ListMessageParams, pageSize, limit int) ([]openapi.ApiV2010Message, error) {
+// until limit messages were collected (0: no limit), a page reached back
+// past stopBefore (zero: never), or the list ends. It reports whether it
+// got everything asked for, rather than running into maxListPages or the
+// limit first. Twilio filters dates by whole days, so stopBefore saves a
+// busy number paging through the rest of the day.
+func (r *restClient) listMessages(ctx context.Context, params *openapi.ListMessageParams, pageSize, limit int, stopBefore time.Time) ([]openapi.ApiV2010Message, bool, error) {
 	params.SetPageSize(pageSize)
 	var out []openapi.ApiV2010Message
 	token, page := "", ""
@@ -409,18 +433,19 @@ func (r *restClient) listMessages(ctx context.Context, params *openapi.ListMessa
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		out = append(out, resp.Messages...)
+		var more bool
+		token, page, more = nextPage(resp.NextPageUri)
 		if limit > 0 && len(out) >= limit {
-			return out[:limit], nil
+			return out[:limit], !more && len(out) == limit, nil
 		}
-		var ok bool
-		if token, page, ok = nextPage(resp.NextPageUri); !ok {
-			return out, nil
+		if n := len(resp.Messages); !more || (!stopBefore.IsZero() && n > 0 && messageTime(&resp.Messages[n-1]).Before(stopBefore)) {
+			return out, true, nil
 		}
 	}
-	return out, nil
+	return out, false, nil
 }
 
 // listMedia lists the media of a message in the order the API returns

@@ -11,6 +11,7 @@ import (
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/format"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/database"
@@ -19,15 +20,35 @@ import (
 
 // outPart is one message to create.
 type outPart struct {
-	Body     string
+	Body string
+	// MediaURL is the attachment's public URL on the bridge, which Twilio
+	// fetches (DMs).
 	MediaURL string
+	// Upload is the attachment to upload to Twilio first (groups).
+	Upload *uploadMedia
+	// ContentSID and ContentVariables send an approved template instead
+	// of Body (WhatsApp outside the 24-hour window).
+	ContentSID       string
+	ContentVariables string
+}
+
+// hasMedia reports whether the part carries an attachment.
+func (p outPart) hasMedia() bool { return p.MediaURL != "" || p.Upload != nil }
+
+// uploadMedia is a Matrix attachment a group message carries.
+type uploadMedia struct {
+	MXC      id.ContentURIString
+	MimeType string
+	Filename string
 }
 
 // sendPlan is what a Matrix event becomes on Twilio: one or more messages
-// to one number, in order.
+// to one number or one group, in order.
 type sendPlan struct {
-	remote string // E.164
-	parts  []outPart
+	remote contact // for a DM
+	// conversation is the group's Conversation SID, for a group.
+	conversation string
+	parts        []outPart
 	// snippet is stored with every part, for quotes of it later.
 	snippet string
 }
@@ -108,13 +129,25 @@ func targetSnippet(target *database.Message) string {
 // I/O except minting the public URL of an attachment, so FindSent can call
 // it to know what an interrupted send looked like.
 func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
-	remote, err := e164FromID(string(msg.Portal.ID))
+	target, err := c.chatTarget(msg.Portal)
 	if err != nil {
-		return nil, bridgev2.NewError("This chat is not with a phone number.", err)
+		return nil, err
 	}
 	content := msg.Content
+	whatsapp := strings.HasPrefix(target, whatsappPrefix)
+	if whatsapp && (content.MsgType == event.MsgText || content.MsgType == event.MsgNotice) {
+		sid, vars, ok, err := parseTemplateMessage(content.Body)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			remote, _ := parseTwilioAddress(target)
+			return &sendPlan{remote: remote, snippet: "[template]", parts: []outPart{{ContentSID: sid, ContentVariables: vars}}}, nil
+		}
+	}
 	relayed := msg.Relay != nil
 	var text, mediaURL, snip string
+	var upload *uploadMedia
 	switch content.MsgType {
 	case event.MsgText, event.MsgNotice:
 		text = contentText(content)
@@ -136,11 +169,17 @@ func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
 			mimeType, size = content.Info.MimeType, content.Info.Size
 		}
 		filename := content.GetFileName()
-		mt, err := outgoingMedia(mimeType, filename, size)
+		check := outgoingMedia
+		if whatsapp {
+			check = outgoingWhatsAppMedia
+		}
+		mt, err := check(mimeType, filename, size)
 		if err != nil {
 			return nil, err
 		}
-		if mediaURL, err = c.conn.bridge.PublicMediaURL(content.URL, mt, filename); err != nil {
+		if isGroupPortal(msg.Portal.ID) {
+			upload = &uploadMedia{MXC: content.URL, MimeType: mt, Filename: filename}
+		} else if mediaURL, err = c.conn.bridge.PublicMediaURL(content.URL, mt, filename); err != nil {
 			return nil, bridgev2.NewError("The attachment's Matrix URL is invalid.", err)
 		}
 		switch {
@@ -165,25 +204,48 @@ func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
 	if msg.ReplyTo != nil {
 		text = replyQuote(msg.ReplyTo) + "\n" + text
 	}
-	return c.planText(remote, text, mediaURL, snip)
+	return c.planText(target, text, outPart{MediaURL: mediaURL, Upload: upload}, snip)
 }
 
-// planText splits a text (with an optional attachment on the first part)
-// as network.long_message says.
-func (c *Client) planText(remote, text, mediaURL, snip string) (*sendPlan, error) {
+// chatTarget is where a portal's texts go: the Conversation SID of a
+// group, or the address of a DM's contact ("+E164", "whatsapp:+E164").
+func (c *Client) chatTarget(portal *bridgev2.Portal) (string, error) {
+	if isGroupPortal(portal.ID) {
+		return string(portal.ID), nil
+	}
+	k, err := c.portalContact(portal)
+	if err != nil {
+		return "", err
+	}
+	return k.address(), nil
+}
+
+// planText splits a text (with an optional attachment, as in attach, on
+// the first part) as network.long_message says, for a chat target (see
+// chatTarget).
+func (c *Client) planText(target, text string, attach outPart, snip string) (*sendPlan, error) {
 	text = strings.TrimSpace(text)
 	if n := bodyUnits(text); n > maxBodyUnits && c.conn.cfg.LongMessage == LongMessageRefuse {
 		return nil, bridgev2.NewError(fmt.Sprintf("The message is too long for SMS: %d characters, and the limit is %d.", n, maxBodyUnits), nil)
 	}
-	p := &sendPlan{remote: remote, snippet: snip}
+	p := &sendPlan{snippet: snip}
+	if conversationSIDPattern.MatchString(target) {
+		p.conversation = target
+	} else {
+		remote, err := parseTwilioAddress(target)
+		if err != nil {
+			return nil, bridgev2.NewError("This chat is not with a phone number.", err)
+		}
+		p.remote = remote
+	}
 	for _, body := range smsBodies(text) {
 		p.parts = append(p.parts, outPart{Body: body})
 	}
-	if mediaURL != "" {
+	if attach.hasMedia() {
 		if len(p.parts) == 0 {
 			p.parts = []outPart{{}}
 		}
-		p.parts[0].MediaURL = mediaURL
+		p.parts[0].MediaURL, p.parts[0].Upload = attach.MediaURL, attach.Upload
 	}
 	if len(p.parts) == 0 {
 		return nil, bridgev2.NewError("The message is empty.", nil)
@@ -210,7 +272,9 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 	if err := c.sendPlan(ctx, &msg.Outgoing, plan); err != nil {
 		return nil, err
 	}
-	return &bridgev2.MatrixMessageResponse{DeliveryReported: true}, nil
+	// Group messages get no status callbacks: once Twilio took them, they
+	// are sent.
+	return &bridgev2.MatrixMessageResponse{DeliveryReported: plan.conversation == ""}, nil
 }
 
 // sentMessage is what the core records of part i of a plan: the part ID
@@ -234,6 +298,15 @@ func (p *sendPlan) sentMessage(i int, sid string, created time.Time) bridgev2.Se
 // the core, which retries (reconciling first when Twilio may have created
 // the message).
 func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sendPlan) error {
+	if plan.conversation != "" {
+		return c.sendGroupPlan(ctx, out, plan)
+	}
+	if plan.remote.whatsapp && out.Progress.Count() == 0 && plan.parts[0].ContentSID == "" {
+		if err := c.checkWindow(ctx, plan.remote); err != nil {
+			return err
+		}
+	}
+	overRCS := len(c.rcsSenders(ctx)) > 0
 	for i := out.Progress.Count(); i < len(plan.parts); i++ {
 		if c.limiter != nil {
 			if err := c.limiter.Wait(ctx); err != nil {
@@ -241,7 +314,7 @@ func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sen
 			}
 		}
 		started := c.conn.now()
-		m, err := c.rest.createMessage(ctx, c.createParams(plan.remote, plan.parts[i], out.SendToken))
+		m, err := c.rest.createMessage(ctx, c.createParams(plan.remote, plan.parts[i], out.SendToken, overRCS))
 		if err != nil {
 			var be *bridgev2.Error
 			if i > 0 && errors.As(err, &be) && !be.Retriable {
@@ -256,18 +329,33 @@ func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sen
 		if err := out.Progress.Record(ctx, plan.sentMessage(i, deref(m.Sid), created)); err != nil {
 			return err
 		}
-		c.log.Debug().Str("message_sid", deref(m.Sid)).Str("remote_id", idFromE164(plan.remote)).
+		c.log.Debug().Str("message_sid", deref(m.Sid)).Str("remote_id", string(plan.remote.portalID())).
 			Int("part", i).Int("parts", len(plan.parts)).Msg("Sent message to Twilio")
 	}
 	return nil
 }
 
-// createParams builds the REST parameters of one part.
-func (c *Client) createParams(remote string, part outPart, sendToken string) *openapi.CreateMessageParams {
-	params := (&openapi.CreateMessageParams{}).SetTo(remote).SetStatusCallback(c.statusCallbackURL(sendToken))
-	if c.serviceSID != "" {
-		params.SetMessagingServiceSid(c.serviceSID)
-	} else {
+// createParams builds the REST parameters of one part. overRCS says the
+// login's Messaging Service has an RCS sender.
+func (c *Client) createParams(remote contact, part outPart, sendToken string, overRCS bool) *openapi.CreateMessageParams {
+	params := (&openapi.CreateMessageParams{}).SetTo(remote.address()).SetStatusCallback(c.statusCallbackURL(sendToken))
+	switch {
+	case remote.whatsapp:
+		// WhatsApp goes out from the login's own WhatsApp sender, whether
+		// or not SMS goes through a Messaging Service.
+		params.SetFrom(c.ownAddress(remote))
+	case c.serviceSID != "" && overRCS:
+		// Without From, Twilio picks the service's RCS sender where the
+		// phone takes RCS; its SMS fallback still comes from this login's
+		// number.
+		params.SetMessagingServiceSid(c.serviceSID).SetFallbackFrom(c.own)
+	case c.serviceSID != "":
+		// From is set with a Messaging Service too: Twilio then sends from
+		// this login's number (which must be in the service's pool), so a
+		// contact gets the reply from the number they texted, whichever
+		// number the pool would have picked.
+		params.SetFrom(c.own).SetMessagingServiceSid(c.serviceSID)
+	default:
 		params.SetFrom(c.own)
 	}
 	if part.Body != "" {
@@ -275,6 +363,12 @@ func (c *Client) createParams(remote string, part outPart, sendToken string) *op
 	}
 	if part.MediaURL != "" {
 		params.SetMediaUrl([]string{part.MediaURL})
+	}
+	if part.ContentSID != "" {
+		params.SetContentSid(part.ContentSID)
+		if part.ContentVariables != "" {
+			params.SetContentVariables(part.ContentVariables)
+		}
 	}
 	return params
 }

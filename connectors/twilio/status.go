@@ -1,9 +1,11 @@
 package twilio
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/database"
@@ -61,9 +63,9 @@ func (cl *Client) serveStatus(w http.ResponseWriter, r *http.Request, form url.V
 		writeAck(w)
 		return
 	}
-	to, err := parseTwilioNumber(form.Get("To"))
+	to, err := parseStatusRecipient(form.Get("To"))
 	if err != nil {
-		http.Error(w, "To is not an E.164 phone number", http.StatusBadRequest)
+		http.Error(w, "To is not an E.164 phone number or WhatsApp address", http.StatusBadRequest)
 		return
 	}
 	if token == noSendToken {
@@ -77,10 +79,13 @@ func (cl *Client) serveStatus(w http.ResponseWriter, r *http.Request, form url.V
 			ds.Message = deliveryFailureSentence(ds.Code, form.Get("ErrorMessage"))
 		}
 	}
+	if state == database.DeliveryDelivered || state == database.DeliveryRead {
+		ds.Message = cl.channelNote(to, form.Get("ChannelPrefix"))
+	}
 	evt := &bridgev2.RemoteEvent{
 		Kind:      bridgev2.RemoteDeliveryStatus,
 		Portal:    cl.portalKey(to),
-		Sender:    bridgev2.EventSender{Sender: userIDFromE164(to)},
+		Sender:    bridgev2.EventSender{Sender: userIDFromE164(to.e164)},
 		Target:    networkid.MessageID(sid),
 		Timestamp: cl.conn.now(),
 		Status:    ds,
@@ -89,6 +94,13 @@ func (cl *Client) serveStatus(w http.ResponseWriter, r *http.Request, form url.V
 		log.Err(err).Msg("Could not journal a status callback")
 		http.Error(w, "could not store the status", http.StatusInternalServerError)
 		return
+	}
+	if state == database.DeliveryRead {
+		if err := cl.ingestRead(r.Context(), to, sid); err != nil {
+			log.Err(err).Msg("Could not journal a read receipt")
+			http.Error(w, "could not store the read receipt", http.StatusInternalServerError)
+			return
+		}
 	}
 	log.Debug().Msg("Status callback journalled")
 	writeAck(w)
@@ -99,4 +111,44 @@ func writeAck(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/xml")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, emptyTwiML)
+}
+
+// parseStatusRecipient reads the To of a status callback: a number, a
+// WhatsApp address, or "rcs:+E164" for a text that went over RCS, which
+// belongs to the SMS chat with the number.
+func parseStatusRecipient(s string) (contact, error) {
+	if rest, ok := strings.CutPrefix(s, rcsPrefix); ok {
+		e164, err := parseTwilioNumber(rest)
+		return contact{e164: e164}, err
+	}
+	return parseTwilioAddress(s)
+}
+
+// channelNote says which channel a delivered text took, for the sender's
+// message status: with a Messaging Service, Twilio sends over RCS where
+// the contact's phone has it and falls back to SMS otherwise. It is empty
+// where there is no choice.
+func (cl *Client) channelNote(to contact, channelPrefix string) string {
+	switch {
+	case channelPrefix == "rcs":
+		return "Sent over RCS."
+	case to.whatsapp || cl.serviceSID == "":
+		return ""
+	default:
+		return "Sent over SMS."
+	}
+}
+
+// ingestRead journals a read status as a read receipt from the contact's
+// ghost. WhatsApp and RCS report reads; SMS never does.
+func (cl *Client) ingestRead(ctx context.Context, to contact, sid string) error {
+	_, err := cl.login.Ingest(ctx, &bridgev2.RemoteEvent{
+		Kind:      bridgev2.RemoteReadReceipt,
+		ID:        networkid.MessageID("read-" + sid),
+		Portal:    cl.portalKey(to),
+		Sender:    bridgev2.EventSender{Sender: userIDFromE164(to.e164)},
+		Target:    networkid.MessageID(sid),
+		Timestamp: cl.conn.now(),
+	})
+	return err
 }

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -278,30 +277,5 @@ func TestSignatureURLIgnoresHeaders(t *testing.T) {
 		if _, ok := parseRoute(bad); ok {
 			t.Errorf("%q parsed", bad)
 		}
-	}
-}
-
-func TestWatermarkNeverPassesAFailedWebhook(t *testing.T) {
-	conn := New()
-	base := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
-	c := &Client{conn: conn, kick: make(chan struct{}, 1), watermark: base}
-	c.noteIngested(base.Add(10 * time.Minute))
-	if want := base.Add(5 * time.Minute); !c.watermark.Equal(want) || !c.wmDirty {
-		t.Fatalf("watermark %v, want %v", c.watermark, want)
-	}
-	c.noteIngestFailed()
-	c.noteIngested(base.Add(time.Hour))
-	if !c.watermark.Equal(base.Add(5 * time.Minute)) {
-		t.Fatalf("watermark passed a failed webhook: %v", c.watermark)
-	}
-	select {
-	case <-c.kick:
-	default:
-		t.Fatal("a failed webhook did not ask for a catch-up")
-	}
-	c.resolvedGen = c.failGen // what a complete catch-up does
-	c.noteIngested(base.Add(time.Hour))
-	if !c.watermark.Equal(base.Add(55 * time.Minute)) {
-		t.Fatalf("watermark stuck after catch-up: %v", c.watermark)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/twilio/twilio-go/client"
+	"maunium.net/go/mautrix/event"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
@@ -28,6 +29,7 @@ const maxMedia = 10
 //
 //	POST {prefix}{loginID}/incoming           incoming SMS/MMS
 //	POST {prefix}{loginID}/status/{sendToken} status callbacks of sends
+//	POST {prefix}{loginID}/conversations      Conversations events (group MMS)
 //
 // Every request must carry a valid X-Twilio-Signature, computed with the
 // login's auth token over the public URL built from
@@ -39,7 +41,7 @@ func (c *Connector) HTTPHandler() http.Handler {
 // webhookRoute is a parsed webhook path.
 type webhookRoute struct {
 	loginID string
-	kind    string // "incoming" or "status"
+	kind    string // "incoming", "status" or "conversations"
 	token   string // status callbacks only
 	rel     string // the escaped path below the prefix, for the signed URL
 }
@@ -49,8 +51,8 @@ func parseRoute(rel string) (webhookRoute, bool) {
 	parts := strings.Split(rel, "/")
 	rt := webhookRoute{rel: rel}
 	switch {
-	case len(parts) == 2 && parts[1] == "incoming":
-		rt.kind = "incoming"
+	case len(parts) == 2 && (parts[1] == "incoming" || parts[1] == "conversations"):
+		rt.kind = parts[1]
 	case len(parts) == 3 && parts[1] == "status" && parts[2] != "":
 		tok, err := url.PathUnescape(parts[2])
 		if err != nil || len(tok) > 256 {
@@ -118,9 +120,12 @@ func (c *Connector) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "AccountSid does not match this login", http.StatusForbidden)
 		return
 	}
-	if route.kind == "incoming" {
+	switch route.kind {
+	case "incoming":
 		cl.serveIncoming(w, r, form)
-	} else {
+	case "conversations":
+		cl.serveConversationEvent(w, r, form)
+	default:
 		cl.serveStatus(w, r, form, route.token)
 	}
 }
@@ -152,10 +157,20 @@ func (c *Connector) validSignature(cl *Client, route webhookRoute, r *http.Reque
 // inboundForm is a validated incoming-message webhook.
 type inboundForm struct {
 	SID   string
-	From  string // E.164
-	To    string // E.164
+	From  contact
+	To    contact
 	Body  string
 	Media []mediaItem
+	// ReplyTo is the message a WhatsApp text replies to
+	// (OriginalRepliedMessageSid).
+	ReplyTo string
+	// GeoURI is a location a WhatsApp contact shared.
+	GeoURI string
+	// RCS marks a reply over RCS ("rcs:+E164" to "rcs:<agent>"), which
+	// belongs to the SMS chat with the number; ServiceSID is the
+	// Messaging Service whose RCS sender it was written to.
+	RCS        bool
+	ServiceSID string
 }
 
 // mediaItem is one attachment of an inbound message.
@@ -172,11 +187,23 @@ func parseInboundForm(form url.Values) (*inboundForm, error) {
 		return nil, errors.New("MessageSid is missing or malformed")
 	}
 	var err error
-	if in.From, err = parseTwilioNumber(form.Get("From")); err != nil {
-		return nil, errors.New("From is not an E.164 phone number")
+	if from, ok := strings.CutPrefix(form.Get("From"), rcsPrefix); ok {
+		if in.From.e164, err = parseTwilioNumber(from); err != nil || !strings.HasPrefix(form.Get("To"), rcsPrefix) {
+			return nil, errors.New("an RCS message must come from rcs:+E164 and go to an rcs: sender")
+		}
+		in.RCS, in.ServiceSID = true, form.Get("MessagingServiceSid")
+	} else if in.From, err = parseTwilioAddress(form.Get("From")); err != nil {
+		return nil, errors.New("From is not an E.164 phone number or WhatsApp address")
 	}
-	if in.To, err = parseTwilioNumber(form.Get("To")); err != nil {
-		return nil, errors.New("To is not an E.164 phone number")
+	// An RCS message's To is the agent, not a number; its Messaging
+	// Service says whose it is.
+	if !in.RCS {
+		if in.To, err = parseTwilioAddress(form.Get("To")); err != nil {
+			return nil, errors.New("To is not an E.164 phone number or WhatsApp address")
+		}
+	}
+	if in.From.whatsapp != in.To.whatsapp {
+		return nil, errors.New("From and To are not on the same channel")
 	}
 	n := 0
 	if v := form.Get("NumMedia"); v != "" {
@@ -197,12 +224,64 @@ func parseInboundForm(form url.Values) (*inboundForm, error) {
 		in.Media = append(in.Media, mediaItem{URL: u, ContentType: ct})
 	}
 	in.Body = sanitizeBody(form.Get("Body"))
+	if in.From.whatsapp {
+		parseWhatsAppFields(in, form)
+	}
 	return in, nil
+}
+
+// parseWhatsAppFields reads what only WhatsApp webhooks carry: the message
+// replied to and a shared location. Malformed values are left out rather
+// than refusing the text they came with.
+func parseWhatsAppFields(in *inboundForm, form url.Values) {
+	if sid := form.Get("OriginalRepliedMessageSid"); messageSIDPattern.MatchString(sid) {
+		in.ReplyTo = sid
+	}
+	lat, errLat := strconv.ParseFloat(form.Get("Latitude"), 64)
+	lon, errLon := strconv.ParseFloat(form.Get("Longitude"), 64)
+	if errLat != nil || errLon != nil || lat < -90 || lat > 90 || lon < -180 || lon > 180 {
+		return
+	}
+	in.GeoURI = "geo:" + strconv.FormatFloat(lat, 'f', -1, 64) + "," + strconv.FormatFloat(lon, 'f', -1, 64)
+	var place []string
+	for _, k := range []string{"Label", "Address"} {
+		if v := strings.TrimSpace(sanitizeBody(form.Get(k))); v != "" {
+			place = append(place, v)
+		}
+	}
+	if len(place) == 0 {
+		place = []string{"Shared location"}
+	}
+	in.Body = strings.Join(place, ", ")
+}
+
+// inboundParts are the Matrix parts of a validated inbound message.
+func (in *inboundForm) parts() []bridgev2.MessagePart {
+	if in.GeoURI == "" {
+		return chatParts(in.From, in.Body, in.Media)
+	}
+	meta, _ := json.Marshal(&MessageMetadata{Snippet: snippet("[location] " + in.Body)})
+	return []bridgev2.MessagePart{{Type: event.MsgLocation, Text: in.Body, GeoURI: in.GeoURI, Metadata: meta}}
 }
 
 // sanitizeBody replaces invalid UTF-8, which a carrier can produce and which
 // must not reach JSON or Matrix as is.
 func sanitizeBody(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
+// chatParts builds the parts of a message from k, the same whether it came
+// by webhook or from the log (catch-up and history), so either way the core
+// sees the same parts.
+func chatParts(k contact, body string, media []mediaItem) []bridgev2.MessagePart {
+	if k.whatsapp && len(media) == 1 && body != "" {
+		// A WhatsApp attachment carries its text as a caption: one
+		// Matrix event, as the contact sent it.
+		parts := messageParts("", media)
+		parts[0].Text = body
+		parts[0].Metadata, _ = json.Marshal(&MessageMetadata{Snippet: snippet(body)})
+		return parts
+	}
+	return messageParts(body, media)
+}
 
 // messageParts builds the parts of an inbound message: one per attachment
 // ("media0", ...), then the text ("text"); a text without attachments is the
@@ -239,8 +318,14 @@ func (cl *Client) serveIncoming(w http.ResponseWriter, r *http.Request, form url
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	log := cl.log.With().Str("message_sid", in.SID).Str("remote_id", idFromE164(in.From)).Logger()
-	if in.To != cl.own {
+	log := cl.log.With().Str("message_sid", in.SID).Str("remote_id", string(in.From.portalID())).Logger()
+	if in.RCS {
+		if cl.serviceSID == "" || in.ServiceSID != cl.serviceSID || cl.whatsappOnly {
+			log.Warn().Msg("Rejected an RCS webhook for another Messaging Service")
+			http.Error(w, "MessagingServiceSid is not the service of this login", http.StatusBadRequest)
+			return
+		}
+	} else if in.To.address() != cl.ownAddress(in.To) {
 		log.Warn().Msg("Rejected an inbound webhook addressed to another number")
 		http.Error(w, "To is not the number of this login", http.StatusBadRequest)
 		return
@@ -251,10 +336,11 @@ func (cl *Client) serveIncoming(w http.ResponseWriter, r *http.Request, form url
 		Kind:      bridgev2.RemoteMessage,
 		ID:        networkid.MessageID(in.SID),
 		Portal:    cl.portalKey(in.From),
-		Sender:    bridgev2.EventSender{Sender: userIDFromE164(in.From)},
+		Sender:    bridgev2.EventSender{Sender: userIDFromE164(in.From.e164)},
 		Timestamp: now,
-		Parts:     messageParts(in.Body, in.Media),
-		ChatInfo:  cl.chatInfo(in.From),
+		Parts:     in.parts(),
+		ReplyTo:   networkid.MessageID(in.ReplyTo),
+		ChatInfo:  cl.inboundChatInfo(in.From, now),
 	}
 	res, err := cl.login.Ingest(r.Context(), evt)
 	if err != nil {
@@ -263,7 +349,7 @@ func (cl *Client) serveIncoming(w http.ResponseWriter, r *http.Request, form url
 		http.Error(w, "could not store the message", http.StatusInternalServerError)
 		return
 	}
-	cl.noteIngested(now)
+	cl.noteHeard()
 	log.Debug().Bool("duplicate", res == bridgev2.Duplicate).Int("media", len(in.Media)).Msg("Inbound message journalled")
 	writeAck(w)
 }

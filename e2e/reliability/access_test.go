@@ -243,6 +243,9 @@ func (w *world) assertNoSecretsInLog(people ...*person) {
 		"provisioning secret":  cfg.Provisioning.SharedSecret,
 		"media key derivation": "trestle public media v1",
 	}
+	if w.encrypted {
+		secrets["encryption pickle key"] = cfg.Encryption.PickleKey
+	}
 	for _, p := range people {
 		secrets[p.ID.String()+"'s Matrix access token"] = p.Matrix.AccessToken
 		secrets[p.ID.String()+"'s password"] = p.Password

@@ -41,6 +41,9 @@ type world struct {
 	pgApp   string
 	numbers atomic.Int64
 	users   atomic.Int64
+	// encrypted is set when the bridge runs with encryption.allow: people
+	// then have their own encryption and encrypt what they send.
+	encrypted bool
 }
 
 // newWorld starts a fresh environment for t with the given config edits on
@@ -70,6 +73,7 @@ func newCluster(t *testing.T, edits map[string]any, processes int) *world {
 	for k, v := range edits {
 		opts.ConfigEdits[k] = v
 	}
+	w.encrypted = edits["encryption.allow"] == true
 	if base := os.Getenv(dbtest.PostgresEnv); base != "" {
 		uri, drop, err := dbtest.FreshPostgresSchema(base)
 		if err != nil {
@@ -172,7 +176,7 @@ func (w *world) newPerson(localpart string) *person {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	p := &person{w: w, T: matrixtest.StartForTest(w.t, cli, matrixtest.Options{AutoJoin: true}), ID: cli.UserID, Password: password}
+	p := &person{w: w, T: matrixtest.StartForTest(w.t, cli, matrixtest.Options{AutoJoin: true, Crypto: w.encrypted}), ID: cli.UserID, Password: password}
 	p.Timeout = time.Minute
 	if p.Account, err = w.env.Sim.AddAccount("", ""); err != nil {
 		w.t.Fatal(err)
@@ -199,10 +203,7 @@ func (p *person) login() {
 	p.w.t.Helper()
 	p.command("login", "Account SID")
 	p.command(p.Account.SID(), "auth token")
-	p.command(p.Account.AuthToken(), "API key SID")
-	p.command("-", "API key secret")
-	p.command("-", "Messaging Service SID")
-	p.command("-", "Logged in")
+	p.command(p.Account.AuthToken(), "Logged in")
 	// The number's webhook now points at the bridge.
 	if _, err := p.Account.SMSURL(p.Number); err != nil {
 		p.w.t.Fatal(err)
@@ -279,9 +280,21 @@ func (p *person) statuses(room id.RoomID, eventID id.EventID) []*event.BeeperMes
 // sendText sends a Matrix text with a fixed transaction ID, retrying while
 // the homeserver is unreachable, as a client with an outbox does.
 func (p *person) sendText(ctx context.Context, room id.RoomID, txnID, text string) (id.EventID, error) {
+	evtType, content := event.EventMessage, any(&event.MessageEventContent{MsgType: event.MsgText, Body: text})
+	sealed := false
 	for {
-		resp, err := p.Matrix.SendMessageEvent(ctx, room, event.EventMessage,
-			&event.MessageEventContent{MsgType: event.MsgText, Body: text}, mautrix.ReqSendEvent{TransactionID: txnID})
+		var err error
+		if !sealed {
+			// Sealed once: a retry sends the same ciphertext under the
+			// same transaction ID, as a client's outbox would.
+			if evtType, content, err = p.Seal(ctx, room, event.EventMessage, content); err == nil {
+				sealed = true
+			}
+		}
+		var resp *mautrix.RespSendEvent
+		if sealed {
+			resp, err = p.Matrix.SendMessageEvent(ctx, room, evtType, content, mautrix.ReqSendEvent{TransactionID: txnID})
+		}
 		if err == nil {
 			return resp.EventID, nil
 		}
@@ -369,6 +382,18 @@ func (p *person) allTimelines() (map[id.RoomID][]*event.Event, int) {
 			if !known[e.ID] {
 				known[e.ID] = true
 				out[room] = append(out[room], e)
+			}
+		}
+		if p.w.encrypted {
+			// /messages lists encrypted events as they are; the client
+			// decrypts them as it would on scrolling back.
+			for i, e := range out[room] {
+				if e.Type != event.EventEncrypted {
+					continue
+				}
+				if decrypted, err := p.Decrypt(p.w.ctx(), e); err == nil {
+					out[room][i] = decrypted
+				}
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package twilio_test
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -77,5 +78,47 @@ func TestTextsSentWhileTheBridgeWasStoppedArriveOnceAndInOrderAfterRestart(t *te
 				t.Errorf("the recovered picture downloads as %d bytes (%v), want the %d bytes Bob sent", len(got), err, len(picture))
 			}
 		}
+	}
+}
+
+func TestTextsWhoseWebhooksWereBlackHoledArriveOnceAndInOrderAfterThePathReturns(t *testing.T) {
+	alice := newPerson(t)
+	alice.login("")
+	bob, carol := uniqueNumber(), uniqueNumber()
+	room := alice.chatWith(bob)
+
+	// A proxy in front of the bridge fails: Twilio logs each text, its
+	// webhook goes nowhere, and the bridge hears nothing. Texts keep
+	// coming from two people.
+	hole := env.Sim.InjectWebhookFault(twiliosim.WebhookFault{Kind: twiliosim.WebhookUnreachable, URLPrefix: webhookURL(alice.Number)})
+	var bobs []string
+	for i := range 6 {
+		from, body := bob, fmt.Sprintf("Through the outage %d", i+1)
+		if i == 2 {
+			from, body = carol, "Carol, during the outage"
+		} else {
+			bobs = append(bobs, body)
+		}
+		if _, err := env.Sim.SendInbound(ctx(t), twiliosim.InboundMessage{From: from, To: alice.Number, Body: body}); err == nil {
+			t.Fatalf("the webhook of %q reached the bridge through the black hole", body)
+		}
+	}
+	if hole.Hits() != 6 {
+		t.Fatalf("the black hole stopped %d webhooks, want 6", hole.Hits())
+	}
+	// Within one reconcile period (2s here), while the path is still
+	// down, the bridge finds them in Twilio's log.
+	alice.WaitForMessage(room, ghost(bob), bobs[len(bobs)-1])
+	hole.Remove()
+	alice.textFrom(bob, "The path is back")
+	alice.WaitForMessage(room, ghost(bob), "The path is back")
+	want := append(append([]string{"Hello from " + bob}, bobs...), "The path is back")
+	if got := alice.bodiesFrom(room, ghost(bob)); !slices.Equal(got, want) {
+		t.Errorf("Bob's portal shows %q, want each text once and in order: %q", got, want)
+	}
+	carolRoom := alice.portalFor(carol)
+	alice.WaitForMessage(carolRoom, ghost(carol), "Carol, during the outage")
+	if got := alice.bodiesFrom(carolRoom, ghost(carol)); !slices.Equal(got, []string{"Carol, during the outage"}) {
+		t.Errorf("Carol's portal shows %q, want her one text", got)
 	}
 }

@@ -148,37 +148,52 @@ func (p *person) command(text, want string) *event.Event {
 type loginOptions struct {
 	// APIKey, if set, is given for REST calls instead of the auth token.
 	APIKey *twiliosim.APIKey
+	// Service, if set, is the Messaging Service to send through.
+	Service string
 	// Choose answers the number question, for accounts with several.
 	Choose string
 }
 
 // login logs in through the bot as a person would: send "login", answer
-// each question. choose answers the number question if the account has
-// several numbers.
+// its two questions. choose answers the number question if the account
+// has several numbers.
 func (p *person) login(choose string) {
 	p.t.Helper()
 	p.loginWith(loginOptions{Choose: choose})
 }
 
-// loginWith is login with every optional answer.
+// loginWith is login with the optional answers: with an API key or a
+// Messaging Service it is "login advanced", which asks for them.
 func (p *person) loginWith(opts loginOptions) {
 	p.t.Helper()
-	p.command("login", "Account SID")
-	p.command(p.Account.SID(), "auth token")
-	p.command(p.Account.AuthToken(), "API key SID")
-	if opts.APIKey != nil {
-		p.command(opts.APIKey.SID, "API key secret")
-		p.command(opts.APIKey.Secret, "Messaging Service SID")
+	last := "Logged in"
+	if opts.Choose != "" {
+		last = "phone number"
+	}
+	if opts.APIKey == nil && opts.Service == "" {
+		p.command("login", "send your **Account SID**")
+		p.command(p.Account.SID(), "auth token")
+		p.command(p.Account.AuthToken(), last)
 	} else {
-		p.command("-", "API key secret")
-		p.command("-", "Messaging Service SID")
+		p.command("login advanced", "send your **Account SID**")
+		p.command(p.Account.SID(), "auth token")
+		p.command(p.Account.AuthToken(), "API key SID")
+		if opts.APIKey != nil {
+			p.command(opts.APIKey.SID, "API key secret")
+			p.command(opts.APIKey.Secret, "Messaging Service SID")
+		} else {
+			p.command("-", "API key secret")
+			p.command("-", "Messaging Service SID")
+		}
+		service := "-"
+		if opts.Service != "" {
+			service = opts.Service
+		}
+		p.command(service, last)
 	}
-	if opts.Choose == "" {
-		p.command("-", "Logged in")
-		return
+	if opts.Choose != "" {
+		p.command(opts.Choose, "Logged in")
 	}
-	p.command("-", "phone number")
-	p.command(opts.Choose, "Logged in")
 }
 
 // portalFor waits for the invite to the portal with a remote number and

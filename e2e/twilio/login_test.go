@@ -4,7 +4,11 @@ import (
 	"strings"
 	"testing"
 
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
 	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
+	"github.com/trestle-bridge/trestle/internal/matrixtest"
 )
 
 func TestLoginWithSeveralNumbersAsksWhichAndAcceptsTheNumberInNationalFormat(t *testing.T) {
@@ -18,7 +22,7 @@ func TestLoginWithSeveralNumbersAsksWhichAndAcceptsTheNumberInNationalFormat(t *
 	}
 	rememberCredentials("API key secret of "+key.SID, key.SID, key.Secret)
 
-	alice.command("login", "Account SID")
+	alice.command("login advanced", "send your **Account SID**")
 	alice.command(alice.Account.SID(), "auth token")
 	alice.command(alice.Account.AuthToken(), "API key SID")
 	alice.command(key.SID, "API key secret")
@@ -67,12 +71,10 @@ func TestLoginWithAWrongAuthTokenIsRefusedClearlyAndCreatesNoLogin(t *testing.T)
 	}
 	rememberSecret("wrong auth token typed at login", wrong)
 
-	alice.command("login", "Account SID")
+	// Two questions, no optional ones in the way.
+	alice.command("login", "send your **Account SID**")
 	alice.command(alice.Account.SID(), "auth token")
-	alice.command(wrong, "API key SID")
-	alice.command("-", "API key secret")
-	alice.command("-", "Messaging Service SID")
-	failed := alice.command("-", "Login failed").Content.AsMessage().Body
+	failed := alice.command(wrong, "Login failed").Content.AsMessage().Body
 	if !strings.Contains(failed, "rejected the Account SID or auth token") {
 		t.Errorf("the login failure reads %q, want it to say the credentials were rejected", failed)
 	}
@@ -86,5 +88,38 @@ func TestLoginWithAWrongAuthTokenIsRefusedClearlyAndCreatesNoLogin(t *testing.T)
 	}
 	if u, _ := alice.Account.SMSURL(alice.Number); u != "" {
 		t.Errorf("a failed login set the number's SmsUrl to %q", u)
+	}
+}
+
+func TestAMessagingServiceWithTwoNumbersRepliesFromTheNumberTheContactTexted(t *testing.T) {
+	first, second := uniqueNumber(), uniqueNumber()
+	alice := newPerson(t, first, second)
+	svc, err := alice.Account.AddMessagingService("", first, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.loginWith(loginOptions{Service: svc, Choose: national(first)})
+	alice.loginWith(loginOptions{Service: svc, Choose: national(second)})
+
+	// bob texts both numbers, the first and then the second: the pool's
+	// sticky sender for him is now the second number.
+	bob := uniqueNumber()
+	alice.Number = first
+	toFirst := alice.chatWith(bob)
+	alice.Number = second
+	alice.textFrom(bob, "Now the other number")
+	inv := alice.WaitForInvite(func(inv *matrixtest.Invite) bool { return inv.Sender == ghost(bob) && inv.RoomID != toFirst })
+	toSecond := inv.RoomID
+	alice.WaitForMembership(toSecond, alice.ID, event.MembershipJoin)
+	alice.WaitForMessage(toSecond, ghost(bob), "Now the other number")
+
+	for room, from := range map[id.RoomID]string{toFirst: first, toSecond: second} {
+		body := "Reply from " + from
+		alice.Send(room, body)
+		out := waitOutbound(t, func(m twiliosim.OutboundMessage) bool { return m.Body == body })
+		if out.From != from || out.To != bob || out.MessagingServiceSID != svc {
+			t.Errorf("the reply in the chat with %s went from %s to %s through %q, want from %s through %s",
+				from, out.From, out.To, out.MessagingServiceSID, from, svc)
+		}
 	}
 }

@@ -53,6 +53,9 @@ func run(m *testing.M) int {
 		// its own in the connector's tests.
 		"network.max_send_rate":   0,
 		"bridge.shutdown_timeout": "5s",
+		// Texts whose webhooks were black-holed must arrive within one
+		// reconcile period; the tests wait seconds, not minutes.
+		"network.reconcile_interval": "2s",
 	}}
 	if base := os.Getenv(dbtest.PostgresEnv); base != "" {
 		uri, drop, err := dbtest.FreshPostgresSchema(base)

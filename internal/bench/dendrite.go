@@ -228,7 +228,7 @@ func (r *dendriteRun) setup(ctx context.Context) error {
 			}
 		}
 	}
-	for _, answer := range []string{"login", r.account.SID(), r.account.AuthToken(), "-", "-", "-"} {
+	for _, answer := range []string{"login", r.account.SID(), r.account.AuthToken()} {
 		if _, err := r.user.SendText(ctx, resp.RoomID, answer); err != nil {
 			return err
 		}

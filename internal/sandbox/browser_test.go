@@ -223,3 +223,36 @@ func TestBrowserATextCrossesBothWays(t *testing.T) {
 			.filter(img => img.complete && img.naturalWidth > 0).length >= 2`)
 	b.checkConsole()
 }
+
+// TestBrowserAGroupTextCrossesBothWays: on the phone page, a phone texts a
+// group with the Twilio number and another phone; the Matrix pane opens the
+// group's room, and an answer from it reaches the phone, in the group.
+func TestBrowserAGroupTextCrossesBothWays(t *testing.T) {
+	b := newBrowser(t)
+	sb := startSandbox(t)
+
+	b.do("load the page",
+		chromedp.Navigate(sb.PageURL),
+		chromedp.WaitVisible(chromedp.CSS(`#phone-chips button[aria-pressed="true"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#matrix-rooms button[data-kind="management"]`)),
+	)
+	b.do("text a group from the phone",
+		chromedp.SendKeys(chromedp.CSS("#phone-group"), "+1 415 555 0177"),
+		chromedp.SendKeys(chromedp.CSS("#phone-text"), "Hello group"),
+		chromedp.Click(chromedp.CSS("#phone-send")),
+	)
+	b.waitFor("the phone shows the group text taken by the bridge",
+		`[...document.querySelectorAll('#phone-log .msg.from-phone')].some(m =>
+			m.textContent.includes('Hello group') && m.textContent.includes('Group with') && m.textContent.includes('HTTP 200'))`)
+	b.waitFor("the Matrix pane opens the group's room with the text",
+		`document.querySelector('#matrix-rooms button[aria-current="true"][data-kind="group"]') !== null &&
+		 [...document.querySelectorAll('#matrix-log .msg:not(.mine)')].some(m => m.textContent.includes('Hello group'))`)
+	b.do("answer the group from Matrix",
+		chromedp.SendKeys(chromedp.CSS("#matrix-text"), "Hi both"),
+		chromedp.Click(chromedp.CSS("#matrix-send")),
+	)
+	b.waitFor("the phone shows the answer in the group, delivered",
+		`[...document.querySelectorAll('#phone-log .msg.to-phone[data-status="delivered"]')].some(m =>
+			m.textContent.includes('Hi both') && m.textContent.includes('Group with'))`)
+	b.checkConsole()
+}

@@ -16,6 +16,9 @@
 //     (queued, sent, delivered, undelivered, failed) as they change. A phone
 //     can be made unreachable, unsubscribed (STOP) or failing, and outgoing
 //     messages can be held at queued, to see failures and each status step.
+//     A phone written "whatsapp:+E164" is a WhatsApp contact: it writes to
+//     the WhatsApp sender of the user's number, and its chat is the
+//     bridge's WhatsApp room with that number.
 //   - Matrix: the user's rooms as a Matrix client in the sandbox process
 //     sees them (portals, the bot's DM), with the bridge's status reports on
 //     each sent message, and a box to send as the user.

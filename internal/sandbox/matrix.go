@@ -69,7 +69,11 @@ func (g ghostNames) phone(user id.UserID) string {
 }
 
 func newMatrixSide(cli *mautrix.Client, bot id.UserID, ghosts ghostNames, n *notifier) (*matrixSide, error) {
-	user, err := matrixtest.New(cli, matrixtest.Options{AutoJoin: true, PollTimeout: syncTimeout, TimelineLimit: timelineLimit})
+	user, err := matrixtest.New(cli, matrixtest.Options{
+		AutoJoin: true, PollTimeout: syncTimeout, TimelineLimit: timelineLimit,
+		// Its own device's encryption, so encrypted portals read as in Element.
+		Crypto: true,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -149,11 +153,14 @@ type matrixState struct {
 type matrixRoom struct {
 	ID   id.RoomID `json:"id"`
 	Name string    `json:"name"`
-	// Kind is "portal" (a chat with a phone), "management" (the DM with the
-	// bridge bot) or "other".
+	// Kind is "portal" (a chat with a phone), "group" (a group text with
+	// several phones), "management" (the DM with the bridge bot) or
+	// "other".
 	Kind string `json:"kind"`
 	// Phone is the E.164 number a portal bridges to.
-	Phone    string          `json:"phone,omitempty"`
+	Phone string `json:"phone,omitempty"`
+	// Phones are the E.164 numbers of a group's phones.
+	Phones   []string        `json:"phones,omitempty"`
 	LastTS   int64           `json:"lastTs"`
 	Messages []matrixMessage `json:"messages"`
 }
@@ -211,14 +218,26 @@ func (m *matrixSide) render(roomID id.RoomID) matrixRoom {
 	}
 	members := m.members(roomID)
 	others := 0
+	var phones []string
 	for user, c := range members {
 		if user == m.me || (c.Membership != event.MembershipJoin && c.Membership != event.MembershipInvite) {
 			continue
 		}
 		others++
 		if phone := m.ghosts.phone(user); phone != "" {
-			out.Kind, out.Phone = "portal", phone
+			phones = append(phones, phone)
 		}
+	}
+	switch slices.Sort(phones); {
+	case len(phones) == 1:
+		out.Kind, out.Phone = "portal", phones[0]
+	case len(phones) > 1:
+		out.Kind, out.Phones = "group", phones
+	}
+	if out.Kind == "portal" && strings.HasSuffix(out.Name, " (WhatsApp)") {
+		// The bridge names the WhatsApp chat with a person so; the page's
+		// WhatsApp phone of that number is its other end.
+		out.Phone = whatsappPrefix + out.Phone
 	}
 	if out.Kind == "other" && others == 1 && m.joined(roomID, m.bot) {
 		out.Kind = "management"
@@ -229,6 +248,8 @@ func (m *matrixSide) render(roomID id.RoomID) matrixRoom {
 			out.Name = displayName(members, m.bot)
 		case "portal":
 			out.Name = out.Phone
+		case "group":
+			out.Name = strings.Join(out.Phones, ", ")
 		default:
 			out.Name = string(roomID)
 		}
@@ -263,7 +284,7 @@ func (m *matrixSide) render(roomID id.RoomID) matrixRoom {
 					msg.MimeType = content.Info.MimeType
 				}
 			}
-			if msg.Mine && out.Kind == "portal" {
+			if msg.Mine && (out.Kind == "portal" || out.Kind == "group") {
 				msg.Status = &matrixStatus{State: "sending", Text: "waiting for the bridge"}
 			}
 			byID[evt.ID] = len(out.Messages)

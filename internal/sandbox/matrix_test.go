@@ -120,6 +120,26 @@ func TestMatrixStateRendersPortalsAndTheBridgesStatuses(t *testing.T) {
 	}
 }
 
+func TestTheWhatsAppRoomOfANumberBelongsToItsWhatsAppPhone(t *testing.T) {
+	m := newTestMatrixSide(t)
+	name := func(n string) string {
+		return fmt.Sprintf(`{"type":"m.room.name","state_key":"","sender":%q,"event_id":"$n-%s","origin_server_ts":1,"content":{"name":%q}}`, bot, n, n)
+	}
+	feed(t, m, `{"next_batch":"s1","rooms":{"join":{
+		"!sms:localhost":{"state":{"events":[`+member(me, "join", "me")+`,`+member(ghost, "join", "+1 415-555-0101")+`,`+name("+1 415-555-0101")+`]},
+			"timeline":{"events":[`+message("$a", ghost, 1000, `{"msgtype":"m.text","body":"by SMS"}`)+`]}},
+		"!wa:localhost":{"state":{"events":[`+member(me, "join", "me")+`,`+member(ghost, "join", "+1 415-555-0101")+`,`+name("+1 415-555-0101 (WhatsApp)")+`]},
+			"timeline":{"events":[`+message("$b", ghost, 2000, `{"msgtype":"m.text","body":"on WhatsApp"}`)+`]}}
+	}}}`)
+	phones := map[id.RoomID]string{}
+	for _, r := range m.state(1).Rooms {
+		phones[r.ID] = r.Phone
+	}
+	if phones["!sms:localhost"] != "+14155550101" || phones["!wa:localhost"] != "whatsapp:+14155550101" {
+		t.Fatalf("rooms belong to %v", phones)
+	}
+}
+
 func TestMatrixStatusProgression(t *testing.T) {
 	delivered := []id.UserID{ghost}
 	none := []id.UserID{}

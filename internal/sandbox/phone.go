@@ -22,7 +22,11 @@ import (
 // SuggestedPhones are the remote phones the page offers before the user
 // types a number of their own: two North American numbers from the 555-01xx
 // range reserved for fiction and a UK one from Ofcom's drama range.
-var SuggestedPhones = []string{"+14155550101", "+14155550102", "+447700900123"}
+var SuggestedPhones = []string{"+14155550101", "+14155550102", "+447700900123", whatsappPrefix + "+14155550103"}
+
+// whatsappPrefix makes a phone of the page a WhatsApp contact: it writes to
+// the WhatsApp sender of the user's number instead of texting the number.
+const whatsappPrefix = "whatsapp:"
 
 const (
 	// maxMessageBytes bounds one text from the page, attachments included:
@@ -149,6 +153,11 @@ type phoneMessage struct {
 	Media   []phoneMedia `json:"media,omitempty"`
 	// MediaErrors are media Twilio could not fetch from the bridge.
 	MediaErrors []string `json:"mediaErrors,omitempty"`
+	// Group lists the other phones of a group text (group MMS); empty for
+	// one-to-one texts.
+	Group []string `json:"group,omitempty"`
+	// Author is the other phone that wrote a group text the phone got.
+	Author string `json:"author,omitempty"`
 }
 
 // phoneMedia is an attachment, served by GET /api/phone/media.
@@ -246,16 +255,67 @@ func (p *phoneSide) state(phone string, version uint64) phoneState {
 		}
 		st.Messages = append(st.Messages, pm)
 	}
+	st.Messages = append(st.Messages, p.groupMessages(phone, webhooks)...)
+	slices.SortStableFunc(st.Messages, func(a, b phoneMessage) int { return strings.Compare(a.Time, b.Time) })
 	return st
+}
+
+// groupMessages are the texts of the group MMS conversations the phone and
+// the user's Twilio number are in, as the phone sees them: its own, the
+// other phones', and the bridge's with their delivery to this phone.
+func (p *phoneSide) groupMessages(phone string, webhooks map[string]string) []phoneMessage {
+	var out []phoneMessage
+	for _, c := range p.acct.Conversations() {
+		ours, in := false, false
+		var others []string
+		for _, part := range c.Participants {
+			switch {
+			case part.ProjectedAddress == p.number:
+				ours = true
+			case part.Address == phone:
+				in = true
+			case part.Address != "":
+				others = append(others, part.Address)
+			}
+		}
+		if !c.Group || !ours || !in {
+			continue
+		}
+		for _, m := range c.Messages {
+			pm := phoneMessage{SID: m.SID, Body: m.Body, Time: m.DateCreated.UTC().Format(time.RFC3339),
+				Status: twiliosim.StatusReceived, Group: others, Webhook: webhooks[m.SID]}
+			switch m.Author {
+			case phone:
+				pm.FromPhone = true
+			case p.number:
+				pm.Status = twiliosim.StatusQueued
+				for _, d := range m.Deliveries {
+					if d.To == phone {
+						pm.Status, pm.ErrorCode, pm.Error = d.Status, d.ErrorCode, deliveryErrors[d.ErrorCode]
+					}
+				}
+			default:
+				pm.Author = m.Author
+			}
+			for i, f := range m.Media {
+				pm.Media = append(pm.Media, phoneMedia{
+					URL:         fmt.Sprintf("/api/phone/media?sid=%s&i=%d", m.SID, i),
+					ContentType: f.ContentType,
+				})
+			}
+			out = append(out, pm)
+		}
+	}
+	return out
 }
 
 // remoteOf returns the phone at the other end of a logged message when the
 // message is between that phone and the user's Twilio number, else "".
 func (p *phoneSide) remoteOf(m twiliosim.Message) string {
 	switch {
-	case m.Direction == twiliosim.DirectionInbound && m.To == p.number:
+	case m.Direction == twiliosim.DirectionInbound && (m.To == p.number || m.To == whatsappPrefix+p.number):
 		return m.From
-	case m.Direction == twiliosim.DirectionOutboundAPI && m.From == p.number:
+	case m.Direction == twiliosim.DirectionOutboundAPI && (m.From == p.number || m.From == whatsappPrefix+p.number):
 		return m.To
 	}
 	return ""
@@ -268,7 +328,8 @@ type sendResult struct {
 }
 
 // handleSend texts the user's Twilio number from a phone: a multipart form
-// with "from", "body" and any number of "media" files, which make it an MMS.
+// with "from", "body" and any number of "media" files, which make it an MMS;
+// with "group" (other phones), it is a group text to them and the number.
 func (p *phoneSide) handleSend(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxMessageBytes)
 	if err := r.ParseMultipartForm(maxMessageBytes); err != nil {
@@ -296,7 +357,15 @@ func (p *phoneSide) handleSend(w http.ResponseWriter, r *http.Request) {
 	// page must not cancel it halfway.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), inboundTimeout)
 	defer cancel()
-	res, err := p.sim.SendInbound(ctx, twiliosim.InboundMessage{From: phone, To: p.number, Body: body, Media: media})
+	if group := strings.TrimSpace(r.FormValue("group")); group != "" {
+		p.sendGroup(ctx, w, phone, group, body, media)
+		return
+	}
+	to := p.number
+	if strings.HasPrefix(phone, whatsappPrefix) {
+		to = whatsappPrefix + p.number
+	}
+	res, err := p.sim.SendInbound(ctx, twiliosim.InboundMessage{From: phone, To: to, Body: body, Media: media})
 	if res.MessageSID == "" {
 		writeError(w, http.StatusBadRequest, err)
 		return
@@ -315,6 +384,51 @@ func (p *phoneSide) handleSend(w http.ResponseWriter, r *http.Request) {
 	p.mu.Unlock()
 	p.notify.bump()
 	writeJSON(w, http.StatusOK, sendResult{SID: res.MessageSID, Webhook: outcome})
+}
+
+// sendGroup texts a group MMS from phone: the group of phone, the user's
+// Twilio number and the other phones listed in group (commas or spaces
+// between them), created on the first text as Twilio does.
+func (p *phoneSide) sendGroup(ctx context.Context, w http.ResponseWriter, phone, group, body string, media []twiliosim.MediaFile) {
+	var others []string
+	for _, f := range strings.FieldsFunc(group, func(r rune) bool { return r == ',' || r == ';' }) {
+		other, err := normalizePhone(f, p.number)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("group member %q: %w", strings.TrimSpace(f), err))
+			return
+		}
+		if other != phone && !slices.Contains(others, other) {
+			others = append(others, other)
+		}
+	}
+	if len(others) == 0 {
+		writeError(w, http.StatusBadRequest, errors.New("name at least one other phone for a group text"))
+		return
+	}
+	res, err := p.sim.SendGroupText(ctx, twiliosim.GroupText{From: phone, To: p.number, Others: others, Body: body, Media: media})
+	if res.SID == "" {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	outcome := "Twilio had nowhere to send it: the account has no Conversations webhook (is the number logged in to the bridge?)"
+	for _, ev := range res.Events {
+		if ev.EventType != twiliosim.EventMessageAdded {
+			continue
+		}
+		switch {
+		case ev.Err != "":
+			outcome = "the bridge did not answer: " + ev.Err
+		case ev.Response.StatusCode/100 != 2:
+			outcome = fmt.Sprintf("the bridge refused it: HTTP %d %s", ev.Response.StatusCode, strings.TrimSpace(string(ev.Response.Body)))
+		default:
+			outcome = fmt.Sprintf("the bridge answered HTTP %d", ev.Response.StatusCode)
+		}
+	}
+	p.mu.Lock()
+	p.webhooks[res.SID] = outcome
+	p.mu.Unlock()
+	p.notify.bump()
+	writeJSON(w, http.StatusOK, sendResult{SID: res.SID, Webhook: outcome})
 }
 
 // readAttachments reads uploaded files as MMS media, trusting the browser's
@@ -364,7 +478,7 @@ func (p *phoneSide) handleBehavior(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("unknown behaviour %q", req.Behavior))
 		return
 	}
-	p.sim.SetRecipient(phone, behaviors[i].cfg)
+	p.sim.SetRecipient(strings.TrimPrefix(phone, whatsappPrefix), behaviors[i].cfg)
 	p.mu.Lock()
 	p.behaviors[phone] = behaviors[i].ID
 	p.mu.Unlock()
@@ -410,6 +524,15 @@ func (p *phoneSide) handleMedia(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Group texts keep their media in the conversation.
+	for _, c := range p.acct.Conversations() {
+		for _, m := range c.Messages {
+			if m.SID == sid && i >= 0 && i < len(m.Media) {
+				serveMedia(w, m.Media[i].ContentType, m.Media[i].Data)
+				return
+			}
+		}
+	}
 	writeError(w, http.StatusNotFound, fmt.Errorf("no media %d on message %s", i, sid))
 }
 
@@ -440,6 +563,13 @@ var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 // and returns it in E.164. own is the user's Twilio number, which cannot
 // text itself.
 func normalizePhone(s, own string) (string, error) {
+	if rest, ok := strings.CutPrefix(strings.TrimSpace(s), whatsappPrefix); ok {
+		e164, err := normalizePhone(rest, own)
+		if err != nil {
+			return "", err
+		}
+		return whatsappPrefix + e164, nil
+	}
 	cleaned := strings.Map(func(r rune) rune {
 		switch r {
 		case ' ', '-', '(', ')', '.', '\u00a0':

@@ -158,7 +158,11 @@ func (r *phoneRig) text(from, body string, pngs int) (int, sendResult, string) {
 // bridge does for a Matrix message, and returns Twilio's answer.
 func (r *phoneRig) sendAsBridge(to, body string, mediaURL string) (int, map[string]any) {
 	r.t.Helper()
-	form := url.Values{"To": {to}, "From": {testNumber}, "Body": {body}, "StatusCallback": {r.bridge.URL + "/status"}}
+	from := testNumber
+	if strings.HasPrefix(to, whatsappPrefix) {
+		from = whatsappPrefix + testNumber
+	}
+	form := url.Values{"To": {to}, "From": {from}, "Body": {body}, "StatusCallback": {r.bridge.URL + "/status"}}
 	if mediaURL != "" {
 		form.Set("MediaUrl", mediaURL)
 	}
@@ -219,6 +223,34 @@ func TestPhoneTextReachesTheBridgeAndShowsInTheConversation(t *testing.T) {
 	r.get("/api/phone?number="+url.QueryEscape("+14155550102"), &st)
 	if len(st.Messages) != 0 {
 		t.Fatalf("another phone sees %+v", st.Messages)
+	}
+}
+
+func TestAWhatsAppPhoneWritesToTheWhatsAppSenderAndSeesTheReply(t *testing.T) {
+	r := newPhoneRig(t)
+	if _, err := r.acct.AddWhatsAppSender(testNumber, "Sandbox"); err != nil {
+		t.Fatal(err)
+	}
+	const wa = "whatsapp:+14155550103"
+	code, res, msg := r.text("whatsapp:+1 415 555 0103", "Hi on WhatsApp", 0)
+	if code != http.StatusOK || res.Webhook != "the bridge answered HTTP 200" {
+		t.Fatalf("send: HTTP %d %+v %s", code, res, msg)
+	}
+	got := r.bridge.received()
+	if len(got) != 1 || got[0].Get("From") != wa || got[0].Get("To") != "whatsapp:"+testNumber {
+		t.Fatalf("the bridge got %v", got)
+	}
+	if code, out := r.sendAsBridge(wa, "Hi back", ""); code != http.StatusCreated {
+		t.Fatalf("reply: HTTP %d %v", code, out)
+	}
+	st := r.waitState(wa, func(st phoneState) bool { return len(st.Messages) == 2 })
+	if !st.Messages[0].FromPhone || st.Messages[1].FromPhone || st.Messages[1].Body != "Hi back" {
+		t.Fatalf("the WhatsApp conversation: %+v", st.Messages)
+	}
+	var sms phoneState
+	r.get("/api/phone?number="+url.QueryEscape("+14155550103"), &sms)
+	if len(sms.Messages) != 0 {
+		t.Fatalf("the same number's SMS conversation shows %+v", sms.Messages)
 	}
 }
 
@@ -410,15 +442,17 @@ func TestPhoneRefusesBadInput(t *testing.T) {
 
 func TestNormalizePhone(t *testing.T) {
 	for in, want := range map[string]string{
-		"+14155550101":        "+14155550101",
-		"+1 (415) 555-0101":   "+14155550101",
-		"415.555.0101":        "+14155550101",
-		"+44 7700 900123":     "+447700900123",
-		"\u00a0+33612345678 ": "+33612345678",
-		"+0123456789":         "",
-		"0101":                "",
-		"+1415555010a":        "",
-		"+1234567890123456":   "",
+		"+14155550101":               "+14155550101",
+		"+1 (415) 555-0101":          "+14155550101",
+		"415.555.0101":               "+14155550101",
+		"+44 7700 900123":            "+447700900123",
+		"\u00a0+33612345678 ":        "+33612345678",
+		"+0123456789":                "",
+		"0101":                       "",
+		"+1415555010a":               "",
+		"+1234567890123456":          "",
+		"whatsapp:+1 (415) 555-0103": "whatsapp:+14155550103",
+		"whatsapp:0101":              "",
 	} {
 		got, err := normalizePhone(in, testNumber)
 		if got != want || (err != nil) != (want == "") {
@@ -490,5 +524,72 @@ func TestListenLoopback(t *testing.T) {
 	defer l2.Close()
 	if host, _, _ := net.SplitHostPort(l2.Addr().String()); host != "127.0.0.1" || note != "" {
 		t.Errorf("localhost: listening on %s, note %q", l2.Addr(), note)
+	}
+}
+
+func TestPhoneGroupTextReachesTheBridgeAndShowsTheGroupsTexts(t *testing.T) {
+	r := newPhoneRig(t)
+	const other = "+14155550102"
+	// The bridge's Conversations webhook, as a login sets it.
+	form := url.Values{"PostWebhookUrl": {r.bridge.URL + "/incoming"}, "Method": {"POST"}, "Filters": {"onMessageAdded"}}
+	req, _ := http.NewRequest(http.MethodPost, r.sim.URL()+"/v1/Configuration/Webhooks", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(r.acct.SID(), r.acct.AuthToken())
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("setting the Conversations webhook: %v %v", resp, err)
+	}
+
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	_ = mw.WriteField("from", testPhone)
+	_ = mw.WriteField("body", "hi both")
+	_ = mw.WriteField("group", "(415) 555-0102")
+	_ = mw.Close()
+	resp, err := http.Post(r.page.URL+"/api/phone/send", mw.FormDataContentType(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res sendResult
+	_ = json.NewDecoder(resp.Body).Decode(&res)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || res.Webhook != "the bridge answered HTTP 200" {
+		t.Fatalf("group send: %d %+v", resp.StatusCode, res)
+	}
+	group, ok := r.acct.FindGroup(testNumber, testPhone, other)
+	if !ok {
+		t.Fatalf("no group on Twilio: %+v", r.acct.Conversations())
+	}
+	if got := r.bridge.received(); len(got) != 1 || got[0].Get("EventType") != "onMessageAdded" || got[0].Get("Body") != "hi both" {
+		t.Fatalf("the bridge got %v", got)
+	}
+	// The other phone sees the text, from its author, in the group.
+	st := r.waitState(other, func(st phoneState) bool { return len(st.Messages) == 1 })
+	if m := st.Messages[0]; m.FromPhone || m.Author != testPhone || !slices.Equal(m.Group, []string{testPhone}) || m.Body != "hi both" {
+		t.Fatalf("the other phone shows %+v", m)
+	}
+	// The other phone answers the group.
+	if _, err := r.sim.SendGroupText(context.Background(), twiliosim.GroupText{ConversationSID: group.SID, From: other, Body: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	st = r.waitState(testPhone, func(st phoneState) bool { return len(st.Messages) == 2 })
+	if m := st.Messages[0]; !m.FromPhone || m.Webhook != "the bridge answered HTTP 200" || !slices.Equal(m.Group, []string{other}) {
+		t.Fatalf("the phone's own group text shows %+v", m)
+	}
+	if m := st.Messages[1]; m.Author != other || m.Body != "hello" {
+		t.Fatalf("the other phone's group text shows %+v", m)
+	}
+	// The bridge's text to the group shows with its delivery to the phone.
+	form = url.Values{"Author": {testNumber}, "Body": {"from Matrix"}}
+	req, _ = http.NewRequest(http.MethodPost, r.sim.URL()+"/v1/Conversations/"+group.SID+"/Messages", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(r.acct.SID(), r.acct.AuthToken())
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("the bridge's group text: %v %v", resp, err)
+	}
+	st = r.waitState(testPhone, func(st phoneState) bool {
+		return len(st.Messages) == 3 && st.Messages[2].Status == twiliosim.StatusDelivered
+	})
+	if m := st.Messages[2]; m.FromPhone || m.Author != "" || m.Body != "from Matrix" {
+		t.Fatalf("the bridge's group text shows %+v", m)
 	}
 }

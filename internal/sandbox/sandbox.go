@@ -144,8 +144,10 @@ func Start(ctx context.Context, opts Options) (s *Sandbox, err error) {
 		Dir: s.Dir,
 		// The bridge starts below, once the simulator has the account: a
 		// kept directory's bridge reconnects its login straight away.
-		NoBridge:    true,
-		ConfigEdits: map[string]any{"bridge.shutdown_timeout": "5s"},
+		NoBridge: true,
+		// Encryption is allowed, as Element starts DMs encrypted; portals
+		// start plain unless the user turns it on.
+		ConfigEdits: map[string]any{"bridge.shutdown_timeout": "5s", "encryption.allow": true},
 	})
 	if err != nil {
 		return s, err
@@ -161,6 +163,11 @@ func Start(ctx context.Context, opts Options) (s *Sandbox, err error) {
 	s.TwilioNumber = orElse(saved.TwilioNumber, DefaultTwilioNumber)
 	if _, err := acct.AddNumber(s.TwilioNumber, twiliosim.Capabilities{SMS: true, MMS: true}); err != nil {
 		return s, fmt.Errorf("giving the simulated account a number: %w", err)
+	}
+	// The number is a WhatsApp sender too, so the page's WhatsApp phones
+	// have someone to write to.
+	if _, err := acct.AddWhatsAppSender(s.TwilioNumber, "Sandbox"); err != nil {
+		return s, fmt.Errorf("giving the simulated number a WhatsApp sender: %w", err)
 	}
 
 	step = s.progress.step("Starting the bridge (trestle-twilio)")
@@ -195,7 +202,7 @@ func Start(ctx context.Context, opts Options) (s *Sandbox, err error) {
 	}
 	step.done()
 
-	step = s.progress.step("Logging in " + s.TwilioNumber + " through the bridge bot (login, Account SID, auth token, -, -, -)")
+	step = s.progress.step("Logging in " + s.TwilioNumber + " through the bridge bot (login, Account SID, auth token)")
 	if s.ManagementRoom, err = s.matrix.managementRoom(ctx, saved.ManagementRoom); err != nil {
 		return s, err
 	}

@@ -75,6 +75,7 @@ function el(tag, attrs = {}, ...children) {
 // prettyPhone formats a few common E.164 shapes for reading; others stay as
 // they are.
 function prettyPhone(e164) {
+  if ((e164 || "").startsWith("whatsapp:")) return "WhatsApp " + prettyPhone(e164.slice("whatsapp:".length));
   let m = /^\+1(\d{3})(\d{3})(\d{4})$/.exec(e164 || "");
   if (m) return `+1 ${m[1]} ${m[2]} ${m[3]}`;
   m = /^\+44(\d{4})(\d{6})$/.exec(e164 || "");
@@ -97,6 +98,8 @@ function keepScroll(log, render) {
 // --- Phone -----------------------------------------------------------------
 
 function normalizePhone(s) {
+  const trimmed = s.trim();
+  if (trimmed.startsWith("whatsapp:")) return "whatsapp:" + normalizePhone(trimmed.slice("whatsapp:".length));
   const cleaned = s.replace(/[\s\-().\u00a0]/g, "");
   if (/^\d{10}$/.test(cleaned)) return "+1" + cleaned;
   return cleaned;
@@ -104,7 +107,7 @@ function normalizePhone(s) {
 
 function usePhone(phone) {
   if (!phone || phone === state.phone) return;
-  if (!/^\+[1-9]\d{6,14}$/.test(phone)) {
+  if (!/^(whatsapp:)?\+[1-9]\d{6,14}$/.test(phone)) {
     showError("phone-error", new Error(`${phone} is not a phone number: use the international form, like +1 415 555 0101`));
     return;
   }
@@ -116,7 +119,7 @@ function usePhone(phone) {
   state.phone = phone;
   state.phoneVersion = 0;
   state.roomChosen = false;
-  $("phone-number").value = prettyPhone(phone);
+  $("phone-number").value = phone.startsWith("whatsapp:") ? "whatsapp:" + prettyPhone(phone.slice("whatsapp:".length)) : prettyPhone(phone);
   history.replaceState(null, "", "#" + encodeURIComponent(phone));
   $("phone-log").replaceChildren();
   if (state.phoneAbort) state.phoneAbort.abort(); // the loop starts over for the new phone
@@ -206,6 +209,10 @@ function phoneMessage(m) {
       bubble.append(el("a", { href: media.url, text: `attachment (${media.contentType})` }));
     }
   }
+  if (m.group && m.group.length) {
+    const who = m.author ? `${prettyPhone(m.author)}, to the group with ` : "Group with ";
+    bubble.append(el("p", { class: "group-label", text: who + m.group.map(prettyPhone).join(", ") }));
+  }
   if (m.body) bubble.append(el("p", { class: "body", text: m.body }));
   li.append(bubble);
 
@@ -240,6 +247,8 @@ async function sendFromPhone(event) {
   const form = new FormData();
   form.append("from", state.phone);
   form.append("body", text.value);
+  const group = $("phone-group").value.trim();
+  if (group) form.append("group", group);
   if (state.phoneFile) form.append("media", state.phoneFile, state.phoneFile.name);
   const button = $("phone-send");
   button.disabled = true;
@@ -286,7 +295,7 @@ function pickRoom() {
   return state.rooms.length ? state.rooms[0].id : "";
 }
 
-const kindLabels = { portal: "SMS", management: "bot", other: "" };
+const kindLabels = { portal: "SMS", group: "group", management: "bot", other: "" };
 
 function renderRooms() {
   if (!state.info || !state.info.matrixEnabled) return;
