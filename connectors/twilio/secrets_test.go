@@ -16,14 +16,19 @@ import (
 func TestADatabaseDumpShowsNoTwilioSecret(t *testing.T) {
 	for _, dialect := range dbtest.Dialects() {
 		t.Run(string(dialect), func(t *testing.T) {
-			e := newEnv(t, envOptions{dialect: dialect})
+			e := newEnv(t, envOptions{dialect: dialect, network: "manage_webhooks: false\n"})
 			key, err := e.acct.AddAPIKey("", "", 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			creds := e.creds()
 			creds["api_key_sid"], creds["api_key_secret"] = key.SID, key.Secret
-			e.login(creds)
+			proc, _ := e.conn().CreateLogin(e.ctx(), e.h.User(alice), FlowAdvanced)
+			step, err := proc.SubmitUserInput(e.ctx(), creds)
+			if err != nil || step.Type != bridgev2.LoginStepComplete {
+				t.Fatalf("login: %v", err)
+			}
+			e.waitState(step.Complete.UserLogin, bridgev2.StateConnected)
 
 			driver := map[database.Dialect]string{database.SQLite: "sqlite", database.Postgres: "pgx"}[dialect]
 			raw, err := sql.Open(driver, e.h.DatabaseURI())
@@ -47,8 +52,9 @@ func TestADatabaseDumpShowsNoTwilioSecret(t *testing.T) {
 			e.h.Restart()
 			ul := e.h.Bridge().GetLogin(ourLoginID)
 			e.waitState(ul, bridgev2.StateConnected)
-			if twClient(ul).rest.creds.User != key.SID {
-				t.Fatal("the restarted login lost its API key")
+			meta := ul.Metadata.(*LoginMetadata)
+			if meta.AuthToken != e.acct.AuthToken() || meta.APIKeySecret != key.Secret || twClient(ul).rest.creds.User != key.SID {
+				t.Fatalf("the restarted login lost its credentials: token %v, secret %v, user %q want %q", meta.AuthToken == e.acct.AuthToken(), meta.APIKeySecret == key.Secret, twClient(ul).rest.creds.User, key.SID)
 			}
 		})
 	}
