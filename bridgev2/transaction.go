@@ -81,10 +81,12 @@ func (b *Bridge) HandleTransaction(ctx context.Context, txnID string, events, ep
 		if isNew, err = b.DB.Txns.Insert(ctx, tx, txnID); err != nil {
 			return err
 		}
+		rows := make([]*database.OutboundEvent, len(keep))
 		for i, j := range keep {
-			if inserted[i], err = b.DB.Outbound.Insert(ctx, tx, j.row); err != nil {
-				return err
-			}
+			rows[i] = j.row
+		}
+		if inserted, err = b.DB.Outbound.InsertAll(ctx, tx, rows); err != nil {
+			return err
 		}
 		if len(keep) > 0 {
 			return b.notifyLeader(ctx, tx)

@@ -222,6 +222,18 @@ type Execer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) Row
 }
 
+// rowQuery is one statement with its arguments.
+type rowQuery struct {
+	sql  string
+	args []any
+}
+
+// rowsQuerier is implemented by Execers that can run several independent
+// single-row queries in one round trip (the PostgreSQL pipeline).
+type rowsQuerier interface {
+	queryRows(ctx context.Context, queries []rowQuery) []Row
+}
+
 // Row is the result of Execer.QueryRowContext; like *sql.Row, Scan returns
 // sql.ErrNoRows when the query returned no row.
 type Row interface {

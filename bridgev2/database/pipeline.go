@@ -35,13 +35,18 @@ import (
 // until the rollback, and the writer retries each caller on its own.
 var errPipelineAborted = errors.New("an earlier statement of this write batch failed")
 
-// pipeReq is one statement a caller waits on.
+// pipeReq is what a caller waits on: its next statement, or several
+// independent ones (see queryRows).
 type pipeReq struct {
-	op       int
+	op    int
+	stmts []pipeStmt
+	reply chan []pipeResult
+}
+
+type pipeStmt struct {
 	query    string
 	args     []any
 	wantRows bool
-	reply    chan pipeResult
 }
 
 // pipeResult is a statement's outcome: a command tag for Exec, the first
@@ -61,15 +66,15 @@ type pipeTx struct {
 	scans *scanMap
 }
 
-func (t *pipeTx) send(ctx context.Context, query string, args []any, wantRows bool) pipeResult {
-	r := &pipeReq{op: t.op, query: query, args: args, wantRows: wantRows, reply: make(chan pipeResult, 1)}
+func (t *pipeTx) send(stmts ...pipeStmt) []pipeResult {
+	r := &pipeReq{op: t.op, stmts: stmts, reply: make(chan []pipeResult, 1)}
 	t.reqs <- r
 	return <-r.reply
 }
 
 // ExecContext implements Execer.
 func (t *pipeTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	res := t.send(ctx, query, args, false)
+	res := t.send(pipeStmt{query: query, args: args})[0]
 	if res.err != nil {
 		return nil, res.err
 	}
@@ -78,8 +83,22 @@ func (t *pipeTx) ExecContext(ctx context.Context, query string, args ...any) (sq
 
 // QueryRowContext implements Execer.
 func (t *pipeTx) QueryRowContext(ctx context.Context, query string, args ...any) Row {
-	res := t.send(ctx, query, args, true)
+	res := t.send(pipeStmt{query: query, args: args, wantRows: true})[0]
 	return &pipeRow{res: res, scans: t.scans}
+}
+
+// queryRows implements rowsQuerier: the queries go out in the same round,
+// one round trip for all of them.
+func (t *pipeTx) queryRows(_ context.Context, queries []rowQuery) []Row {
+	stmts := make([]pipeStmt, len(queries))
+	for i, q := range queries {
+		stmts[i] = pipeStmt{query: q.sql, args: q.args, wantRows: true}
+	}
+	out := make([]Row, len(queries))
+	for i, res := range t.send(stmts...) {
+		out[i] = &pipeRow{res: res, scans: t.scans}
+	}
+	return out
 }
 
 type pipeExecResult struct{ tag pgconn.CommandTag }
@@ -177,7 +196,7 @@ func (w *writer) rounds(ctx context.Context, pc *pgx.Conn, batch []*writeOp) err
 		if opErr != nil || stmtErr != nil {
 			// The batch will be rolled back: let the callers finish.
 			for _, r := range round {
-				r.reply <- pipeResult{err: errPipelineAborted}
+				r.reply <- aborted(len(r.stmts))
 			}
 			continue
 		}
@@ -224,7 +243,9 @@ func (w *writer) sendRound(ctx context.Context, pc *pgx.Conn, round []*pipeReq, 
 		b.Queue("BEGIN")
 	}
 	for _, r := range round {
-		b.Queue(r.query, r.args...)
+		for _, st := range r.stmts {
+			b.Queue(st.query, st.args...)
+		}
 	}
 	br := pc.SendBatch(ctx, b)
 	var first error
@@ -234,25 +255,35 @@ func (w *writer) sendRound(ctx context.Context, pc *pgx.Conn, round []*pipeReq, 
 		}
 	}
 	for _, r := range round {
-		if first != nil {
-			r.reply <- pipeResult{err: errPipelineAborted}
-			continue
+		results := make([]pipeResult, len(r.stmts))
+		for i, st := range r.stmts {
+			res := &results[i]
+			switch {
+			case first != nil:
+				res.err = errPipelineAborted
+			case st.wantRows:
+				*res = readRow(br)
+			default:
+				res.tag, res.err = br.Exec()
+			}
+			if res.err != nil && first == nil {
+				first = res.err
+			}
 		}
-		var res pipeResult
-		if r.wantRows {
-			res = readRow(br)
-		} else {
-			res.tag, res.err = br.Exec()
-		}
-		if res.err != nil {
-			first = res.err
-		}
-		r.reply <- res
+		r.reply <- results
 	}
 	if err := br.Close(); err != nil && first == nil {
 		first = err
 	}
 	return first
+}
+
+func aborted(n int) []pipeResult {
+	out := make([]pipeResult, n)
+	for i := range out {
+		out[i].err = errPipelineAborted
+	}
+	return out
 }
 
 // readRow reads a query's first row, copying its values: pgx reuses the

@@ -16,7 +16,7 @@ import (
 func TestADatabaseDumpShowsNoTwilioSecret(t *testing.T) {
 	for _, dialect := range dbtest.Dialects() {
 		t.Run(string(dialect), func(t *testing.T) {
-			e := newEnv(t, envOptions{dialect: dialect})
+			e := newEnv(t, envOptions{dialect: dialect, network: "manage_webhooks: false\n"})
 			key, err := e.acct.AddAPIKey("", "", 0)
 			if err != nil {
 				t.Fatal(err)
@@ -47,8 +47,9 @@ func TestADatabaseDumpShowsNoTwilioSecret(t *testing.T) {
 			e.h.Restart()
 			ul := e.h.Bridge().GetLogin(ourLoginID)
 			e.waitState(ul, bridgev2.StateConnected)
-			if twClient(ul).rest.creds.User != key.SID {
-				t.Fatal("the restarted login lost its API key")
+			meta := ul.Metadata.(*LoginMetadata)
+			if meta.AuthToken != e.acct.AuthToken() || meta.APIKeySecret != key.Secret || twClient(ul).rest.creds.User != key.SID {
+				t.Fatalf("the restarted login lost its credentials: token %v, secret %v, user %q want %q", meta.AuthToken == e.acct.AuthToken(), meta.APIKeySecret == key.Secret, twClient(ul).rest.creds.User, key.SID)
 			}
 		})
 	}
