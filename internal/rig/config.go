@@ -29,14 +29,16 @@ type BridgeFiles struct {
 // example-config.yaml with edits applied (dotted keys), then generates the
 // registration with fresh tokens exactly as `-g` does.
 func WriteBridgeConfig(dir string, edits map[string]any) (*BridgeFiles, error) {
-	if key := keptPickleKey(filepath.Join(dir, "config.yaml")); key != "" && edits["encryption.pickle_key"] == nil {
-		// A kept directory's database holds keys pickled with it: a new
-		// key would make them unreadable.
-		edits = maps.Clone(edits)
-		if edits == nil {
-			edits = map[string]any{}
+	// A kept directory's database holds keys sealed or pickled with the
+	// config's keys: new ones would make them unreadable.
+	for key, value := range keptKeys(filepath.Join(dir, "config.yaml")) {
+		if edits[key] == nil {
+			edits = maps.Clone(edits)
+			if edits == nil {
+				edits = map[string]any{}
+			}
+			edits[key] = value
 		}
-		edits["encryption.pickle_key"] = key
 	}
 	data, err := bridgeconfig.EditYAML(trestle.ExampleConfig, edits)
 	if err != nil {
@@ -52,21 +54,31 @@ func WriteBridgeConfig(dir string, edits map[string]any) (*BridgeFiles, error) {
 	return files, nil
 }
 
-// keptPickleKey is the pickle key of an existing config file, or "".
-func keptPickleKey(path string) string {
+// keptKeys are the pickle key and the secret key of an existing config
+// file, by dotted key, where they are not placeholders.
+func keptKeys(path string) map[string]string {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return ""
+		return nil
 	}
 	var cfg struct {
 		Encryption struct {
 			PickleKey string `yaml:"pickle_key"`
 		} `yaml:"encryption"`
+		Database struct {
+			SecretKey string `yaml:"secret_key"`
+		} `yaml:"database"`
 	}
-	if yaml.Unmarshal(data, &cfg) != nil || bridgeconfig.IsPlaceholderToken(cfg.Encryption.PickleKey) {
-		return ""
+	if yaml.Unmarshal(data, &cfg) != nil {
+		return nil
 	}
-	return cfg.Encryption.PickleKey
+	kept := map[string]string{}
+	for key, value := range map[string]string{"encryption.pickle_key": cfg.Encryption.PickleKey, "database.secret_key": cfg.Database.SecretKey} {
+		if !bridgeconfig.IsPlaceholderToken(value) {
+			kept[key] = value
+		}
+	}
+	return kept
 }
 
 // LoadConfig parses a config file written by WriteBridgeConfig.
