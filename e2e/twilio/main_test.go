@@ -12,7 +12,6 @@
 package twilio_test
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"maps"
@@ -21,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trestle-bridge/trestle/bridgev2/database/dbtest"
 	"github.com/trestle-bridge/trestle/internal/rig"
 )
 
@@ -39,59 +37,21 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	dir, err := os.MkdirTemp("", "trestle-e2e-twilio-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	defer rig.CleanupBinary()
-	opts := rig.EnvOptions{Dir: dir, ConfigEdits: map[string]any{
-		// Tests send bursts; the real default (1/s per number) is tested on
-		// its own in the connector's tests.
-		"network.max_send_rate":   0,
-		"bridge.shutdown_timeout": "5s",
-		// Texts whose webhooks were black-holed must arrive within one
-		// reconcile period; the tests wait seconds, not minutes.
-		"network.reconcile_interval": "2s",
-	}}
-	if base := os.Getenv(dbtest.PostgresEnv); base != "" {
-		uri, drop, err := dbtest.FreshPostgresSchema(base)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer drop()
-		opts.DatabaseType, opts.DatabaseURI = "postgres", uri
-	}
-	env, err = rig.StartEnv(ctx, opts)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the environment:", err)
-		return 1
-	}
-	defer env.Close()
-	code := m.Run()
-	if code != 0 {
-		fmt.Fprintf(os.Stderr, "bridge log, last lines:\n%s\n", env.Bridge.LogTail(60))
-	}
-	// The log is complete once the bridge has stopped.
-	if err := env.Bridge.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "--- FAIL: stopping the bridge at the end of the run:", err)
-		code = 1
-	}
-	if !theLogHoldsNoSecret() {
-		code = 1
-	}
-	if keep := os.Getenv("TRESTLE_E2E_KEEP_LOG"); keep != "" {
-		// For reading the whole log of a run: the environment's directory
-		// is removed at the end.
-		if data, err := os.ReadFile(env.Bridge.LogPath); err == nil {
-			_ = os.WriteFile(keep, data, 0o600)
-		}
-	}
-	return code
+	return rig.RunShared(m, rig.SharedEnv{
+		Name:    "twilio",
+		Timeout: 20 * time.Minute,
+		ConfigEdits: map[string]any{
+			// Tests send bursts; the real default (1/s per number) is tested
+			// on its own in the connector's tests.
+			"network.max_send_rate":   0,
+			"bridge.shutdown_timeout": "5s",
+			// Texts whose webhooks were black-holed must arrive within one
+			// reconcile period; the tests wait seconds, not minutes.
+			"network.reconcile_interval": "2s",
+		},
+		Started:  func(e *rig.Env) { env = e },
+		Finished: func(*rig.Env) bool { return theLogHoldsNoSecret() },
+	})
 }
 
 // theLogHoldsNoSecret is the last check of the run: the bridge's log, after
