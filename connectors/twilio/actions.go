@@ -84,9 +84,9 @@ func (c *Client) planReactionRemove(ctx context.Context, removal *bridgev2.Matri
 
 // planFallback plans a fallback text to the portal's number.
 func (c *Client) planFallback(portal *bridgev2.Portal, text, snip string) (*sendPlan, error) {
-	remote, err := e164FromID(string(portal.ID))
+	remote, err := c.replyAddress(portal)
 	if err != nil {
-		return nil, bridgev2.NewError("This chat is not with a phone number.", err)
+		return nil, err
 	}
 	return c.planText(remote, text, "", snip)
 }

@@ -337,7 +337,7 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 		return nil, bridgev2.NewError("That is this login's own number; a number cannot text itself.", nil)
 	}
 	name := c.conn.cfg.displayName(e164)
-	uid := userIDFromE164(e164)
+	uid := userIDFromAddr(e164)
 	return &bridgev2.ResolvedIdentifier{
 		UserID:   uid,
 		UserInfo: &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}},
@@ -348,30 +348,40 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 
 // GetChatInfo describes a DM portal: the other number and its name.
 func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
-	e164, err := e164FromID(string(portal.ID))
+	addr, _, err := addrFromID(string(portal.ID))
 	if err != nil {
-		return nil, fmt.Errorf("portal %s is not a phone number", portal.ID)
+		return nil, fmt.Errorf("portal %s is not a sender's chat", portal.ID)
 	}
-	return c.chatInfo(e164), nil
+	return c.chatInfo(addr), nil
 }
 
 // GetUserInfo names a contact after network.displayname_template.
 func (c *Client) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*bridgev2.UserInfo, error) {
-	e164, err := e164FromID(string(ghost.ID))
+	addr, kind, err := addrFromID(string(ghost.ID))
 	if err != nil {
-		return nil, fmt.Errorf("ghost %s is not a phone number", ghost.ID)
+		return nil, fmt.Errorf("ghost %s is not a sender", ghost.ID)
 	}
-	name := c.conn.cfg.displayName(e164)
-	return &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}}, nil
+	name := c.conn.cfg.displayName(addr)
+	info := &bridgev2.UserInfo{Name: &name}
+	if kind == senderPhone {
+		info.Identifiers = []string{"tel:" + addr}
+	}
+	return info, nil
 }
 
 // portalKey is the DM portal with a remote number, as seen by this login.
 func (c *Client) portalKey(remoteE164 string) networkid.PortalKey {
-	return networkid.PortalKey{ID: networkid.PortalID(idFromE164(remoteE164)), Receiver: c.loginID}
+	return networkid.PortalKey{ID: networkid.PortalID(idFromAddr(remoteE164)), Receiver: c.loginID}
 }
 
 // chatInfo describes the DM with a remote number.
 func (c *Client) chatInfo(remoteE164 string) *bridgev2.ChatInfo {
 	name := c.conn.cfg.displayName(remoteE164)
-	return &bridgev2.ChatInfo{IsDM: true, OtherUser: userIDFromE164(remoteE164), Name: &name}
+	info := &bridgev2.ChatInfo{IsDM: true, OtherUser: userIDFromAddr(remoteE164), Name: &name}
+	// The room says once, in its topic, why replies fail here.
+	if _, kind, err := parseSender(remoteE164); err == nil && kind != senderPhone {
+		topic := replyRefusal(remoteE164, kind)
+		info.Topic = &topic
+	}
+	return info
 }

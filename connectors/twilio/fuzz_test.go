@@ -62,7 +62,7 @@ func FuzzParseUserNumber(f *testing.F) {
 			if err != nil || again != e164 {
 				t.Fatalf("%q -> %q does not parse back (%q, %v)", input, e164, again, err)
 			}
-			if back, err := e164FromID(idFromE164(e164)); err != nil || back != e164 {
+			if back, err := e164FromID(idFromAddr(e164)); err != nil || back != e164 {
 				t.Fatalf("ID round trip of %q: %q %v", e164, back, err)
 			}
 		}

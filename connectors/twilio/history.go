@@ -271,9 +271,9 @@ func (c *Client) catchUpFirst(ctx context.Context) {
 // for entries that are not texts between two numbers.
 func (c *Client) eventFromLog(ctx context.Context, m *openapi.ApiV2010Message) (*bridgev2.RemoteEvent, error) {
 	sid := deref(m.Sid)
-	from, err := parseTwilioNumber(deref(m.From))
+	from, _, err := parseSender(deref(m.From))
 	if err != nil || !messageSIDPattern.MatchString(sid) {
-		c.log.Warn().Str("message_sid", sid).Msg("Skipping a logged message that is not from a phone number")
+		c.log.Warn().Str("message_sid", sid).Msg("Skipping a logged message that is not from a phone number, short code or sender ID")
 		return nil, nil
 	}
 	media, err := c.logMedia(ctx, m)
@@ -284,7 +284,7 @@ func (c *Client) eventFromLog(ctx context.Context, m *openapi.ApiV2010Message) (
 		Kind:      bridgev2.RemoteMessage,
 		ID:        networkid.MessageID(sid),
 		Portal:    c.portalKey(from),
-		Sender:    bridgev2.EventSender{Sender: userIDFromE164(from)},
+		Sender:    bridgev2.EventSender{Sender: userIDFromAddr(from)},
 		Timestamp: messageTime(m),
 		Parts:     messageParts(sanitizeBody(deref(m.Body)), media),
 		ChatInfo:  c.chatInfo(from),
@@ -334,7 +334,7 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 	if limit <= 0 {
 		return nil, nil
 	}
-	remote, err := e164FromID(string(portal.ID))
+	remote, _, err := addrFromID(string(portal.ID))
 	if err != nil {
 		return nil, nil
 	}
@@ -399,7 +399,7 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 		if err != nil {
 			return nil, err
 		}
-		sender := bridgev2.EventSender{Sender: userIDFromE164(remote)}
+		sender := bridgev2.EventSender{Sender: userIDFromAddr(remote)}
 		if deref(m.Direction) != directionInbound {
 			sender = bridgev2.EventSender{IsFromMe: true, Sender: networkid.UserID(c.loginID)}
 		}

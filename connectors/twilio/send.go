@@ -108,9 +108,9 @@ func targetSnippet(target *database.Message) string {
 // I/O except minting the public URL of an attachment, so FindSent can call
 // it to know what an interrupted send looked like.
 func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
-	remote, err := e164FromID(string(msg.Portal.ID))
+	remote, err := c.replyAddress(msg.Portal)
 	if err != nil {
-		return nil, bridgev2.NewError("This chat is not with a phone number.", err)
+		return nil, err
 	}
 	content := msg.Content
 	relayed := msg.Relay != nil
@@ -256,7 +256,7 @@ func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sen
 		if err := out.Progress.Record(ctx, plan.sentMessage(i, deref(m.Sid), created)); err != nil {
 			return err
 		}
-		c.log.Debug().Str("message_sid", deref(m.Sid)).Str("remote_id", idFromE164(plan.remote)).
+		c.log.Debug().Str("message_sid", deref(m.Sid)).Str("remote_id", idFromAddr(plan.remote)).
 			Int("part", i).Int("parts", len(plan.parts)).Msg("Sent message to Twilio")
 	}
 	return nil
@@ -279,4 +279,17 @@ func (c *Client) createParams(remote string, part outPart, sendToken string) *op
 		params.SetMediaUrl([]string{part.MediaURL})
 	}
 	return params
+}
+
+// replyAddress is the number a text to the portal goes to, or the clear
+// failure when the portal's sender cannot receive texts.
+func (c *Client) replyAddress(portal *bridgev2.Portal) (string, error) {
+	addr, kind, err := addrFromID(string(portal.ID))
+	if err != nil {
+		return "", bridgev2.NewError("This chat is not with a phone number.", err)
+	}
+	if why := replyRefusal(addr, kind); why != "" {
+		return "", bridgev2.NewError(why, nil)
+	}
+	return addr, nil
 }

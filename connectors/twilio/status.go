@@ -80,7 +80,7 @@ func (cl *Client) serveStatus(w http.ResponseWriter, r *http.Request, form url.V
 	evt := &bridgev2.RemoteEvent{
 		Kind:      bridgev2.RemoteDeliveryStatus,
 		Portal:    cl.portalKey(to),
-		Sender:    bridgev2.EventSender{Sender: userIDFromE164(to)},
+		Sender:    bridgev2.EventSender{Sender: userIDFromAddr(to)},
 		Target:    networkid.MessageID(sid),
 		Timestamp: cl.conn.now(),
 		Status:    ds,

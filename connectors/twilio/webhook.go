@@ -172,8 +172,8 @@ func parseInboundForm(form url.Values) (*inboundForm, error) {
 		return nil, errors.New("MessageSid is missing or malformed")
 	}
 	var err error
-	if in.From, err = parseTwilioNumber(form.Get("From")); err != nil {
-		return nil, errors.New("From is not an E.164 phone number")
+	if in.From, _, err = parseSender(form.Get("From")); err != nil {
+		return nil, errors.New("From is not a phone number, short code or alphanumeric sender ID")
 	}
 	if in.To, err = parseTwilioNumber(form.Get("To")); err != nil {
 		return nil, errors.New("To is not an E.164 phone number")
@@ -239,7 +239,7 @@ func (cl *Client) serveIncoming(w http.ResponseWriter, r *http.Request, form url
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	log := cl.log.With().Str("message_sid", in.SID).Str("remote_id", idFromE164(in.From)).Logger()
+	log := cl.log.With().Str("message_sid", in.SID).Str("remote_id", idFromAddr(in.From)).Logger()
 	if in.To != cl.own {
 		log.Warn().Msg("Rejected an inbound webhook addressed to another number")
 		http.Error(w, "To is not the number of this login", http.StatusBadRequest)
@@ -251,7 +251,7 @@ func (cl *Client) serveIncoming(w http.ResponseWriter, r *http.Request, form url
 		Kind:      bridgev2.RemoteMessage,
 		ID:        networkid.MessageID(in.SID),
 		Portal:    cl.portalKey(in.From),
-		Sender:    bridgev2.EventSender{Sender: userIDFromE164(in.From)},
+		Sender:    bridgev2.EventSender{Sender: userIDFromAddr(in.From)},
 		Timestamp: now,
 		Parts:     messageParts(in.Body, in.Media),
 		ChatInfo:  cl.chatInfo(in.From),
