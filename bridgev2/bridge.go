@@ -95,9 +95,13 @@ type Bridge struct {
 	cancel   context.CancelFunc
 	stopping atomic.Bool
 	workers  sync.WaitGroup
-	stopBg   chan struct{}
-	bgDone   sync.WaitGroup
-	metrics  Metrics
+	// workersMu orders starting a worker (under RLock, after checking
+	// stopping) before Stop's wait for them (after Lock): a WaitGroup must
+	// not grow from zero while it is being waited on.
+	workersMu sync.RWMutex
+	stopBg    chan struct{}
+	bgDone    sync.WaitGroup
+	metrics   Metrics
 	// startedAt is when Start began; see replayGrace.
 	startedAt time.Time
 	// leader is whether this process delivers; see leader.go.
@@ -194,7 +198,10 @@ func (b *Bridge) Start(ctx context.Context) error {
 // portal workers to finish what they hold, then cancels the rest (which
 // stays in the journals for the next start) and disconnects every login.
 func (b *Bridge) Stop(ctx context.Context) {
-	if !b.stopping.CompareAndSwap(false, true) {
+	b.workersMu.Lock()
+	first := b.stopping.CompareAndSwap(false, true)
+	b.workersMu.Unlock()
+	if !first {
 		return
 	}
 	close(b.stopBg)

@@ -30,6 +30,8 @@ type lane struct {
 // push appends work and starts the lane's goroutine if it is not running.
 // It reports false if the bridge is stopping and the work was not queued.
 func (l *lane) push(fn func()) bool {
+	l.bridge.workersMu.RLock()
+	defer l.bridge.workersMu.RUnlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.bridge.stopping.Load() {

@@ -119,6 +119,7 @@ func (b *Bridge) campaign() {
 			return
 		case <-tick.C:
 		case <-released: // a leader stopping cleanly hands over at once
+			// (Subscribed too: a release before the LISTEN was missed)
 		}
 	}
 }
@@ -129,7 +130,23 @@ func (b *Bridge) keepLease(held *database.Lease, renewedAt time.Time, lease, ste
 	b.leader.mu.Lock()
 	b.leader.lease = held
 	b.leader.mu.Unlock()
-	deadline := time.AfterFunc(time.Until(renewedAt.Add(lease-step)), func() { b.loseLeadership("the lease could not be renewed in time") })
+	// When the renewals fell behind (the process or the database was
+	// starved for a moment), one last renewal decides: the hold may still be
+	// ours, and exiting for nothing costs a restart.
+	var deadline *time.Timer
+	deadline = time.AfterFunc(time.Hour, func() {
+		started := time.Now()
+		ctx, cancel := context.WithTimeout(b.ctx, step)
+		ok, err := b.DB.Leases.Renew(ctx, held, lease)
+		cancel()
+		if ok && err == nil {
+			b.Log.Warn().Msg("The leader lease was renewed late")
+			deadline.Reset(time.Until(started.Add(lease - step)))
+			return
+		}
+		b.loseLeadership("the lease could not be renewed in time")
+	})
+	deadline.Reset(time.Until(renewedAt.Add(lease - step)))
 	defer deadline.Stop()
 	go func() {
 		if err := b.lead(b.ctx); err != nil && b.ctx.Err() == nil {
@@ -276,7 +293,8 @@ func (b *Bridge) watchJournal() {
 			return
 		case <-b.ctx.Done():
 			return
-		case <-notes:
+		case n := <-notes:
+			full = n == database.Subscribed
 		case <-b.leader.kick:
 		case <-tick.C:
 			full = true
@@ -383,10 +401,14 @@ func (b *Bridge) followLogins() {
 		case <-b.leader.leadingCh:
 			return // the leader's logins are the truth
 		case id := <-changes:
-			if b.Leading() {
+			switch {
+			case b.Leading():
 				return // it was this process's own change
+			case id == database.Subscribed:
+				err = b.reloadLogins(b.ctx) // changes before now were missed
+			default:
+				err = b.reloadLogin(b.ctx, networkid.UserLoginID(id))
 			}
-			err = b.reloadLogin(b.ctx, networkid.UserLoginID(id))
 		case <-tick.C:
 			if !b.Leading() {
 				err = b.reloadLogins(b.ctx)

@@ -44,10 +44,14 @@ func (d *Database) Notify(ctx context.Context, tx Execer, t Topic, payload strin
 	return tx.QueryRowContext(ctx, "SELECT pg_notify($1, $2)::text", d.channel(t), payload).Scan(&ignored)
 }
 
+// Subscribed is what Listen delivers each time its LISTEN has taken effect
+// (at first and after a reconnect): notifications sent before then were
+// missed, so a listener re-reads whatever it follows.
+const Subscribed = "\x00subscribed"
+
 // Listen delivers the payloads of t's notifications until ctx ends, over a
-// connection of its own that it re-opens after failures. On SQLite the
-// channel never delivers. A notification can be missed while the connection
-// is down, so listeners also poll.
+// connection of its own that it re-opens after failures, and Subscribed
+// whenever it (re)starts listening. On SQLite the channel never delivers.
 func (d *Database) Listen(ctx context.Context, t Topic) <-chan string {
 	out := make(chan string, 64)
 	if d.Dialect != Postgres {
@@ -83,6 +87,10 @@ func (d *Database) listenOnce(ctx context.Context, channel string, out chan<- st
 		pc := sc.Conn()
 		if _, err := pc.Exec(ctx, "LISTEN "+channel); err != nil {
 			return err
+		}
+		select {
+		case out <- Subscribed:
+		default:
 		}
 		for {
 			n, err := pc.WaitForNotification(ctx)

@@ -7,6 +7,7 @@
 //	go run ./cmd/trestle-bench -mode null -rate 1000 -messages 20000      # latency at 1,000 msg/s
 //	go run ./cmd/trestle-bench -mode dendrite -messages 2000 -numbers 50
 //	go run ./cmd/trestle-bench -mode scale     # 1M portals, 1M ghosts, 10M mappings: start-up and memory
+//	go run ./cmd/trestle-bench -mode logins -logins 10000 # start-up with 10,000 logged-in numbers
 //	go run ./cmd/trestle-bench -mode fairness -messages 10000  # one flooded portal, another's latency
 package main
 
@@ -16,13 +17,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"time"
 
 	"github.com/trestle-bridge/trestle/internal/bench"
 	"github.com/trestle-bridge/trestle/internal/rig"
 )
 
 func main() {
-	mode := flag.String("mode", "null", "null (minimal fake homeserver and Twilio), dendrite (real Dendrite and the Twilio simulator) scale (start-up and memory with a big store) or fairness (one flooded portal)")
+	mode := flag.String("mode", "null", "null (minimal fake homeserver and Twilio), dendrite (real Dendrite and the Twilio simulator) scale (start-up and memory with a big store), logins (start-up with many logins) or fairness (one flooded portal)")
 	numbers := flag.Int("numbers", 1000, "remote phone numbers (portals)")
 	messages := flag.Int("messages", 20000, "messages per direction")
 	concurrency := flag.Int("concurrency", 64, "webhooks in flight at once")
@@ -35,6 +37,8 @@ func main() {
 	portals := flag.Int("portals", 1_000_000, "stored portals (-mode scale)")
 	ghosts := flag.Int("ghosts", 1_000_000, "stored ghosts (-mode scale)")
 	mappings := flag.Int("mappings", 10_000_000, "stored message mappings (-mode scale)")
+	logins := flag.Int("logins", 10_000, "stored logins besides the bench's own (-mode logins)")
+	latency := flag.Duration("twilio-latency", 100*time.Millisecond, "how long the null Twilio takes to answer (-mode logins)")
 	active := flag.Int("active", 1000, "stored portals made active after start-up (-mode scale)")
 	statuses := flag.Bool("status-events", false, "turn on message status events (each is one more homeserver event per message; off in the shipped config)")
 	noReceipts := flag.Bool("no-delivery-receipts", false, "turn off the bridge bot's delivery receipts (on in the shipped config)")
@@ -76,6 +80,12 @@ func main() {
 	case "scale":
 		var report *bench.ScaleReport
 		report, err = bench.RunScale(ctx, bench.ScaleOptions{Options: opts, Portals: *portals, Ghosts: *ghosts, Mappings: *mappings, Active: *active})
+		if err == nil {
+			fmt.Println(report.Text())
+		}
+	case "logins":
+		var report *bench.LoginsReport
+		report, err = bench.RunLogins(ctx, bench.LoginsOptions{Options: opts, Logins: *logins, Latency: *latency})
 		if err == nil {
 			fmt.Println(report.Text())
 		}

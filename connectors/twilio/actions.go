@@ -82,13 +82,13 @@ func (c *Client) planReactionRemove(ctx context.Context, removal *bridgev2.Matri
 	return c.planFallback(removal.Portal, "Removed reaction "+emoji+" from "+quoted(targetSnippet(target)), "")
 }
 
-// planFallback plans a fallback text to the portal's number.
+// planFallback plans a fallback text to the portal's number or group.
 func (c *Client) planFallback(portal *bridgev2.Portal, text, snip string) (*sendPlan, error) {
-	remote, err := c.replyAddress(portal)
+	target, err := chatTarget(portal)
 	if err != nil {
 		return nil, err
 	}
-	return c.planText(remote, text, "", snip)
+	return c.planText(target, text, outPart{}, snip)
 }
 
 // quoted puts a snippet in quotes, or names the message vaguely.

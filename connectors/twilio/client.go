@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 	"golang.org/x/time/rate"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
@@ -200,9 +202,12 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 	delay := c.conn.reconnectBase
 	connected, needCatchUp := false, true
 	// Webhooks that never reached the bridge leave no trace but the log:
-	// list it regularly.
-	ticker := time.NewTicker(c.conn.cfg.ReconcileInterval)
-	defer ticker.Stop()
+	// list it regularly. The first time is random in the second half of
+	// the interval, so that logins that started together do not all list
+	// at once ever after.
+	interval := c.conn.cfg.ReconcileInterval
+	reconcile := time.NewTimer(interval/2 + rand.N(interval/2+1))
+	defer reconcile.Stop()
 	sleep := func() bool {
 		t := time.NewTimer(delay)
 		defer t.Stop()
@@ -216,7 +221,7 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 	}
 	for {
 		if !connected {
-			err := c.verify(ctx)
+			err := c.conn.bounded(ctx, func() error { return c.verify(ctx) })
 			if ctx.Err() != nil {
 				return
 			}
@@ -242,7 +247,7 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 			c.setState(ctx, bridgev2.BridgeState{StateEvent: bridgev2.StateConnected})
 		}
 		if needCatchUp {
-			if err := c.catchUp(ctx); err != nil {
+			if err := c.conn.bounded(ctx, func() error { return c.catchUp(ctx) }); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
@@ -266,7 +271,8 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 				connected = false
 			}
 			needCatchUp = true
-		case <-ticker.C:
+		case <-reconcile.C:
+			reconcile.Reset(interval)
 			// Only the leader delivers; a standby's catch-up would only
 			// journal what the leader's finds too.
 			needCatchUp = c.conn.bridge.Leading()
@@ -278,9 +284,12 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 // matters even when REST calls use an API key), the REST credentials and
 // that the number still belongs to the account.
 func (c *Client) verify(ctx context.Context) error {
-	token := *c.tokenRest
-	token.onUnreachable = nil
-	acct, err := token.fetchAccount(ctx)
+	key := accountKey(c.tokenRest.creds.AccountSID, c.tokenRest.creds.User+":"+c.tokenRest.creds.Pass)
+	acct, err := c.conn.accounts.check(key, c.conn.now, func() (*openapi.ApiV2010Account, error) {
+		token := *c.tokenRest
+		token.onUnreachable = nil
+		return token.fetchAccount(ctx)
+	})
 	if err != nil {
 		return err
 	}
@@ -346,8 +355,12 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 	}, nil
 }
 
-// GetChatInfo describes a DM portal: the other number and its name.
+// GetChatInfo describes a DM portal (the other number and its name) or a
+// group portal (its phones).
 func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bridgev2.ChatInfo, error) {
+	if isGroupPortal(portal.ID) {
+		return c.groupChatInfo(ctx, string(portal.ID))
+	}
 	addr, _, err := addrFromID(string(portal.ID))
 	if err != nil {
 		return nil, fmt.Errorf("portal %s is not a sender's chat", portal.ID)

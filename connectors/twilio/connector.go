@@ -40,6 +40,11 @@ type Connector struct {
 	reconnectBase time.Duration // first reconnect delay after a failed connect
 	reconnectMax  time.Duration // longest reconnect delay
 	now           func() time.Time
+
+	// startup holds the slots of the connection loops' Twilio calls.
+	startup chan struct{}
+	// accounts are recent account checks, shared by an account's logins.
+	accounts accountChecks
 }
 
 var (
@@ -67,6 +72,7 @@ func New() *Connector {
 		reconnectBase: 2 * time.Second,
 		reconnectMax:  5 * time.Minute,
 		now:           time.Now,
+		startup:       make(chan struct{}, startupConcurrency),
 	}
 }
 

@@ -10,6 +10,7 @@ const (
 	codeAuthenticate       = 20003
 	codeTooManyRequests    = 20429
 	codeServiceUnavailable = 20503
+	codeBindingExists      = 50416
 )
 
 // errorSentences are Matrix-user sentences for Twilio's error codes, both
@@ -42,6 +43,13 @@ var errorSentences = map[int]string{
 	21623: "The message has too many attachments (at most 10).",
 	21701: "The Messaging Service of this login does not exist.",
 	21704: "The Messaging Service of this login has no phone numbers.",
+	50407: "Twilio refused a group member's number as invalid; group texts take US and Canadian mobile numbers in full international form.",
+	50408: "Twilio refused this login's number as the group's sending number; it must be an SMS-capable number of the Twilio account.",
+	50416: "That number is already in the group.",
+	50434: "Twilio refused the group: every member of a group text must be a phone, and the bridge must text as this login's number.",
+	50435: "Group texts work only between US and Canadian numbers, with one sending number; Twilio refused this group (error 50435).",
+	50436: "A group text can have at most 10 people, this login's number included.",
+	50513: "Twilio refused the message: this login's number is no longer a member of the group.",
 	30001: "Twilio's sending queue overflowed; try again later.",
 	30002: "The Twilio account is suspended.",
 	30003: "The recipient's phone is unreachable (switched off or out of coverage).",

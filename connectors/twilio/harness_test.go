@@ -14,6 +14,7 @@ import (
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgetest"
+	"github.com/trestle-bridge/trestle/bridgev2/database"
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
 )
@@ -46,7 +47,9 @@ type envOptions struct {
 	network string
 	// numbers are the account's numbers; ourNumber by default.
 	numbers []string
-	// configure adjusts the bridge's config before it starts.
+	// dialect is the bridge's database; SQLite by default.
+	dialect database.Dialect
+	// configure adjusts the core's config.
 	configure func(*bridgeconfig.Config)
 	// tweak adjusts each connector before the bridge starts.
 	tweak func(*Connector)
@@ -71,7 +74,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 			return c
 		}
 	}
-	h := bridgetest.New(t, newConn, bridgetest.Options{NetworkConfig: netCfg, Configure: opts.configure})
+	h := bridgetest.New(t, newConn, bridgetest.Options{NetworkConfig: netCfg, Dialect: opts.dialect, Configure: opts.configure})
 	return &env{t: t, sim: sim, acct: acct, h: h}
 }
 
@@ -190,7 +193,13 @@ func (e *env) messagesFrom(room id.RoomID, sender id.UserID) []string {
 // post sends a raw webhook to the bridge and returns the status and body.
 func (e *env) post(path string, form url.Values, header http.Header) (int, string) {
 	e.t.Helper()
-	req, err := http.NewRequestWithContext(e.ctx(), http.MethodPost, e.h.URL+path, strings.NewReader(form.Encode()))
+	return e.postTo(e.h.URL, path, form, header)
+}
+
+// postTo posts a form to path at the bridge process listening at base.
+func (e *env) postTo(base, path string, form url.Values, header http.Header) (int, string) {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(e.ctx(), http.MethodPost, base+path, strings.NewReader(form.Encode()))
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -62,8 +62,13 @@ func (c *Client) noteIngestFailed() {
 }
 
 // saveWatermark persists the watermark if it moved (or always, with force,
-// as the connection loop ends).
+// as the connection loop ends). Only the leader writes the login: a
+// standby's copy may be older than the stored row, so its watermark waits
+// until it leads.
 func (c *Client) saveWatermark(ctx context.Context, force bool) {
+	if !c.conn.bridge.Leading() {
+		return
+	}
 	c.wmMu.Lock()
 	wm, dirty := c.watermark, c.wmDirty
 	c.wmDirty = false
@@ -97,6 +102,8 @@ func (c *Client) saveWatermark(ctx context.Context, force bool) {
 // watermark, and only once the whole span since it was listed and
 // journalled: a webhook that does arrive proves nothing about the ones
 // before it.
+// Group texts, which are not in that log, are caught up after them (see
+// catchUpGroups).
 func (c *Client) catchUp(ctx context.Context) error {
 	select {
 	case c.catchUpSem <- struct{}{}:
@@ -164,6 +171,14 @@ func (c *Client) catchUp(ctx context.Context) error {
 			c.log.Info().Str("message_sid", string(evt.ID)).Str("remote_id", string(evt.Portal.ID)).Msg("Recovered a message from Twilio's log")
 		}
 	}
+	if n, err := c.catchUpGroups(ctx, floor); err != nil {
+		if groupCatchUpFatal(err) {
+			return err
+		}
+		c.log.Warn().Err(err).Msg("Could not catch up on group texts; one-to-one texts are caught up")
+	} else {
+		journalled += n
+	}
 	// Everything logged from since until the listing started is journalled
 	// now, give or take the other clock.
 	c.wmMu.Lock()
@@ -190,9 +205,9 @@ func (c *Client) behind() bool {
 	return !c.caughtUp || c.failGen != c.resolvedGen || c.conn.now().Sub(c.lastHeard) >= c.conn.quietGap()
 }
 
-// noteHeard records that an incoming webhook just came through. Only
-// incoming webhooks count: a catch-up or a status callback says nothing
-// about texts whose webhooks were lost since the last one.
+// noteHeard records that an incoming text's webhook (one-to-one or group)
+// just came through. Only those count: a catch-up or a status callback
+// says nothing about texts whose webhooks were lost since the last one.
 func (c *Client) noteHeard() {
 	c.wmMu.Lock()
 	c.lastHeard = c.conn.now()
@@ -226,9 +241,10 @@ const (
 // Concurrent webhooks share one catch-up. If it fails, the message is
 // journalled anyway: out of order is better than late or lost.
 func (c *Client) catchUpFirst(ctx context.Context) {
-	if !c.behind() || !c.conn.bridge.Leading() {
-		// A standby only journals; the leader's own catch-up (it runs one
-		// when it takes over) keeps the order.
+	// A standby catches up too: it may be the only process up (a leader
+	// restarting after a kill waits for its old lease to run out), and what
+	// it journals now is delivered in journal order when it takes over.
+	if !c.behind() {
 		return
 	}
 	c.firstMu.Lock()

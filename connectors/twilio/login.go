@@ -218,12 +218,20 @@ func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.Lo
 		}
 		meta.WebhookURL = webhook
 		instructions = "Texts to " + formatNumber(num.E164) + " now come to this bridge."
+		// Group texts arrive through the account's one Conversations
+		// webhook; without it, 1:1 texts still work.
+		if err := p.rest.setConversationsWebhook(ctx, b.NetworkPublicURL("/"+loginID+"/conversations")); err != nil {
+			p.conn.log.Warn().Err(err).Msg("Could not set the account's Conversations webhook; group texts will not arrive")
+			instructions += " Group texts will not arrive: the account's Conversations webhook could not be set (" + bridgev2.HumanMessage(err) + ")."
+		}
 		if num.SMSURL != "" && num.SMSURL != webhook {
 			instructions += " (Its messaging webhook used to be " + num.SMSURL + ".)"
 		}
 	} else {
 		instructions = fmt.Sprintf("In the Twilio console, set the messaging webhook of %s (\"A message comes in\") to %s with HTTP POST. Until then, texts arrive only when the bridge catches up at its next start.",
 			formatNumber(num.E164), webhook)
+		instructions += fmt.Sprintf(" For group texts, set the Conversations webhook (Conversations > Configure > Webhooks, post-event URL) to %s with the events onMessageAdded, onParticipantAdded and onParticipantRemoved.",
+			b.NetworkPublicURL("/"+loginID+"/conversations"))
 	}
 	if meta.MessagingServiceSID != "" {
 		instructions += " Messages are sent through Messaging Service " + meta.MessagingServiceSID + ", from this number; its sender pool must contain it."

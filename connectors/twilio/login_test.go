@@ -102,6 +102,9 @@ func TestLoginAPIKeyAndUnmanagedWebhook(t *testing.T) {
 	if got, _ := e.acct.SMSURL(ourNumber); got != "" {
 		t.Fatalf("webhook set although manage_webhooks is off: %q", got)
 	}
+	if conv := e.h.URL + "/_trestle/twilio/" + string(ourLoginID) + "/conversations"; !strings.Contains(step.Instructions, conv) {
+		t.Fatalf("instructions %q do not say where group texts go (%s)", step.Instructions, conv)
+	}
 	ul := step.Complete.UserLogin
 	e.waitState(ul, bridgev2.StateConnected)
 	if twClient(ul).rest.creds.User != key.SID {

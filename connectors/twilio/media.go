@@ -113,14 +113,15 @@ func (c *Connector) allowedMediaURL(raw string) (*url.URL, error) {
 }
 
 // isTwilioAPIHost accepts api.twilio.com, api.{region}.twilio.com and
-// api.{edge}.{region}.twilio.com.
+// api.{edge}.{region}.twilio.com, and the Media Content Service that
+// holds group MMS attachments, mcs.{region}.twilio.com.
 func isTwilioAPIHost(host string) bool {
 	rest, ok := strings.CutSuffix(host, ".twilio.com")
 	if !ok {
 		return false
 	}
 	labels := strings.Split(rest, ".")
-	if labels[0] != "api" || len(labels) > 3 {
+	if (labels[0] != "api" && labels[0] != "mcs") || len(labels) > 3 {
 		return false
 	}
 	for _, l := range labels[1:] {

@@ -48,7 +48,11 @@ func (c *Client) FindSent(ctx context.Context, out bridgev2.OutgoingEvent, since
 		return false, nil
 	}
 	progress := out.Base().Progress
-	found, err := c.findParts(ctx, plan, progress.Sent(), since)
+	find := c.findParts
+	if plan.conversation != "" {
+		find = c.findGroupParts
+	}
+	found, err := find(ctx, plan, progress.Sent(), since)
 	if err != nil {
 		return false, err
 	}
@@ -66,10 +70,33 @@ func (c *Client) findParts(ctx context.Context, plan *sendPlan, already []bridge
 	if len(already) >= len(plan.parts) {
 		return nil, nil
 	}
-	candidates, err := c.recentOutbound(ctx, plan.remote, since)
+	msgs, err := c.recentOutbound(ctx, plan.remote, since)
 	if err != nil {
 		return nil, err
 	}
+	candidates := make([]sentCandidate, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		candidates[i] = sentCandidate{
+			sid: deref(m.Sid), created: parseTwilioTime(m.DateCreated), body: deref(m.Body),
+			hasMedia: deref(m.NumMedia) != "" && deref(m.NumMedia) != "0",
+		}
+	}
+	return c.matchParts(ctx, plan, already, since, candidates)
+}
+
+// sentCandidate is a message of the login's that may be a part of an
+// interrupted send.
+type sentCandidate struct {
+	sid      string
+	created  time.Time
+	body     string
+	hasMedia bool
+}
+
+// matchParts matches the parts of plan after the already sent ones, in
+// order, to candidates (oldest first) created at or after since.
+func (c *Client) matchParts(ctx context.Context, plan *sendPlan, already []bridgev2.SentMessage, since time.Time, candidates []sentCandidate) ([]bridgev2.SentMessage, error) {
 	used := map[string]bool{}
 	after := since
 	for _, s := range already {
@@ -84,16 +111,13 @@ func (c *Client) findParts(ctx context.Context, plan *sendPlan, already []bridge
 		match := -1
 		for j := range candidates {
 			m := &candidates[j]
-			sid := deref(m.Sid)
-			created := parseTwilioTime(m.DateCreated)
-			hasMedia := deref(m.NumMedia) != "" && deref(m.NumMedia) != "0"
-			if used[sid] || created.Before(after) || deref(m.Body) != part.Body || hasMedia != (part.MediaURL != "") {
+			if used[m.sid] || m.created.Before(after) || m.body != part.Body || m.hasMedia != part.hasMedia() {
 				continue
 			}
-			if mapped, err := c.isMapped(ctx, sid); err != nil {
+			if mapped, err := c.isMapped(ctx, m.sid); err != nil {
 				return nil, err
 			} else if mapped {
-				used[sid] = true
+				used[m.sid] = true
 				continue
 			}
 			match = j
@@ -103,9 +127,9 @@ func (c *Client) findParts(ctx context.Context, plan *sendPlan, already []bridge
 			break
 		}
 		m := &candidates[match]
-		used[deref(m.Sid)] = true
-		after = parseTwilioTime(m.DateCreated)
-		found = append(found, plan.sentMessage(i, deref(m.Sid), after))
+		used[m.sid] = true
+		after = m.created
+		found = append(found, plan.sentMessage(i, m.sid, after))
 	}
 	return found, nil
 }

@@ -170,6 +170,12 @@ const (
 // exist); 401/20003 sets BAD_CREDENTIALS and is permanent, as is every
 // other Twilio error, with a sentence from errorSentences.
 func (r *restClient) do(ctx context.Context, op string, kind callKind, fn func(api *openapi.ApiService) error) error {
+	return r.call(ctx, op, kind, func(h *client.RequestHandler) error { return fn(openapi.NewApiService(h)) })
+}
+
+// call is do for any of twilio-go's products: fn builds its product's API
+// service on the request handler it is given.
+func (r *restClient) call(ctx context.Context, op string, kind callKind, fn func(h *client.RequestHandler) error) error {
 	cfg := &r.conn.cfg
 	if err := ctx.Err(); err != nil {
 		return err
@@ -189,7 +195,7 @@ func (r *restClient) do(ctx context.Context, op string, kind callKind, fn func(a
 	tc.SetAccountSid(r.creds.AccountSID)
 	handler := client.NewRequestHandler(tc)
 	handler.Edge, handler.Region = cfg.Edge, cfg.Region
-	err := fn(openapi.NewApiService(handler))
+	err := fn(handler)
 	if err == nil {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/format"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/database"
@@ -19,15 +20,31 @@ import (
 
 // outPart is one message to create.
 type outPart struct {
-	Body     string
+	Body string
+	// MediaURL is the attachment's public URL on the bridge, which Twilio
+	// fetches (DMs).
 	MediaURL string
+	// Upload is the attachment to upload to Twilio first (groups).
+	Upload *uploadMedia
+}
+
+// hasMedia reports whether the part carries an attachment.
+func (p outPart) hasMedia() bool { return p.MediaURL != "" || p.Upload != nil }
+
+// uploadMedia is a Matrix attachment a group message carries.
+type uploadMedia struct {
+	MXC      id.ContentURIString
+	MimeType string
+	Filename string
 }
 
 // sendPlan is what a Matrix event becomes on Twilio: one or more messages
-// to one number, in order.
+// to one number or one group, in order.
 type sendPlan struct {
-	remote string // E.164
-	parts  []outPart
+	remote string // E.164, for a DM
+	// conversation is the group's Conversation SID, for a group.
+	conversation string
+	parts        []outPart
 	// snippet is stored with every part, for quotes of it later.
 	snippet string
 }
@@ -108,13 +125,14 @@ func targetSnippet(target *database.Message) string {
 // I/O except minting the public URL of an attachment, so FindSent can call
 // it to know what an interrupted send looked like.
 func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
-	remote, err := c.replyAddress(msg.Portal)
+	target, err := chatTarget(msg.Portal)
 	if err != nil {
 		return nil, err
 	}
 	content := msg.Content
 	relayed := msg.Relay != nil
 	var text, mediaURL, snip string
+	var upload *uploadMedia
 	switch content.MsgType {
 	case event.MsgText, event.MsgNotice:
 		text = contentText(content)
@@ -140,7 +158,9 @@ func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
 		if err != nil {
 			return nil, err
 		}
-		if mediaURL, err = c.conn.bridge.PublicMediaURL(content.URL, mt, filename); err != nil {
+		if isGroupPortal(msg.Portal.ID) {
+			upload = &uploadMedia{MXC: content.URL, MimeType: mt, Filename: filename}
+		} else if mediaURL, err = c.conn.bridge.PublicMediaURL(content.URL, mt, filename); err != nil {
 			return nil, bridgev2.NewError("The attachment's Matrix URL is invalid.", err)
 		}
 		switch {
@@ -165,25 +185,45 @@ func (c *Client) planMessage(msg *bridgev2.MatrixMessage) (*sendPlan, error) {
 	if msg.ReplyTo != nil {
 		text = replyQuote(msg.ReplyTo) + "\n" + text
 	}
-	return c.planText(remote, text, mediaURL, snip)
+	return c.planText(target, text, outPart{MediaURL: mediaURL, Upload: upload}, snip)
 }
 
-// planText splits a text (with an optional attachment on the first part)
-// as network.long_message says.
-func (c *Client) planText(remote, text, mediaURL, snip string) (*sendPlan, error) {
+// chatTarget is where a portal's texts go: the Conversation SID of a
+// group, or the E.164 number of a DM.
+func chatTarget(portal *bridgev2.Portal) (string, error) {
+	if isGroupPortal(portal.ID) {
+		return string(portal.ID), nil
+	}
+	addr, kind, err := addrFromID(string(portal.ID))
+	if err != nil {
+		return "", bridgev2.NewError("This chat is not with a phone number.", err)
+	}
+	if why := replyRefusal(addr, kind); why != "" {
+		return "", bridgev2.NewError(why, nil)
+	}
+	return addr, nil
+}
+
+// planText splits a text (with an optional attachment, as in attach, on
+// the first part) as network.long_message says, for a chat target (see
+// chatTarget).
+func (c *Client) planText(target, text string, attach outPart, snip string) (*sendPlan, error) {
 	text = strings.TrimSpace(text)
 	if n := bodyUnits(text); n > maxBodyUnits && c.conn.cfg.LongMessage == LongMessageRefuse {
 		return nil, bridgev2.NewError(fmt.Sprintf("The message is too long for SMS: %d characters, and the limit is %d.", n, maxBodyUnits), nil)
 	}
-	p := &sendPlan{remote: remote, snippet: snip}
+	p := &sendPlan{remote: target, snippet: snip}
+	if conversationSIDPattern.MatchString(target) {
+		p.remote, p.conversation = "", target
+	}
 	for _, body := range smsBodies(text) {
 		p.parts = append(p.parts, outPart{Body: body})
 	}
-	if mediaURL != "" {
+	if attach.hasMedia() {
 		if len(p.parts) == 0 {
 			p.parts = []outPart{{}}
 		}
-		p.parts[0].MediaURL = mediaURL
+		p.parts[0].MediaURL, p.parts[0].Upload = attach.MediaURL, attach.Upload
 	}
 	if len(p.parts) == 0 {
 		return nil, bridgev2.NewError("The message is empty.", nil)
@@ -210,7 +250,9 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 	if err := c.sendPlan(ctx, &msg.Outgoing, plan); err != nil {
 		return nil, err
 	}
-	return &bridgev2.MatrixMessageResponse{DeliveryReported: true}, nil
+	// Group messages get no status callbacks: once Twilio took them, they
+	// are sent.
+	return &bridgev2.MatrixMessageResponse{DeliveryReported: plan.conversation == ""}, nil
 }
 
 // sentMessage is what the core records of part i of a plan: the part ID
@@ -234,6 +276,9 @@ func (p *sendPlan) sentMessage(i int, sid string, created time.Time) bridgev2.Se
 // the core, which retries (reconciling first when Twilio may have created
 // the message).
 func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sendPlan) error {
+	if plan.conversation != "" {
+		return c.sendGroupPlan(ctx, out, plan)
+	}
 	for i := out.Progress.Count(); i < len(plan.parts); i++ {
 		if c.limiter != nil {
 			if err := c.limiter.Wait(ctx); err != nil {
@@ -279,17 +324,4 @@ func (c *Client) createParams(remote string, part outPart, sendToken string) *op
 		params.SetMediaUrl([]string{part.MediaURL})
 	}
 	return params
-}
-
-// replyAddress is the number a text to the portal goes to, or the clear
-// failure when the portal's sender cannot receive texts.
-func (c *Client) replyAddress(portal *bridgev2.Portal) (string, error) {
-	addr, kind, err := addrFromID(string(portal.ID))
-	if err != nil {
-		return "", bridgev2.NewError("This chat is not with a phone number.", err)
-	}
-	if why := replyRefusal(addr, kind); why != "" {
-		return "", bridgev2.NewError(why, nil)
-	}
-	return addr, nil
 }

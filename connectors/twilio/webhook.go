@@ -28,6 +28,7 @@ const maxMedia = 10
 //
 //	POST {prefix}{loginID}/incoming           incoming SMS/MMS
 //	POST {prefix}{loginID}/status/{sendToken} status callbacks of sends
+//	POST {prefix}{loginID}/conversations      Conversations events (group MMS)
 //
 // Every request must carry a valid X-Twilio-Signature, computed with the
 // login's auth token over the public URL built from
@@ -39,7 +40,7 @@ func (c *Connector) HTTPHandler() http.Handler {
 // webhookRoute is a parsed webhook path.
 type webhookRoute struct {
 	loginID string
-	kind    string // "incoming" or "status"
+	kind    string // "incoming", "status" or "conversations"
 	token   string // status callbacks only
 	rel     string // the escaped path below the prefix, for the signed URL
 }
@@ -49,8 +50,8 @@ func parseRoute(rel string) (webhookRoute, bool) {
 	parts := strings.Split(rel, "/")
 	rt := webhookRoute{rel: rel}
 	switch {
-	case len(parts) == 2 && parts[1] == "incoming":
-		rt.kind = "incoming"
+	case len(parts) == 2 && (parts[1] == "incoming" || parts[1] == "conversations"):
+		rt.kind = parts[1]
 	case len(parts) == 3 && parts[1] == "status" && parts[2] != "":
 		tok, err := url.PathUnescape(parts[2])
 		if err != nil || len(tok) > 256 {
@@ -118,9 +119,12 @@ func (c *Connector) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "AccountSid does not match this login", http.StatusForbidden)
 		return
 	}
-	if route.kind == "incoming" {
+	switch route.kind {
+	case "incoming":
 		cl.serveIncoming(w, r, form)
-	} else {
+	case "conversations":
+		cl.serveConversationEvent(w, r, form)
+	default:
 		cl.serveStatus(w, r, form, route.token)
 	}
 }

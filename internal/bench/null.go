@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -50,6 +51,8 @@ type Options struct {
 	// NoDeliveryReceipts turns off the bridge bot's delivery receipts (on in
 	// the shipped config).
 	NoDeliveryReceipts bool
+	// ConfigEdits are further config keys (dotted paths) for the bridge.
+	ConfigEdits map[string]any
 }
 
 // Report is what a run measured.
@@ -188,7 +191,7 @@ func startNull(ctx context.Context, opts Options) (r *nullRun, bridgeURL string,
 	if dbType == "" {
 		dbType, dbURI = "sqlite", filepath.Join(opts.Dir, "trestle.db")
 	}
-	files, err := rig.WriteBridgeConfig(opts.Dir, map[string]any{
+	edits := map[string]any{
 		"homeserver.address":           hsServer.URL,
 		"homeserver.domain":            "localhost",
 		"homeserver.sync_redactions":   false,
@@ -205,7 +208,9 @@ func startNull(ctx context.Context, opts Options) (r *nullRun, bridgeURL string,
 		"network.backfill_limit":       0,
 		"bridge.message_status_events": opts.StatusEvents,
 		"bridge.delivery_receipts":     !opts.NoDeliveryReceipts,
-	})
+	}
+	maps.Copy(edits, opts.ConfigEdits)
+	files, err := rig.WriteBridgeConfig(opts.Dir, edits)
 	if err != nil {
 		return nil, "", cleanup, err
 	}

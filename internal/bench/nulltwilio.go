@@ -3,8 +3,11 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -17,9 +20,53 @@ type NullTwilio struct {
 	Number     string
 	// OnMessage is called with the body of every message created.
 	OnMessage func(body, to string, at time.Time)
+	// Latency delays every answer, as Twilio's round trip over the
+	// Internet would.
+	Latency time.Duration
 
 	counter atomic.Int64
+
+	mu             sync.Mutex
+	calls          map[string]int // by method and path, SIDs folded
+	inflight, peak int
 }
+
+// Calls returns how many requests each endpoint got, and the most that were
+// in flight at once.
+func (t *NullTwilio) Calls() (byEndpoint map[string]int, peak int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.calls), t.peak
+}
+
+// ResetCalls zeroes the counts.
+func (t *NullTwilio) ResetCalls() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear(t.calls)
+	t.peak = t.inflight
+}
+
+// track counts a request until the returned func runs.
+func (t *NullTwilio) track(r *http.Request) func() {
+	endpoint := r.Method + " " + sidPattern.ReplaceAllString(r.URL.Path, "{Sid}")
+	t.mu.Lock()
+	if t.calls == nil {
+		t.calls = map[string]int{}
+	}
+	t.calls[endpoint]++
+	t.inflight++
+	t.peak = max(t.peak, t.inflight)
+	t.mu.Unlock()
+	return func() {
+		t.mu.Lock()
+		t.inflight--
+		t.mu.Unlock()
+	}
+}
+
+// sidPattern matches Twilio SIDs in paths.
+var sidPattern = regexp.MustCompile(`[A-Z]{2}[0-9a-f]{32}`)
 
 func (t *NullTwilio) sid(prefix string) string {
 	return fmt.Sprintf("%s%032x", prefix, t.counter.Add(1))
@@ -27,6 +74,10 @@ func (t *NullTwilio) sid(prefix string) string {
 
 // ServeHTTP implements http.Handler.
 func (t *NullTwilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer t.track(r)()
+	if t.Latency > 0 {
+		time.Sleep(t.Latency)
+	}
 	path := r.URL.Path
 	base := "/2010-04-01/Accounts/" + t.AccountSID
 	w.Header().Set("Content-Type", "application/json")

@@ -66,6 +66,29 @@ func (s *Server) requestAccountLocked(r *http.Request, rt *route, params map[str
 	return ""
 }
 
+// trackInflight counts a request being served until the returned func runs.
+func (s *Server) trackInflight() (done func()) {
+	s.mu.Lock()
+	s.inflight++
+	s.peakInflight = max(s.peakInflight, s.inflight)
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.inflight--
+		s.mu.Unlock()
+	}
+}
+
+// PeakConcurrentCalls returns the most REST requests the simulator was
+// serving at once since the last ResetAPICalls: what a client's
+// concurrency looks like from Twilio's side (with a FaultDelay, each request
+// takes a while).
+func (s *Server) PeakConcurrentCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peakInflight
+}
+
 // APICalls returns every call count, ordered by account then endpoint.
 func (s *Server) APICalls() []APICallCount {
 	s.mu.Lock()
@@ -86,6 +109,7 @@ func (s *Server) ResetAPICalls() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.calls)
+	s.peakInflight = s.inflight
 }
 
 // APICalls returns the account's call counts by endpoint (see

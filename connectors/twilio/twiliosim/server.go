@@ -67,6 +67,8 @@ type Server struct {
 	changed          chan struct{} // closed and replaced on every state change
 	defaultRecipient RecipientConfig
 	calls            map[callKey]int
+	inflight         int                   // REST requests being served now
+	peakInflight     int                   // most REST requests served at once since ResetAPICalls
 	lookups          map[string]LookupInfo // by E.164
 	lookupCounts     map[string]int        // by E.164
 	stopping         bool                  // set by Close; no new background work starts
@@ -292,6 +294,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt, params, _ := s.findRoute(r)
 	s.countCall(r, rt, params)
+	if rt != nil {
+		defer s.trackInflight()()
+	}
 	if s.applyFault(w, r, rt, params) {
 		return
 	}
