@@ -296,13 +296,18 @@ func (c *Client) eventFromLog(ctx context.Context, m *openapi.ApiV2010Message) (
 	if err != nil {
 		return nil, err
 	}
+	body := sanitizeBody(deref(m.Body))
+	optOut := optOutFromBody(body)
+	if err := c.recordOptOut(ctx, optOut, from); err != nil {
+		return nil, err
+	}
 	return &bridgev2.RemoteEvent{
 		Kind:      bridgev2.RemoteMessage,
 		ID:        networkid.MessageID(sid),
 		Portal:    c.portalKey(from),
 		Sender:    bridgev2.EventSender{Sender: userIDFromAddr(from)},
 		Timestamp: messageTime(m),
-		Parts:     messageParts(sanitizeBody(deref(m.Body)), media),
+		Parts:     withOptOutNotice(messageParts(body, media), optOut),
 		ChatInfo:  c.chatInfo(from),
 	}, nil
 }

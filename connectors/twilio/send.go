@@ -279,6 +279,9 @@ func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sen
 	if plan.conversation != "" {
 		return c.sendGroupPlan(ctx, out, plan)
 	}
+	if err := c.checkOptOut(ctx, plan.remote); err != nil {
+		return err
+	}
 	for i := out.Progress.Count(); i < len(plan.parts); i++ {
 		if c.limiter != nil {
 			if err := c.limiter.Wait(ctx); err != nil {

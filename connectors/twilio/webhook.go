@@ -156,10 +156,12 @@ func (c *Connector) validSignature(cl *Client, route webhookRoute, r *http.Reque
 // inboundForm is a validated incoming-message webhook.
 type inboundForm struct {
 	SID   string
-	From  string // E.164
+	From  string // E.164, a short code or an alphanumeric sender ID
 	To    string // E.164
 	Body  string
 	Media []mediaItem
+	// OptOut is Twilio's OptOutType (STOP, START, HELP), or "".
+	OptOut string
 }
 
 // mediaItem is one attachment of an inbound message.
@@ -201,6 +203,10 @@ func parseInboundForm(form url.Values) (*inboundForm, error) {
 		in.Media = append(in.Media, mediaItem{URL: u, ContentType: ct})
 	}
 	in.Body = sanitizeBody(form.Get("Body"))
+	switch v := strings.ToUpper(form.Get("OptOutType")); v {
+	case optOutStop, optOutStart, optOutHelp:
+		in.OptOut = v
+	}
 	return in, nil
 }
 
@@ -251,13 +257,19 @@ func (cl *Client) serveIncoming(w http.ResponseWriter, r *http.Request, form url
 	}
 	cl.catchUpFirst(r.Context())
 	now := cl.conn.now()
+	if err := cl.recordOptOut(r.Context(), in.OptOut, in.From); err != nil {
+		log.Err(err).Msg("Could not store an opt-out; catch-up will recover the text")
+		cl.noteIngestFailed()
+		http.Error(w, "could not store the message", http.StatusInternalServerError)
+		return
+	}
 	evt := &bridgev2.RemoteEvent{
 		Kind:      bridgev2.RemoteMessage,
 		ID:        networkid.MessageID(in.SID),
 		Portal:    cl.portalKey(in.From),
 		Sender:    bridgev2.EventSender{Sender: userIDFromAddr(in.From)},
 		Timestamp: now,
-		Parts:     messageParts(in.Body, in.Media),
+		Parts:     withOptOutNotice(messageParts(in.Body, in.Media), in.OptOut),
 		ChatInfo:  cl.chatInfo(in.From),
 	}
 	res, err := cl.login.Ingest(r.Context(), evt)
