@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/database"
@@ -61,7 +62,13 @@ func (cl *Client) serveStatus(w http.ResponseWriter, r *http.Request, form url.V
 		writeAck(w)
 		return
 	}
-	to, err := parseTwilioNumber(form.Get("To"))
+	// WhatsApp and RCS reports name the contact with a channel prefix;
+	// the chat is the same number's.
+	bareTo := form.Get("To")
+	for _, prefix := range []string{"rcs:", "whatsapp:"} {
+		bareTo = strings.TrimPrefix(bareTo, prefix)
+	}
+	to, err := parseTwilioNumber(bareTo)
 	if err != nil {
 		http.Error(w, "To is not an E.164 phone number", http.StatusBadRequest)
 		return
@@ -85,10 +92,25 @@ func (cl *Client) serveStatus(w http.ResponseWriter, r *http.Request, form url.V
 		Timestamp: cl.conn.now(),
 		Status:    ds,
 	}
-	if _, err := cl.login.Ingest(r.Context(), evt); err != nil {
-		log.Err(err).Msg("Could not journal a status callback")
-		http.Error(w, "could not store the status", http.StatusInternalServerError)
-		return
+	events := []*bridgev2.RemoteEvent{evt}
+	if state == database.DeliveryRead {
+		// Read (WhatsApp, RCS) is also the contact's read receipt, which
+		// Matrix clients show on the message.
+		events = append(events, &bridgev2.RemoteEvent{
+			Kind:      bridgev2.RemoteReadReceipt,
+			ID:        networkid.MessageID(sid),
+			Portal:    evt.Portal,
+			Sender:    evt.Sender,
+			Target:    evt.Target,
+			Timestamp: evt.Timestamp,
+		})
+	}
+	for _, evt := range events {
+		if _, err := cl.login.Ingest(r.Context(), evt); err != nil {
+			log.Err(err).Msg("Could not journal a status callback")
+			http.Error(w, "could not store the status", http.StatusInternalServerError)
+			return
+		}
 	}
 	log.Debug().Msg("Status callback journalled")
 	writeAck(w)
