@@ -68,6 +68,8 @@ type Bridge struct {
 	Network  NetworkConnector
 	Commands CommandProcessor
 	Log      zerolog.Logger
+	// Crypto is nil unless encryption.allow is on.
+	Crypto Crypto
 
 	// Version is shown by the version command and in bridge state.
 	Version string
@@ -122,6 +124,8 @@ type Options struct {
 	Version string
 	// Metrics receives counters and timings; nil discards them.
 	Metrics Metrics
+	// Crypto decrypts what users send in encrypted rooms; nil refuses it.
+	Crypto Crypto
 }
 
 // New assembles a bridge and initialises the connector.
@@ -133,6 +137,7 @@ func New(opts Options) (*Bridge, error) {
 		Network:       opts.Network,
 		Log:           opts.Log,
 		Version:       opts.Version,
+		Crypto:        opts.Crypto,
 		users:         make(map[id.UserID]*User),
 		logins:        make(map[networkid.UserLoginID]*UserLogin),
 		portals:       make(map[networkid.PortalKey]*Portal),

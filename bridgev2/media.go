@@ -246,6 +246,20 @@ func (b *Bridge) serveMedia(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "media unavailable", http.StatusBadGateway)
 		return
 	}
+	if b.Crypto != nil {
+		// A file the user sent in an encrypted room is stored encrypted on
+		// the homeserver: the remote network fetches it decrypted.
+		decrypted, ok, err := b.Crypto.DecryptMedia(r.Context(), id.ContentURIString(fields[0]), body)
+		if err != nil {
+			_ = body.Close()
+			b.Log.Warn().Err(err).Msg("Could not decrypt Matrix media for a public URL")
+			http.Error(w, "media unavailable", http.StatusBadGateway)
+			return
+		}
+		if ok {
+			body = decrypted
+		}
+	}
 	defer body.Close()
 	mimeType := firstNonEmpty(fields[2], info.MimeType, "application/octet-stream")
 	w.Header().Set("Content-Type", mimeType)

@@ -42,6 +42,12 @@ func (p *Portal) deliverOutbound(row *database.OutboundEvent, evt *event.Event, 
 		p.fail(ctx, row, evt, err)
 		return
 	}
+	if b.Crypto != nil && b.Config.Encryption.Require && (evt.Type == event.EventMessage || evt.Type == event.EventSticker) {
+		if encrypted, err := b.Crypto.IsEncrypted(ctx, evt.RoomID); err == nil && !encrypted {
+			p.fail(ctx, row, evt, UnsupportedError("This bridge only bridges encrypted chats; turn on encryption in the room settings."))
+			return
+		}
+	}
 	switch evt.Type {
 	case event.EventMessage, event.EventSticker:
 		content := evt.Content.AsMessage()
@@ -57,6 +63,7 @@ func (p *Portal) deliverOutbound(row *database.OutboundEvent, evt *event.Event, 
 	case event.StateMember:
 		p.outboundMembership(ctx, row, evt, login)
 	case event.EventEncrypted:
+		// With encryption allowed, dispatchEncrypted decrypts first.
 		p.fail(ctx, row, evt, UnsupportedError("This bridge does not support encrypted rooms; turn encryption off for bridged chats."))
 	default:
 		b.finishOutbound(ctx, row, database.StateDone, "ignored event type")

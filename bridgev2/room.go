@@ -132,6 +132,9 @@ func (p *Portal) createRoom(ctx context.Context, login *UserLogin, info *ChatInf
 	if creator != bot {
 		req.Invite = append(req.Invite, bot)
 	}
+	if b.Crypto != nil && b.Config.Encryption.Default {
+		req.InitialState = append(req.InitialState, encryptionInitialState())
+	}
 	if !info.IsDM {
 		// In a group, the user adds and removes people by inviting and
 		// kicking their ghosts, which takes a moderator.

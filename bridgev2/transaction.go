@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/tidwall/gjson"
@@ -44,6 +45,9 @@ func (b *Bridge) HandleTransaction(ctx context.Context, txnID string, events, ep
 			continue
 		}
 		evt, ok := b.parseEvent(raw)
+		if ok && b.Crypto != nil && isCryptoState(evt.Type) {
+			b.Crypto.HandleRoomEvent(ctx, evt)
+		}
 		if !ok || !b.wantsEvent(evt) {
 			if ok {
 				zerolog.Ctx(ctx).Trace().Str("type", evt.Type.Type).Stringer("sender", evt.Sender).Msg("Ignored event")
@@ -179,6 +183,10 @@ func (b *Bridge) dispatchOutbound(ctx context.Context, row *database.OutboundEve
 		b.Log.Err(err).Stringer("event_id", evt.ID).Msg("Could not look up room of a journalled event; it will be retried at the next start")
 		return
 	}
+	if evt.Type == event.EventEncrypted && b.Crypto != nil {
+		b.dispatchEncrypted(row, evt, user, portal)
+		return
+	}
 	if portal == nil {
 		// Whether a message is a command depends on the management room,
 		// which an invite earlier in the same lane may be about to set: so
@@ -194,6 +202,45 @@ func (b *Bridge) dispatchOutbound(ctx context.Context, row *database.OutboundEve
 	portal.outbound.push(func() {
 		b.metrics.QueueDepth("outbound", -1)
 		portal.deliverOutbound(row, evt, user)
+	})
+}
+
+// dispatchEncrypted decrypts an m.room.encrypted event in the lane it would
+// be handled in, so waiting for late keys holds up only that room, and then
+// routes the decrypted event like any other: a command, or a message for
+// the remote network.
+func (b *Bridge) dispatchEncrypted(row *database.OutboundEvent, evt *event.Event, user *User, portal *Portal) {
+	if portal == nil {
+		user.commands.push(func() {
+			ctx := user.Log.With().Stringer("event_id", evt.ID).Logger().WithContext(b.ctx)
+			decrypted, err := b.Crypto.Decrypt(ctx, evt)
+			if err != nil {
+				zerolog.Ctx(ctx).Warn().Err(err).Msg("Could not decrypt a message to the bridge bot")
+				if _, serr := b.Matrix.SendMessage(ctx, b.Matrix.BotUserID(), evt.RoomID, event.EventMessage,
+					&event.MessageEventContent{MsgType: event.MsgNotice, Body: HumanMessage(err)}, "", time.Time{}); serr != nil {
+					zerolog.Ctx(ctx).Warn().Err(serr).Msg("Could not tell the sender")
+				}
+				b.finishOutbound(ctx, row, database.StateFailed, err.Error())
+				return
+			}
+			b.handleBotRoomEvent(row, user, decrypted)
+		})
+		return
+	}
+	b.metrics.QueueDepth("outbound", 1)
+	portal.outbound.push(func() {
+		b.metrics.QueueDepth("outbound", -1)
+		ctx := portal.Log.With().Stringer("event_id", evt.ID).Logger().WithContext(b.ctx)
+		decrypted, err := b.Crypto.Decrypt(ctx, evt)
+		if err != nil {
+			portal.fail(ctx, row, evt, err)
+			return
+		}
+		if cmd, ok := b.asCommand(user, portal, decrypted); ok {
+			user.commands.push(func() { b.runCommand(row, cmd) })
+			return
+		}
+		portal.deliverOutbound(row, decrypted, user)
 	})
 }
 

@@ -15,6 +15,7 @@ type Config struct {
 	AppService   AppService   `yaml:"appservice"`
 	Database     Database     `yaml:"database"`
 	Bridge       Bridge       `yaml:"bridge"`
+	Encryption   Encryption   `yaml:"encryption"`
 	Provisioning Provisioning `yaml:"provisioning"`
 	Metrics      Metrics      `yaml:"metrics"`
 	Logging      Logging      `yaml:"logging"`
@@ -111,6 +112,59 @@ type Bridge struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// PortalIdleTimeout is how long an idle portal stays in memory.
 	PortalIdleTimeout time.Duration `yaml:"portal_idle_timeout"`
+}
+
+// Encryption configures end-to-bridge encryption. The key names are
+// mautrix's, so a config written for a mautrix bridge carries over.
+type Encryption struct {
+	// Allow lets the bridge bot have a device and take part in encrypted
+	// rooms; without it encrypted events are refused with a notice.
+	Allow bool `yaml:"allow"`
+	// Default creates new portals with encryption turned on.
+	Default bool `yaml:"default"`
+	// Require refuses to bridge messages in rooms without encryption.
+	Require bool `yaml:"require"`
+	// Appservice takes to-device events and device-list changes from
+	// appservice transactions (MSC2409/MSC3202) instead of the bot's /sync.
+	Appservice bool `yaml:"appservice"`
+	// MSC4190 creates the bot's device through the appservice device API,
+	// for homeservers (behind Matrix Authentication Service) that have no
+	// m.login.application_service.
+	MSC4190 bool `yaml:"msc4190"`
+	// PickleKey encrypts the Olm and Megolm state at rest in the database.
+	PickleKey string `yaml:"pickle_key"`
+	// VerificationLevels are the least trust a device needs.
+	VerificationLevels VerificationLevels `yaml:"verification_levels"`
+	// Rotation sets when outbound Megolm sessions are replaced.
+	Rotation Rotation `yaml:"rotation"`
+}
+
+// VerificationLevels name, as mautrix does (unverified,
+// cross-signed-untrusted, cross-signed-tofu, cross-signed-verified), the
+// trust a device needs for each direction.
+type VerificationLevels struct {
+	// Receive is the least trust of a device whose messages are bridged.
+	Receive string `yaml:"receive"`
+	// Send is the least trust of devices in a room before the bridge
+	// encrypts to it.
+	Send string `yaml:"send"`
+	// Share is the least trust of a device the bridge shares room keys with
+	// on request.
+	Share string `yaml:"share"`
+}
+
+// Rotation configures outbound Megolm session rotation.
+type Rotation struct {
+	// EnableCustom uses Milliseconds and Messages instead of the room's
+	// m.room.encryption settings.
+	EnableCustom bool `yaml:"enable_custom"`
+	// Milliseconds is the longest a session is used.
+	Milliseconds int64 `yaml:"milliseconds"`
+	// Messages is the most messages one session encrypts.
+	Messages int `yaml:"messages"`
+	// DisableDeviceChangeKeyRotation keeps a session when a member's devices
+	// change instead of starting a new one.
+	DisableDeviceChangeKeyRotation bool `yaml:"disable_device_change_key_rotation"`
 }
 
 // Relay configures relay mode.

@@ -78,3 +78,37 @@ func TestGhostLocalpartsRoundTrip(t *testing.T) {
 		t.Error("a normal user parsed as a ghost")
 	}
 }
+
+func TestEncryptionSettingsAreChecked(t *testing.T) {
+	for _, tc := range []struct {
+		edit map[string]any
+		want string
+	}{
+		{map[string]any{"encryption.allow": true}, "encryption.pickle_key"},
+		{map[string]any{"encryption.default": true}, "encryption.allow"},
+		{map[string]any{"encryption.require": true}, "encryption.allow"},
+		{map[string]any{"encryption.allow": true, "encryption.pickle_key": "a-long-random-key-4711",
+			"encryption.verification_levels.send": "trusted-ish"}, "encryption.verification_levels.send"},
+	} {
+		data, err := bridgeconfig.EditYAML(trestle.ExampleConfig, tc.edit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = bridgeconfig.Parse(data)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("edit %v: error %v, want one naming %s", tc.edit, err, tc.want)
+		}
+	}
+	data, err := bridgeconfig.EditYAML(trestle.ExampleConfig, map[string]any{
+		"encryption.allow": true, "encryption.default": true, "encryption.pickle_key": "a-long-random-key-4711"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := bridgeconfig.Parse(data)
+	if err != nil {
+		t.Fatalf("a real pickle key is refused: %v", err)
+	}
+	if !cfg.Encryption.Allow || !cfg.Encryption.Default || cfg.Encryption.VerificationLevels.Share != "cross-signed-tofu" {
+		t.Errorf("encryption section not read: %+v", cfg.Encryption)
+	}
+}

@@ -112,6 +112,21 @@ func (c *Config) ApplyDefaults() {
 	if b.Relay.MessageFormat == "" {
 		b.Relay.MessageFormat = "{{ .DisplayName }}: {{ .Message }}"
 	}
+	e := &c.Encryption
+	for _, level := range []*string{&e.VerificationLevels.Receive, &e.VerificationLevels.Send} {
+		if *level == "" {
+			*level = "unverified"
+		}
+	}
+	if e.VerificationLevels.Share == "" {
+		e.VerificationLevels.Share = "cross-signed-tofu"
+	}
+	if e.Rotation.Milliseconds == 0 {
+		e.Rotation.Milliseconds = 7 * 24 * 60 * 60 * 1000
+	}
+	if e.Rotation.Messages == 0 {
+		e.Rotation.Messages = 100
+	}
 	if c.Logging.Level == "" {
 		c.Logging.Level = "info"
 	}
@@ -189,6 +204,36 @@ func (c *Config) Validate() error {
 	}
 	if c.Provisioning.Enabled && IsPlaceholderToken(c.Provisioning.SharedSecret) {
 		return errors.New("config key provisioning.shared_secret must be set to a long random string when provisioning is enabled")
+	}
+	return c.Encryption.validate()
+}
+
+// validate checks the encryption section: the settings that need a device
+// need allow, and a device needs a real pickle key.
+func (e *Encryption) validate() error {
+	if !e.Allow {
+		switch {
+		case e.Default:
+			return errors.New("config key encryption.default needs encryption.allow: true")
+		case e.Require:
+			return errors.New("config key encryption.require needs encryption.allow: true")
+		}
+		return nil
+	}
+	if IsPlaceholderToken(e.PickleKey) {
+		return errors.New("config key encryption.pickle_key is empty or a placeholder: set a long random string (it encrypts the bridge's keys in the database; changing it later loses them)")
+	}
+	for key, level := range map[string]string{
+		"receive": e.VerificationLevels.Receive, "send": e.VerificationLevels.Send, "share": e.VerificationLevels.Share,
+	} {
+		switch id.ParseTrustState(level) {
+		case id.TrustStateUnset, id.TrustStateCrossSignedUntrusted, id.TrustStateCrossSignedTOFU, id.TrustStateCrossSignedVerified:
+		default:
+			return fmt.Errorf("config key encryption.verification_levels.%s must be unverified, cross-signed-untrusted, cross-signed-tofu or cross-signed-verified, not %q", key, level)
+		}
+	}
+	if e.Rotation.Milliseconds < 0 || e.Rotation.Messages < 0 {
+		return errors.New("config keys encryption.rotation.milliseconds and encryption.rotation.messages must not be negative")
 	}
 	return nil
 }

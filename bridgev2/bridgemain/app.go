@@ -20,6 +20,7 @@ import (
 	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
 	"github.com/trestle-bridge/trestle/bridgev2/commands"
 	"github.com/trestle-bridge/trestle/bridgev2/database"
+	"github.com/trestle-bridge/trestle/bridgev2/e2ee"
 	"github.com/trestle-bridge/trestle/bridgev2/matrix"
 	"github.com/trestle-bridge/trestle/bridgev2/metrics"
 	"github.com/trestle-bridge/trestle/bridgev2/provisioning"
@@ -38,6 +39,10 @@ type App struct {
 	redactions *matrix.RedactionSync
 	stopSync   context.CancelFunc
 	syncDone   chan struct{}
+
+	crypto     *e2ee.E2EE // nil unless encryption.allow
+	stopCrypto context.CancelFunc
+	cryptoDone chan struct{}
 
 	metrics      *metrics.Metrics // nil unless metrics.enabled
 	stopMetrics  context.CancelFunc
@@ -86,9 +91,21 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 		}
 		mx = hs
 	}
+	var enc *e2ee.E2EE
+	if cfg.Encryption.Allow {
+		if enc, err = e2ee.New(ctx, e2ee.Options{Config: cfg, DB: db, Log: log.With().Str("component", "e2ee").Logger()}); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		mx = enc.Wrap(mx)
+	}
 	coreOpts := bridgev2.Options{
 		Config: cfg, DB: db, Matrix: mx, Network: connector, Version: opts.Version,
 		Log: log.With().Str("component", "bridge").Logger(),
+	}
+	if enc != nil {
+		// Only when allowed: a nil *E2EE in the interface would not be nil.
+		coreOpts.Crypto = enc
 	}
 	var m *metrics.Metrics
 	if cfg.Metrics.Enabled {
@@ -104,7 +121,11 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 	br.Commands = commands.New(br)
 
 	mux := http.NewServeMux()
-	matrix.NewAppService(cfg.AppService.HSToken, mx, br, log.With().Str("component", "appservice").Logger()).Register(mux)
+	as := matrix.NewAppService(cfg.AppService.HSToken, mx, br, log.With().Str("component", "appservice").Logger())
+	if enc != nil && cfg.Encryption.Appservice {
+		as.SetCryptoHandler(enc)
+	}
+	as.Register(mux)
 	prov := provisioning.New(br, log.With().Str("component", "provisioning").Logger())
 	if cfg.Provisioning.Enabled {
 		mux.Handle(provisioning.PathPrefix, leaderOnly(br, prov.Handler()))
@@ -112,7 +133,7 @@ func Assemble(ctx context.Context, cfg *bridgeconfig.Config, connector bridgev2.
 	}
 	routes(mux, br)
 	app := &App{Bridge: br, Config: cfg, DB: db, Handler: recoverPanics(br.Log, mux), Log: log,
-		metrics: m, provisioning: prov}
+		metrics: m, provisioning: prov, crypto: enc}
 	if cfg.Homeserver.SyncRedactions && hs != nil {
 		app.redactions = matrix.NewRedactionSync(hs, br, db.KV, log.With().Str("component", "redaction_sync").Logger())
 	}
@@ -166,6 +187,20 @@ func (a *App) Start(ctx context.Context) error {
 		}()
 		a.Log.Info().Str("address", a.Config.Metrics.Listen).Msg("Serving Prometheus metrics at /metrics")
 	}
+	if a.crypto != nil {
+		var cryptoCtx context.Context
+		cryptoCtx, a.stopCrypto = context.WithCancel(context.Background())
+		a.cryptoDone = make(chan struct{})
+		go func() {
+			defer close(a.cryptoDone)
+			// One process owns the bot's device: the one that delivers.
+			select {
+			case <-a.Bridge.BecameLeader():
+				a.crypto.Run(cryptoCtx)
+			case <-cryptoCtx.Done():
+			}
+		}()
+	}
 	if a.redactions != nil {
 		var syncCtx context.Context
 		syncCtx, a.stopSync = context.WithCancel(context.Background())
@@ -203,6 +238,12 @@ func (a *App) Stop(ctx context.Context) {
 		<-a.syncDone
 	}
 	a.Bridge.Stop(ctx)
+	if a.stopCrypto != nil {
+		// After the core: messages drained during shutdown still get
+		// encrypted.
+		a.stopCrypto()
+		<-a.cryptoDone
+	}
 	if a.stopMetrics != nil {
 		a.stopMetrics()
 		<-a.metricsDone

@@ -25,6 +25,9 @@ type Registration struct {
 	// ReceiveEphemeral asks for read receipts and typing (MSC2409); not
 	// every homeserver honours it.
 	ReceiveEphemeral bool `yaml:"de.sorunome.msc2409.push_ephemeral"`
+	// MSC3202 asks for to-device events, device lists and key counts in
+	// transactions, for encryption.appservice.
+	MSC3202 bool `yaml:"org.matrix.msc3202,omitempty"`
 }
 
 // Namespaces are the IDs the appservice claims.
@@ -47,7 +50,20 @@ func GenerateRegistration(configPath, registrationPath string) error {
 		return err
 	}
 	asToken, hsToken := randomToken(), randomToken()
-	updated, err := bridgeconfig.EditYAML(data, map[string]any{"appservice.as_token": asToken, "appservice.hs_token": hsToken})
+	edits := map[string]any{"appservice.as_token": asToken, "appservice.hs_token": hsToken}
+	var current struct {
+		Encryption struct {
+			PickleKey string `yaml:"pickle_key"`
+		} `yaml:"encryption"`
+	}
+	// Read loosely: with encryption.allow on, the placeholder makes the
+	// config invalid until this very edit.
+	if yaml.Unmarshal(data, &current) == nil && bridgeconfig.IsPlaceholderToken(current.Encryption.PickleKey) {
+		// Generated with the tokens, so turning encryption on later takes
+		// no extra step; it is unused while encryption.allow is off.
+		edits["encryption.pickle_key"] = randomToken()
+	}
+	updated, err := bridgeconfig.EditYAML(data, edits)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
@@ -66,6 +82,7 @@ func GenerateRegistration(configPath, registrationPath string) error {
 			{Regex: cfg.GhostRegex(), Exclusive: true},
 		}},
 		ReceiveEphemeral: true,
+		MSC3202:          cfg.Encryption.Appservice,
 	}
 	regData, err := yaml.Marshal(&reg)
 	if err != nil {

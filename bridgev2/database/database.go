@@ -64,6 +64,7 @@ type Database struct {
 	KV        *KVQuery
 	Reports   *ReportQuery
 	Leases    *LeaseQuery
+	Crypto    *CryptoQuery
 
 	db     *sql.DB
 	stmts  *stmtCache
@@ -146,6 +147,7 @@ func Open(ctx context.Context, dialect Dialect, uri string, opts Options) (*Data
 	d.KV = &KVQuery{d}
 	d.Reports = &ReportQuery{d}
 	d.Leases = &LeaseQuery{d}
+	d.Crypto = &CryptoQuery{d}
 	return d, nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
@@ -25,6 +27,12 @@ type TransactionHandler interface {
 	HandleTransaction(ctx context.Context, txnID string, events, ephemeral []json.RawMessage) error
 }
 
+// CryptoHandler takes the encryption data homeservers offering MSC2409 and
+// MSC3202 put in transactions; bridgev2/e2ee implements it.
+type CryptoHandler interface {
+	HandleAppserviceCrypto(ctx context.Context, toDevice []*event.Event, lists *mautrix.DeviceLists, counts map[id.UserID]map[id.DeviceID]mautrix.OTKCount) error
+}
+
 // Users is what the appservice API needs of the homeserver side to answer
 // the homeserver's "does this user exist" queries; bridgev2.Matrix has it.
 type Users interface {
@@ -38,8 +46,13 @@ type AppService struct {
 	hsToken string
 	handler TransactionHandler
 	users   Users
+	crypto  CryptoHandler
 	log     zerolog.Logger
 }
+
+// SetCryptoHandler makes transactions' to-device events, device lists and
+// key counts reach the bridge's encryption device.
+func (as *AppService) SetCryptoHandler(h CryptoHandler) { as.crypto = h }
 
 // NewAppService returns the appservice API handler.
 func NewAppService(hsToken string, users Users, handler TransactionHandler, log zerolog.Logger) *AppService {
@@ -98,6 +111,11 @@ type transaction struct {
 	Events         []json.RawMessage `json:"events"`
 	Ephemeral      []json.RawMessage `json:"ephemeral"`
 	MSC2409Ephemrl []json.RawMessage `json:"de.sorunome.msc2409.ephemeral"`
+
+	ToDevice        []*event.Event                                 `json:"to_device"`
+	MSC2409ToDevice []*event.Event                                 `json:"de.sorunome.msc2409.to_device"`
+	DeviceLists     *mautrix.DeviceLists                           `json:"org.matrix.msc3202.device_lists"`
+	OTKCounts       map[id.UserID]map[id.DeviceID]mautrix.OTKCount `json:"org.matrix.msc3202.device_one_time_keys_count"`
 }
 
 func (as *AppService) putTransaction(w http.ResponseWriter, r *http.Request) {
@@ -117,6 +135,22 @@ func (as *AppService) putTransaction(w http.ResponseWriter, r *http.Request) {
 		ephemeral = txn.MSC2409Ephemrl
 	}
 	log := as.log.With().Str("txn_id", txnID).Logger()
+	if as.crypto != nil {
+		toDevice := txn.ToDevice
+		if len(toDevice) == 0 {
+			toDevice = txn.MSC2409ToDevice
+		}
+		if len(toDevice) > 0 || txn.DeviceLists != nil || len(txn.OTKCounts) > 0 {
+			// Handled before the room events: if this fails, the homeserver
+			// sends the whole transaction again, and its room events are
+			// recognised as already journalled.
+			if err := as.crypto.HandleAppserviceCrypto(r.Context(), toDevice, txn.DeviceLists, txn.OTKCounts); err != nil {
+				log.Warn().Err(err).Msg("Could not handle the transaction's encryption data; the homeserver will retry")
+				writeError(w, http.StatusServiceUnavailable, "M_UNKNOWN", "Encryption not ready, please retry")
+				return
+			}
+		}
+	}
 	if err := as.handler.HandleTransaction(log.WithContext(r.Context()), txnID, txn.Events, ephemeral); err != nil {
 		status := http.StatusInternalServerError
 		if errors.Is(err, bridgev2.ErrShuttingDown) {

@@ -317,7 +317,8 @@ func (h *Homeserver) JoinedMembers(ctx context.Context, roomID id.RoomID) ([]id.
 // FindSent implements bridgev2.EventFinder: it reads the newest limit
 // message events of the room as the bridge bot, which is in every portal.
 func (h *Homeserver) FindSent(ctx context.Context, roomID id.RoomID, txnID string, limit int) (id.EventID, error) {
-	filter := &mautrix.FilterPart{Types: []event.Type{event.EventMessage}}
+	// In encrypted rooms the marker is on the outside of m.room.encrypted.
+	filter := &mautrix.FilterPart{Types: []event.Type{event.EventMessage, event.EventEncrypted}}
 	resp, err := h.client(h.bot).Messages(ctx, roomID, "", "", mautrix.DirectionBackward, filter, limit)
 	if err != nil {
 		return "", classify("read recent events", err)

@@ -49,7 +49,7 @@ type envOptions struct {
 	numbers []string
 	// dialect is the bridge's database; SQLite by default.
 	dialect database.Dialect
-	// configure adjusts the core's config.
+	// configure adjusts the bridge's config before it starts.
 	configure func(*bridgeconfig.Config)
 	// tweak adjusts each connector before the bridge starts.
 	tweak func(*Connector)

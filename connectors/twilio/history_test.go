@@ -259,7 +259,7 @@ func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	case strings.HasSuffix(p, "/Messages.json") && req.Method == http.MethodGet:
 		kind = "list messages"
 	case p == "/v1/Conversations" && req.Method == http.MethodGet:
-		kind = "list conversations"
+		kind = "list conversations" // group MMS catch-up
 	case strings.HasSuffix(p, "/Media.json"):
 		kind = "list media"
 	case strings.Contains(p, "/Media/") || strings.HasPrefix(p, "/cdn/"):
@@ -307,11 +307,9 @@ func TestReconcileAPICalls(t *testing.T) {
 	}
 	// A reconcile may start between the two counters being read.
 	idle, n := measure(10, func(<-chan struct{}) {})
-	// Group texts are not in the message log: each reconcile also lists
-	// the account's Conversations (a login without groups has nothing more
-	// to look at).
-	if l := idle["list messages"]; l < int(n) || l > int(n)+1 || idle["list conversations"] != l || idle["list media"] != 0 || idle["other"] != 0 {
-		t.Fatalf("idle: %v for %d reconciles, want one listing of each log each", idle, n)
+	oneEach := func(calls int) bool { return calls >= int(n) && calls <= int(n)+1 }
+	if !oneEach(idle["list messages"]) || !oneEach(idle["list conversations"]) || idle["list media"] != 0 || idle["other"] != 0 {
+		t.Fatalf("idle: %v for %d reconciles, want one listing of messages and one of conversations each", idle, n)
 	}
 	t.Logf("API CALLS idle: %d reconciles, %v", n, idle)
 
@@ -336,8 +334,10 @@ func TestReconcileAPICalls(t *testing.T) {
 	// Each reconcile lists once (a page holds 1,000 texts); what came by
 	// webhook is not fetched again. The first webhook after the idle
 	// silence ran a catch-up first, which journalled its MMS from the log
-	// (one media listing); such catch-ups count among the reconciles.
-	if l := busy["list messages"]; l < int(n) || l > int(n)+1 || busy["list conversations"] != l || busy["list media"] > 1 || busy["other"] != 0 {
+	// (one media listing); such catch-ups count among the reconciles. A
+	// reconcile may also list an MMS whose webhook is still on its way (a
+	// couple more, on a slow machine); one listing per MMS would be 13.
+	if !oneEach(busy["list messages"]) || !oneEach(busy["list conversations"]) || busy["list media"] > 3 || busy["other"] != 0 {
 		t.Fatalf("busy: %v for %d reconciles and %d texts", busy, n, texts)
 	}
 	t.Logf("API CALLS busy: %d reconciles, %d texts, %v", n, texts, busy)

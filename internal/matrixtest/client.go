@@ -13,6 +13,8 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	crypto "github.com/trestle-bridge/trestle/internal/mautrixcrypto"
 )
 
 // Options configures a Client.
@@ -29,6 +31,10 @@ type Options struct {
 	// Defaults to 1000, so that a busy room never has a gap that the
 	// client would have to backfill.
 	TimelineLimit int
+	// Crypto gives the client its own encryption, for its device (the
+	// client must have logged in with a password): it decrypts what it
+	// receives and encrypts what it sends in encrypted rooms.
+	Crypto bool
 }
 
 // Invite is an invitation the client received.
@@ -69,6 +75,9 @@ type Client struct {
 	joinErr  error // the last failed auto-join
 	stopErr  error // why the sync loop ended, once it has
 	lastSeen time.Time
+
+	mach        *crypto.OlmMachine // nil without Options.Crypto
+	undecrypted []*event.Event     // encrypted events still without keys
 }
 
 // room is what the client knows about one room.
@@ -128,10 +137,16 @@ func New(cli *mautrix.Client, opts Options) (*Client, error) {
 // is done or Stop is called. When it returns, everything the account could
 // see at that moment has been recorded. It may be called once.
 func (c *Client) Run(ctx context.Context) error {
+	if c.opts.Crypto {
+		if err := c.startCrypto(ctx); err != nil {
+			return err
+		}
+	}
 	resp, err := c.sync(ctx, "", 0)
 	if err != nil {
 		return fmt.Errorf("initial /sync for %s: %w", c.UserID, err)
 	}
+	c.decryptSync(ctx, resp, "")
 	c.fillGaps(ctx, resp)
 	c.process(resp)
 	c.autoJoin(ctx, resp)
@@ -198,6 +213,7 @@ func (c *Client) loop(ctx context.Context, since string) {
 			continue
 		}
 		backoff = minBackoff
+		c.decryptSync(ctx, resp, since)
 		c.fillGaps(ctx, resp)
 		c.process(resp)
 		c.autoJoin(ctx, resp)

@@ -163,7 +163,11 @@ func (c *Client) SendMessage(ctx context.Context, roomID id.RoomID, content *eve
 
 // SendEvent sends a message event of any type with any JSON content.
 func (c *Client) SendEvent(ctx context.Context, roomID id.RoomID, evtType event.Type, content any) (id.EventID, error) {
-	resp, err := c.Matrix.SendMessageEvent(ctx, roomID, evtType, content)
+	sendType, sendContent, err := c.sealFor(ctx, roomID, evtType, content)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Matrix.SendMessageEvent(ctx, roomID, sendType, sendContent)
 	if err != nil {
 		return "", fmt.Errorf("%s sending %s to %s: %w", c.UserID, evtType.Type, roomID, err)
 	}

@@ -236,3 +236,23 @@ func (m *T) waited(wait func(context.Context) (*event.Event, error)) *event.Even
 	m.check(err)
 	return evt
 }
+
+// SendEncryptedImage encrypts data as an attachment and sends it as an
+// m.image, as clients do in encrypted rooms.
+func (m *T) SendEncryptedImage(roomID id.RoomID, data []byte, contentType, fileName string) id.EventID {
+	m.t.Helper()
+	return m.sent(func(ctx context.Context) (id.EventID, error) {
+		return m.Client.SendEncryptedMedia(ctx, roomID, event.MsgImage, data, contentType, fileName)
+	})
+}
+
+// DownloadMedia fetches (and if need be decrypts) the file of a media
+// message.
+func (m *T) DownloadMedia(content *event.MessageEventContent) []byte {
+	m.t.Helper()
+	ctx, cancel := m.ctx()
+	defer cancel()
+	data, err := m.Client.DownloadMedia(ctx, content)
+	m.check(err)
+	return data
+}
