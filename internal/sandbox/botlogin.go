@@ -47,17 +47,15 @@ func (m *matrixSide) managementRoom(ctx context.Context, known id.RoomID) (id.Ro
 }
 
 // loginThroughBot logs the user in to the bridge as a person would: `login`
-// in the management room, then one answer per question (Account SID, auth
-// token, and "-" to skip the optional API key SID, API key secret and
-// Messaging Service SID). It returns the bot's final "Logged in ..." reply.
+// in the management room, then one answer per question (the Account SID and
+// the auth token). It returns the bot's final "Logged in ..." reply.
 func (m *matrixSide) loginThroughBot(ctx context.Context, room id.RoomID, accountSID, authToken string) (string, error) {
 	steps := []struct{ say, want string }{
-		{"login", "Account SID"},
+		// The first reply names the flows, Account SID among them; wait
+		// for the question itself.
+		{"login", "send your **Account SID**"},
 		{accountSID, "auth token"},
-		{authToken, "API key SID"},
-		{"-", "API key secret"},
-		{"-", "Messaging Service SID"},
-		{"-", "Logged in"},
+		{authToken, "Logged in"},
 	}
 	var reply string
 	for _, s := range steps {

@@ -391,7 +391,7 @@ func TestPhoneRefusesBadInput(t *testing.T) {
 		from, body string
 		want       string
 	}{
-		{"12345", "hi", "not a phone number"},
+		{"1234", "hi", "not a phone number"},
 		{testNumber, "hi", "your own Twilio number"},
 		{testPhone, "  ", "type a text"},
 	} {
@@ -400,7 +400,7 @@ func TestPhoneRefusesBadInput(t *testing.T) {
 			t.Errorf("text from %q %q: HTTP %d %q, want 400 %q", tc.from, tc.body, code, msg, tc.want)
 		}
 	}
-	if code := r.get("/api/phone?number=nope", nil); code != http.StatusBadRequest {
+	if code := r.get("/api/phone?number=n%40pe", nil); code != http.StatusBadRequest {
 		t.Errorf("state of a non-number: HTTP %d", code)
 	}
 	if got := r.bridge.received(); len(got) != 0 {
@@ -419,6 +419,10 @@ func TestNormalizePhone(t *testing.T) {
 		"0101":                "",
 		"+1415555010a":        "",
 		"+1234567890123456":   "",
+		"89363":               "89363",
+		"GOOGLE":              "GOOGLE",
+		"TWELVELETTER":        "",
+		"1234567":             "",
 	} {
 		got, err := normalizePhone(in, testNumber)
 		if got != want || (err != nil) != (want == "") {

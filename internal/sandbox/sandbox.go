@@ -195,7 +195,7 @@ func Start(ctx context.Context, opts Options) (s *Sandbox, err error) {
 	}
 	step.done()
 
-	step = s.progress.step("Logging in " + s.TwilioNumber + " through the bridge bot (login, Account SID, auth token, -, -, -)")
+	step = s.progress.step("Logging in " + s.TwilioNumber + " through the bridge bot (login, Account SID, auth token)")
 	if s.ManagementRoom, err = s.matrix.managementRoom(ctx, saved.ManagementRoom); err != nil {
 		return s, err
 	}
