@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"maunium.net/go/mautrix/event"
+
+	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
 )
 
 func TestAContactWhoRepliedStopIsNotTextedUntilStart(t *testing.T) {
@@ -60,5 +62,28 @@ func TestOptOutNoticesAreNoticesFromTheContact(t *testing.T) {
 	evt := e.h.WaitForText(room, e.ghost(theirNumber), "asked for HELP")
 	if c := evt.Content.AsMessage(); c.MsgType != event.MsgNotice {
 		t.Fatalf("the notice is a %s", c.MsgType)
+	}
+}
+
+// Opt-out keywords are Twilio's SMS rule: on WhatsApp "stop" is a word
+// like any other, and the chat goes on, also when the text is recovered
+// from the log (where the bridge matches keywords itself).
+func TestStopOnWhatsAppNeitherNoticesNorBlocks(t *testing.T) {
+	e, ul := whatsappEnv(t, envOptions{})
+	if _, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: waTheirs, To: waOurs, Body: "STOP", LogOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	twClient(ul).wake()
+	room := e.waRoom()
+	e.h.WaitForText(room, e.ghost(theirNumber), "STOP")
+	reply := e.h.SendText(alice, room, "stop what?")
+	if out := e.outbound(1); out[0].Body != "stop what?" {
+		t.Fatalf("sent %q", out[0].Body)
+	}
+	e.h.WaitForStatus(room, reply, event.MessageStatusSuccess)
+	for _, evt := range e.h.Matrix.Events(room) {
+		if c, ok := evt.Content.Parsed.(*event.MessageEventContent); ok && strings.Contains(c.Body, "replied STOP") {
+			t.Fatalf("a WhatsApp STOP got the SMS opt-out notice %q", c.Body)
+		}
 	}
 }
