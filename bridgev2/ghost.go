@@ -93,9 +93,32 @@ func (g *Ghost) UpdateInfo(ctx context.Context, login *UserLogin, info *UserInfo
 	return g.ensureReady(ctx, login, info)
 }
 
+// SetUserName gives the contact the name a Matrix user chose (the set-name
+// command, or renaming the contact's DM room). It is stored with the ghost
+// and wins over every name the network provides from then on. Ghosts are
+// shared, so every user of the bridge sees it.
+func (g *Ghost) SetUserName(ctx context.Context, name string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.Registered {
+		if err := g.Bridge.Matrix.EnsureRegistered(ctx, g.MXID); err != nil {
+			return fmt.Errorf("register ghost %s: %w", g.MXID, err)
+		}
+		g.Registered = true
+	}
+	if name != g.Name || !g.NameSet {
+		if err := g.Bridge.Matrix.SetProfile(ctx, g.MXID, name, ""); err != nil {
+			return fmt.Errorf("set displayname of %s: %w", g.MXID, err)
+		}
+	}
+	g.Name, g.NameSet, g.UserName = name, true, name
+	return g.saveLocked(ctx)
+}
+
 func (g *Ghost) updateInfoLocked(ctx context.Context, login *UserLogin, info *UserInfo) error {
 	changed := false
-	if info.Name != nil && (*info.Name != g.Name || !g.NameSet) {
+	// A name the user gave wins over the network's.
+	if info.Name != nil && g.UserName == "" && (*info.Name != g.Name || !g.NameSet) {
 		if err := g.Bridge.Matrix.SetProfile(ctx, g.MXID, *info.Name, ""); err != nil {
 			return fmt.Errorf("set displayname of %s: %w", g.MXID, err)
 		}

@@ -62,6 +62,8 @@ func (p *Portal) deliverOutbound(row *database.OutboundEvent, evt *event.Event, 
 		p.outboundRedaction(ctx, row, evt, login)
 	case event.StateMember:
 		p.outboundMembership(ctx, row, evt, login)
+	case event.StateRoomName:
+		p.outboundRoomName(ctx, row, evt)
 	case event.EventEncrypted:
 		// With encryption allowed, dispatchEncrypted decrypts first.
 		p.fail(ctx, row, evt, UnsupportedError("This bridge does not support encrypted rooms; turn encryption off for bridged chats."))
@@ -531,4 +533,28 @@ func (p *Portal) memberName(ctx context.Context, u *User) string {
 		return string(u.MXID)
 	}
 	return localpart
+}
+
+// outboundRoomName names the contact of a DM portal after the room's new
+// name: that is how people rename a chat in their client. Group rooms'
+// names stay Matrix-only, as do empty names.
+func (p *Portal) outboundRoomName(ctx context.Context, row *database.OutboundEvent, evt *event.Event) {
+	b := p.Bridge
+	name := ""
+	if c, ok := evt.Content.Parsed.(*event.RoomNameEventContent); ok {
+		name = strings.TrimSpace(c.Name)
+	}
+	if p.RoomType != database.RoomTypeDM || p.OtherUserID == "" || name == "" {
+		b.finishOutbound(ctx, row, database.StateDone, "room name not bridged")
+		return
+	}
+	ghost, err := b.GetGhost(ctx, p.OtherUserID)
+	if err == nil {
+		err = ghost.SetUserName(ctx, name)
+	}
+	if err != nil {
+		p.fail(ctx, row, evt, err)
+		return
+	}
+	b.finishOutbound(ctx, row, database.StateDone, "")
 }

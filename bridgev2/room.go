@@ -135,6 +135,15 @@ func (p *Portal) createRoom(ctx context.Context, login *UserLogin, info *ChatInf
 		// In a group, the user adds and removes people by inviting and
 		// kicking their ghosts, which takes a moderator.
 		req.PowerLevelOverride.Users[login.UserMXID] = 50
+	} else {
+		// In a DM, renaming the room names the contact (see
+		// outboundRoomName), so the user may; the rest are the usual
+		// defaults, which an events map replaces as a whole.
+		req.PowerLevelOverride.Events = map[string]int{
+			event.StateRoomName.Type: 0, event.StatePowerLevels.Type: 100, event.StateHistoryVisibility.Type: 100,
+			event.StateCanonicalAlias.Type: 50, event.StateRoomAvatar.Type: 50, event.StateTombstone.Type: 100,
+			event.StateServerACL.Type: 100, event.StateEncryption.Type: 100,
+		}
 	}
 	room, err := b.Matrix.CreateRoom(ctx, creator, req)
 	if err != nil {

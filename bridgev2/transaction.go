@@ -162,6 +162,9 @@ func (b *Bridge) wantsEvent(evt *event.Event) bool {
 	switch evt.Type {
 	case event.EventMessage, event.EventSticker, event.EventReaction, event.EventRedaction, event.EventEncrypted:
 		return true
+	case event.StateRoomName:
+		// Renaming a DM portal names the contact.
+		return true
 	case event.StateMember:
 		// Invites of the bot open management rooms; invites and kicks of
 		// ghosts change who is in a group chat.

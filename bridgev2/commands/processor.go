@@ -15,6 +15,7 @@ import (
 
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
+	"github.com/trestle-bridge/trestle/bridgev2/database"
 )
 
 // Command is one bot command.
@@ -76,6 +77,7 @@ func New(b *bridgev2.Bridge) *Processor {
 		{Name: "start-chat", Aliases: []string{"pm"}, Args: "[login] <identifier>[, <identifier>...]", Help: "Open a chat with a remote contact (for SMS: a phone number), or a group chat with several, separated by commas.", Level: bridgeconfig.LevelUser, Run: startChat},
 		{Name: "set-relay", Args: "[login]", Help: "In a portal room: let users without their own login send through yours.", Level: bridgeconfig.LevelUser, Run: setRelay},
 		{Name: "unset-relay", Help: "In a portal room: stop relaying messages.", Level: bridgeconfig.LevelUser, Run: unsetRelay},
+		{Name: "set-name", Args: "<name>", Help: "In a one-to-one portal room: name the contact (renaming the room does the same). Your name wins over the network's, for every user of the bridge.", Level: bridgeconfig.LevelUser, Run: setName},
 	} {
 		p.Register(cmd)
 	}
@@ -324,5 +326,24 @@ func unsetRelay(ctx context.Context, e *Event) error {
 		return err
 	}
 	e.Reply(ctx, "Relay mode is off for this room.")
+	return nil
+}
+
+func setName(ctx context.Context, e *Event) error {
+	if e.Portal == nil || e.Portal.RoomType != database.RoomTypeDM || e.Portal.OtherUserID == "" {
+		return bridgev2.NewError("Run `set-name <name>` in the one-to-one chat with the contact you want to name.", nil)
+	}
+	name := strings.TrimSpace(e.RawArgs)
+	if name == "" {
+		return bridgev2.NewError("Give the name: `set-name <name>`.", nil)
+	}
+	ghost, err := e.Bridge.GetGhost(ctx, e.Portal.OtherUserID)
+	if err != nil {
+		return err
+	}
+	if err := ghost.SetUserName(ctx, name); err != nil {
+		return bridgev2.NewError("The contact could not be renamed; try again.", err)
+	}
+	e.Reply(ctx, "The contact is now called %s.", name)
 	return nil
 }

@@ -29,39 +29,55 @@ const rcsPrefix = "rcs:"
 const whatsappPortalPrefix = "wa"
 
 // contact is the other end of a chat: a phone number, reached by SMS/MMS or
-// over WhatsApp.
+// over WhatsApp, or a sender that is not a phone (a short code or an
+// alphanumeric sender ID), which only texts in.
 type contact struct {
-	// e164 is the number in E.164.
-	e164 string
+	// addr is the number in E.164, or the short code or sender ID.
+	addr string
+	// kind says which of these addr is.
+	kind senderKind
 	// whatsapp is set for the WhatsApp chat with the number.
 	whatsapp bool
 }
 
-// parseTwilioAddress checks an address Twilio sent (webhook From/To, list
+// parseTwilioAddress checks an address Twilio sent (webhook To, list
 // entries): an E.164 number, or one with the "whatsapp:" prefix.
 func parseTwilioAddress(s string) (contact, error) {
 	if rest, ok := strings.CutPrefix(s, whatsappPrefix); ok {
 		e164, err := parseTwilioNumber(rest)
-		return contact{e164: e164, whatsapp: true}, err
+		return contact{addr: e164, whatsapp: true}, err
 	}
 	e164, err := parseTwilioNumber(s)
-	return contact{e164: e164}, err
+	return contact{addr: e164}, err
+}
+
+// parseSenderAddress checks the From of an inbound text: what
+// parseTwilioAddress accepts, a short code or an alphanumeric sender ID.
+func parseSenderAddress(s string) (contact, error) {
+	if strings.HasPrefix(s, whatsappPrefix) {
+		return parseTwilioAddress(s)
+	}
+	addr, kind, err := parseSender(s)
+	return contact{addr: addr, kind: kind}, err
 }
 
 // address is the contact as the Messages API writes it.
 func (k contact) address() string {
 	if k.whatsapp {
-		return whatsappPrefix + k.e164
+		return whatsappPrefix + k.addr
 	}
-	return k.e164
+	return k.addr
 }
+
+// userID is the contact's ghost: one person on both channels.
+func (k contact) userID() networkid.UserID { return userIDFromAddr(k.addr) }
 
 // portalID is the ID of the chat with the contact.
 func (k contact) portalID() networkid.PortalID {
 	if k.whatsapp {
-		return networkid.PortalID(whatsappPortalPrefix + idFromE164(k.e164))
+		return networkid.PortalID(whatsappPortalPrefix + idFromAddr(k.addr))
 	}
-	return networkid.PortalID(idFromE164(k.e164))
+	return networkid.PortalID(idFromAddr(k.addr))
 }
 
 // contactFromPortalID reverses portalID, refusing IDs this connector did not
@@ -69,10 +85,10 @@ func (k contact) portalID() networkid.PortalID {
 func contactFromPortalID(id networkid.PortalID) (contact, error) {
 	if rest, ok := strings.CutPrefix(string(id), whatsappPortalPrefix); ok {
 		e164, err := e164FromID(rest)
-		return contact{e164: e164, whatsapp: true}, err
+		return contact{addr: e164, whatsapp: true}, err
 	}
-	e164, err := e164FromID(string(id))
-	return contact{e164: e164}, err
+	addr, kind, err := addrFromID(string(id))
+	return contact{addr: addr, kind: kind}, err
 }
 
 // ownAddress is the login's sender for a chat with k: its WhatsApp sender
@@ -95,7 +111,7 @@ func (c *Client) ownAddress(k contact) string {
 // "(WhatsApp)" for the WhatsApp chat so the user can tell it from the SMS
 // chat with the same person.
 func (c *Client) chatName(k contact) string {
-	name := c.conn.cfg.displayName(k.e164)
+	name := c.conn.cfg.displayName(k.addr)
 	if k.whatsapp {
 		name += " (WhatsApp)"
 	}
@@ -108,6 +124,9 @@ func (c *Client) portalContact(portal *bridgev2.Portal) (contact, error) {
 	k, err := contactFromPortalID(portal.ID)
 	if err != nil {
 		return k, bridgev2.NewError("This chat is not with a phone number.", err)
+	}
+	if why := replyRefusal(k.addr, k.kind); why != "" {
+		return k, bridgev2.NewError(why, nil)
 	}
 	if c.ownAddress(k) == "" && !k.whatsapp {
 		return k, bridgev2.NewError("This login is a WhatsApp sender without an SMS number; it cannot text.", nil)
@@ -137,7 +156,7 @@ func (r *restClient) listWhatsAppSenders(ctx context.Context) ([]string, error) 
 			if err != nil || !k.whatsapp || (s.Status != nil && *s.Status != "ONLINE") {
 				continue
 			}
-			out = append(out, k.e164)
+			out = append(out, k.addr)
 		}
 		var ok bool
 		if token, page, ok = nextPage(resp.Meta.NextPageUrl); !ok {

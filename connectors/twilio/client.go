@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -219,9 +220,12 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 	delay := c.conn.reconnectBase
 	connected, needCatchUp := false, true
 	// Webhooks that never reached the bridge leave no trace but the log:
-	// list it regularly.
-	ticker := time.NewTicker(c.conn.cfg.ReconcileInterval)
-	defer ticker.Stop()
+	// list it regularly. The first time is random in the second half of
+	// the interval, so that logins that started together do not all list
+	// at once ever after.
+	interval := c.conn.cfg.ReconcileInterval
+	reconcile := time.NewTimer(interval/2 + rand.N(interval/2+1))
+	defer reconcile.Stop()
 	sleep := func() bool {
 		t := time.NewTimer(delay)
 		defer t.Stop()
@@ -285,7 +289,8 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 				connected = false
 			}
 			needCatchUp = true
-		case <-ticker.C:
+		case <-reconcile.C:
+			reconcile.Reset(interval)
 			// Only the leader delivers; a standby's catch-up would only
 			// journal what the leader's finds too.
 			needCatchUp = c.conn.bridge.Leading()
@@ -383,7 +388,7 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 		return nil, bridgev2.NewError(fmt.Sprintf("%q is not a valid phone number; include the country code (like +1 415 555 0100) unless it is a %s number.",
 			identifier, c.conn.cfg.DefaultRegion), err)
 	}
-	k := contact{e164: e164, whatsapp: whatsapp}
+	k := contact{addr: e164, whatsapp: whatsapp}
 	if whatsapp && c.whatsapp == "" {
 		return nil, bridgev2.NewError("This login has no WhatsApp sender; log in again and pick a number that has one.", nil)
 	}
@@ -391,7 +396,7 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 		return nil, bridgev2.NewError("That is this login's own number; a number cannot text itself.", nil)
 	}
 	name := c.conn.cfg.displayName(e164)
-	uid := userIDFromE164(e164)
+	uid := k.userID()
 	info := c.chatInfo(k)
 	if k.whatsapp {
 		topic, err := c.windowTopicNow(ctx, k)
@@ -416,19 +421,23 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 	}
 	k, err := contactFromPortalID(portal.ID)
 	if err != nil {
-		return nil, fmt.Errorf("portal %s is not a phone number", portal.ID)
+		return nil, fmt.Errorf("portal %s is not a sender's chat", portal.ID)
 	}
 	return c.chatInfo(k), nil
 }
 
 // GetUserInfo names a contact after network.displayname_template.
 func (c *Client) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*bridgev2.UserInfo, error) {
-	e164, err := e164FromID(string(ghost.ID))
+	addr, kind, err := addrFromID(string(ghost.ID))
 	if err != nil {
-		return nil, fmt.Errorf("ghost %s is not a phone number", ghost.ID)
+		return nil, fmt.Errorf("ghost %s is not a sender", ghost.ID)
 	}
-	name := c.conn.cfg.displayName(e164)
-	return &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}}, nil
+	name := c.conn.cfg.displayName(addr)
+	info := &bridgev2.UserInfo{Name: &name}
+	if kind == senderPhone {
+		info.Identifiers = []string{"tel:" + addr}
+	}
+	return info, nil
 }
 
 // portalKey is the DM portal with a contact, as seen by this login.
@@ -440,7 +449,12 @@ func (c *Client) portalKey(k contact) networkid.PortalKey {
 // channels; only the rooms differ.
 func (c *Client) chatInfo(k contact) *bridgev2.ChatInfo {
 	name := c.chatName(k)
-	return &bridgev2.ChatInfo{IsDM: true, OtherUser: userIDFromE164(k.e164), Name: &name}
+	info := &bridgev2.ChatInfo{IsDM: true, OtherUser: k.userID(), Name: &name}
+	// The room says once, in its topic, why replies fail here.
+	if why := replyRefusal(k.addr, k.kind); why != "" {
+		info.Topic = &why
+	}
+	return info
 }
 
 // GetContacts lists the numbers this login has a chat with (it texted
@@ -457,7 +471,7 @@ func (c *Client) GetContacts(ctx context.Context) ([]*bridgev2.ResolvedIdentifie
 		if err != nil || p.MXID == "" {
 			continue // a group, or a chat never opened
 		}
-		uid := userIDFromE164(e164)
+		uid := userIDFromAddr(e164)
 		name := c.conn.cfg.displayName(e164)
 		if g, err := db.Ghosts.Get(ctx, uid); err == nil && g.NameSet && g.Name != "" {
 			name = g.Name

@@ -24,7 +24,7 @@ func TestContactsAreTheNumbersTheLoginHasChatsWith(t *testing.T) {
 	}
 	for i, want := range []string{theirNumber, theirNumber2} {
 		c := got[i]
-		if c.UserID != userIDFromE164(want) || c.UserInfo.Identifiers[0] != "tel:"+want || c.UserInfo.Name == nil || *c.UserInfo.Name == "" {
+		if c.UserID != userIDFromAddr(want) || c.UserInfo.Identifiers[0] != "tel:"+want || c.UserInfo.Name == nil || *c.UserInfo.Name == "" {
 			t.Errorf("contact %d is %+v (%v), want %s with a name", i, c, c.UserInfo, want)
 		}
 	}

@@ -32,7 +32,7 @@ func FuzzWebhookHandler(f *testing.F) {
 		"To": {ourNumber}, "Body": {""}, "NumMedia": {"1"}, "MediaUrl0": {"https://evil.example/x"}, "MediaContentType0": {"image/jpeg"},
 	}
 	status := url.Values{"MessageSid": {"SM0123456789abcdef0123456789abcdef"}, "MessageStatus": {"delivered"}, "AccountSid": {"ACx"}, "To": {theirNumber}}
-	login := idFromE164(ourNumber)
+	login := idFromAddr(ourNumber)
 	for _, seed := range []struct {
 		rel, body, ct string
 		sign          bool

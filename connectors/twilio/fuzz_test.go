@@ -27,7 +27,7 @@ func FuzzParseInboundForm(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !messageSIDPattern.MatchString(in.SID) || !e164Pattern.MatchString(in.From.e164) || (!in.RCS && !e164Pattern.MatchString(in.To.e164)) || in.From.whatsapp != in.To.whatsapp {
+		if !messageSIDPattern.MatchString(in.SID) || !e164Pattern.MatchString(in.From.addr) || (!in.RCS && !e164Pattern.MatchString(in.To.addr)) || in.From.whatsapp != in.To.whatsapp {
 			t.Fatalf("accepted malformed IDs: %+v", in)
 		}
 		if len(in.Media) > maxMedia || !utf8.ValidString(in.Body) {
@@ -68,7 +68,7 @@ func FuzzParseUserNumber(f *testing.F) {
 			if err != nil || again != e164 {
 				t.Fatalf("%q -> %q does not parse back (%q, %v)", input, e164, again, err)
 			}
-			if back, err := e164FromID(idFromE164(e164)); err != nil || back != e164 {
+			if back, err := e164FromID(idFromAddr(e164)); err != nil || back != e164 {
 				t.Fatalf("ID round trip of %q: %q %v", e164, back, err)
 			}
 		}

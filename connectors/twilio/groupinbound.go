@@ -104,7 +104,7 @@ func (cl *Client) groupOwner(parts []groupParticipant) *Client {
 		if p.Projected == cl.own {
 			return cl
 		}
-		if other := cl.conn.client(idFromE164(p.Projected)); other != nil && other.accountSID == cl.accountSID {
+		if other := cl.conn.client(idFromAddr(p.Projected)); other != nil && other.accountSID == cl.accountSID {
 			return other
 		}
 	}
@@ -164,7 +164,7 @@ func (cl *Client) groupEvent(ctx context.Context, convSID, sid, rawAuthor, body,
 		Kind:      bridgev2.RemoteMessage,
 		ID:        networkid.MessageID(sid),
 		Portal:    key,
-		Sender:    bridgev2.EventSender{Sender: userIDFromE164(author)},
+		Sender:    bridgev2.EventSender{Sender: userIDFromAddr(author)},
 		Timestamp: cl.conn.now(),
 		Parts:     messageParts(sanitizeBody(body), media),
 		ChatInfo:  info,

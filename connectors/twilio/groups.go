@@ -40,7 +40,7 @@ func (c *Client) groupInfo(name string, members []string) *bridgev2.ChatInfo {
 	ids := make([]networkid.UserID, 0, len(members))
 	names := make([]string, 0, len(members))
 	for _, m := range members {
-		ids = append(ids, userIDFromE164(m))
+		ids = append(ids, userIDFromAddr(m))
 		names = append(names, c.conn.cfg.displayName(m))
 	}
 	if name == "" {

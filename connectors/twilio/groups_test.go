@@ -290,7 +290,7 @@ func TestTwilioGroupErrorCodesHaveSentences(t *testing.T) {
 func TestConversationWebhooksMustBeSigned(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.login()
-	path := "/_trestle/twilio/" + idFromE164(ourNumber) + "/conversations"
+	path := "/_trestle/twilio/" + idFromAddr(ourNumber) + "/conversations"
 	form := url.Values{"AccountSid": {e.acct.SID()}, "EventType": {"onMessageAdded"}, "ConversationSid": {"CH" + strings.Repeat("0", 32)},
 		"MessageSid": {"IM" + strings.Repeat("0", 32)}, "Author": {theirNumber}, "Body": {"forged"}}
 	if status, _ := e.post(path, form, http.Header{"X-Twilio-Signature": {"bm90IGEgc2lnbmF0dXJl"}}); status != http.StatusForbidden {
@@ -382,13 +382,13 @@ func TestAGroupReachesTheLoginItTextsFromWhicheverNumberSetTheWebhook(t *testing
 	// its own path.
 	e.login(e.creds(), map[string]string{"phone_number": ourNumber2})
 	res := e.groupText(twiliosim.GroupText{From: theirNumber, To: ourNumber, Others: []string{theirNumber2}, Body: "to the first number"})
-	if !strings.Contains(res.Events[len(res.Events)-1].Request.URL, "/"+idFromE164(ourNumber2)+"/conversations") {
+	if !strings.Contains(res.Events[len(res.Events)-1].Request.URL, "/"+idFromAddr(ourNumber2)+"/conversations") {
 		t.Fatalf("the webhook went to %s", res.Events[len(res.Events)-1].Request.URL)
 	}
 	group, _ := e.acct.FindGroup(ourNumber, theirNumber, theirNumber2)
 	room := e.groupRoom(group.SID)
 	e.h.WaitForText(room, e.ghost(theirNumber), "to the first number")
-	second := networkid.PortalKey{ID: networkid.PortalID(group.SID), Receiver: networkid.UserLoginID(idFromE164(ourNumber2))}
+	second := networkid.PortalKey{ID: networkid.PortalID(group.SID), Receiver: networkid.UserLoginID(idFromAddr(ourNumber2))}
 	if p, err := e.h.Bridge().GetPortal(e.ctx(), second); err == nil && p.RoomID() != "" {
 		t.Fatal("the group also opened a room for the second number")
 	}

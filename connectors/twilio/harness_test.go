@@ -30,7 +30,7 @@ const (
 )
 
 // ourLoginID is the login ID of ourNumber.
-var ourLoginID = networkid.UserLoginID(idFromE164(ourNumber))
+var ourLoginID = networkid.UserLoginID(idFromAddr(ourNumber))
 
 // env is one test's world: the Twilio simulator with an account, and the
 // bridge core running this connector against a fake homeserver.
@@ -169,7 +169,7 @@ func (e *env) inbound(from, body string, media ...twiliosim.MediaFile) twiliosim
 // a moment earlier), so that Matrix events sent to it are bridged.
 func (e *env) portalRoom(remote string) id.RoomID {
 	e.t.Helper()
-	room := e.h.WaitForPortal(networkid.PortalKey{ID: networkid.PortalID(idFromE164(remote)), Receiver: ourLoginID}, alice)
+	room := e.h.WaitForPortal(networkid.PortalKey{ID: networkid.PortalID(idFromAddr(remote)), Receiver: ourLoginID}, alice)
 	e.eventually("portal recorded", func() bool {
 		p, err := e.h.Bridge().GetPortalByRoom(e.ctx(), room)
 		return err == nil && p != nil
@@ -189,7 +189,7 @@ func (e *env) waitMapped(evtID id.EventID) {
 
 // ghost is the Matrix user of a remote number.
 func (e *env) ghost(remote string) id.UserID {
-	return e.h.Matrix.GhostUserID(userIDFromE164(remote))
+	return e.h.Matrix.GhostUserID(userIDFromAddr(remote))
 }
 
 // messagesFrom returns the bodies of m.room.message events by sender.

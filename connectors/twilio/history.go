@@ -204,9 +204,9 @@ func (c *Client) behind() bool {
 	return !c.caughtUp || c.failGen != c.resolvedGen || c.conn.now().Sub(c.lastHeard) >= c.conn.quietGap()
 }
 
-// noteHeard records that an incoming webhook just came through. Only
-// incoming webhooks count: a catch-up or a status callback says nothing
-// about texts whose webhooks were lost since the last one.
+// noteHeard records that an incoming text's webhook (one-to-one or group)
+// just came through. Only those count: a catch-up or a status callback
+// says nothing about texts whose webhooks were lost since the last one.
 func (c *Client) noteHeard() {
 	c.wmMu.Lock()
 	c.lastHeard = c.conn.now()
@@ -286,22 +286,30 @@ func (c *Client) catchUpFirst(ctx context.Context) {
 // for entries that are not texts between two numbers.
 func (c *Client) eventFromLog(ctx context.Context, m *openapi.ApiV2010Message) (*bridgev2.RemoteEvent, error) {
 	sid := deref(m.Sid)
-	from, err := parseStatusRecipient(deref(m.From))
+	from, err := parseLoggedSender(deref(m.From))
 	if err != nil || !messageSIDPattern.MatchString(sid) {
-		c.log.Warn().Str("message_sid", sid).Msg("Skipping a logged message that is not from a phone number")
+		c.log.Warn().Str("message_sid", sid).Msg("Skipping a logged message that is not from a phone number, short code or sender ID")
 		return nil, nil
 	}
 	media, err := c.logMedia(ctx, m)
 	if err != nil {
 		return nil, err
 	}
+	body := sanitizeBody(deref(m.Body))
+	optOut := ""
+	if !from.whatsapp {
+		optOut = optOutFromBody(body)
+	}
+	if err := c.recordOptOut(ctx, optOut, from); err != nil {
+		return nil, err
+	}
 	return &bridgev2.RemoteEvent{
 		Kind:      bridgev2.RemoteMessage,
 		ID:        networkid.MessageID(sid),
 		Portal:    c.portalKey(from),
-		Sender:    bridgev2.EventSender{Sender: userIDFromE164(from.e164)},
+		Sender:    bridgev2.EventSender{Sender: from.userID()},
 		Timestamp: messageTime(m),
-		Parts:     chatParts(from, sanitizeBody(deref(m.Body)), media),
+		Parts:     withOptOutNotice(chatParts(from, body, media), optOut),
 		ChatInfo:  c.inboundChatInfo(from, messageTime(m)),
 	}, nil
 }
@@ -414,7 +422,7 @@ func (c *Client) FetchHistory(ctx context.Context, portal *bridgev2.Portal) ([]*
 		if err != nil {
 			return nil, err
 		}
-		sender := bridgev2.EventSender{Sender: userIDFromE164(k.e164)}
+		sender := bridgev2.EventSender{Sender: k.userID()}
 		if deref(m.Direction) != directionInbound {
 			sender = bridgev2.EventSender{IsFromMe: true, Sender: networkid.UserID(c.loginID)}
 		}

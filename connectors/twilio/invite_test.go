@@ -21,7 +21,7 @@ func TestInvitingTheGhostOfANumberWithoutItsCountryCodeOpensTheDMWithIt(t *testi
 	e.eventually("the typed ghost gone", func() bool { return e.h.Matrix.Membership(room, typed) == "leave" })
 	e.eventually("the room recorded as the portal", func() bool {
 		p, err := e.h.Bridge().GetPortalByRoom(e.ctx(), room)
-		return err == nil && p != nil && p.PortalKey == networkid.PortalKey{ID: networkid.PortalID(idFromE164(theirNumber)), Receiver: ourLoginID}
+		return err == nil && p != nil && p.PortalKey == networkid.PortalKey{ID: networkid.PortalID(idFromAddr(theirNumber)), Receiver: ourLoginID}
 	})
 	e.h.SendText(alice, room, "found you")
 	e.eventually("the text sent to the number", func() bool {

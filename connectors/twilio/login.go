@@ -200,7 +200,7 @@ func (p *loginProcess) submitNumber(ctx context.Context, input map[string]string
 // finish points the webhook at the bridge and stores the login.
 func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.LoginStep, error) {
 	b := p.conn.bridge
-	loginID := idFromE164(num.E164)
+	loginID := idFromAddr(num.E164)
 	meta := p.meta
 	meta.PhoneNumber, meta.PhoneNumberSID = num.E164, num.SID
 	meta.WhatsAppOnly = num.SID == ""

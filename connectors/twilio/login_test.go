@@ -246,7 +246,7 @@ func TestMessagingServiceRepliesFromTheNumberTheContactTexted(t *testing.T) {
 	}
 	rooms := map[string]id.RoomID{}
 	for _, our := range []string{ourNumber, ourNumber2} {
-		rooms[our] = e.h.WaitForPortal(networkid.PortalKey{ID: networkid.PortalID(idFromE164(theirNumber)), Receiver: networkid.UserLoginID(idFromE164(our))}, alice)
+		rooms[our] = e.h.WaitForPortal(networkid.PortalKey{ID: networkid.PortalID(idFromAddr(theirNumber)), Receiver: networkid.UserLoginID(idFromAddr(our))}, alice)
 		e.h.WaitForText(rooms[our], e.ghost(theirNumber), "hi "+our)
 	}
 	for i, our := range []string{ourNumber, ourNumber2} {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
 
@@ -122,14 +123,96 @@ func isDigits(s string) bool {
 	return true
 }
 
-// idFromE164 turns "+14155550100" into the ID "14155550100": IDs drop the
-// '+' so ghost localparts read twilio_14155550100.
-func idFromE164(e164 string) string { return strings.TrimPrefix(e164, "+") }
+// Prefixes of the IDs of senders that are not phone numbers, so that they
+// can never be read as one.
+const (
+	shortCodeIDPrefix = "short-"
+	alphaIDPrefix     = "alpha-"
+)
 
-// userIDFromE164 is idFromE164 typed as a remote user ID.
-func userIDFromE164(e164 string) networkid.UserID { return networkid.UserID(idFromE164(e164)) }
+// Senders that are not phone numbers: short codes ("12345", which send
+// verification codes and marketing) and alphanumeric sender IDs ("GOOGLE":
+// up to 11 letters, digits and spaces), which only send.
+var (
+	shortCodePattern = regexp.MustCompile(`^[0-9]{3,8}$`)
+	alphaPattern     = regexp.MustCompile(`^[A-Za-z0-9 ]{1,11}$`)
+)
 
-// e164FromID reverses idFromE164, refusing anything that is not an ID this
+// isAlphaSender reports whether s is an alphanumeric sender ID: the
+// pattern, at least one letter, no space at either end.
+func isAlphaSender(s string) bool {
+	return alphaPattern.MatchString(s) && strings.ContainsFunc(s, unicode.IsLetter) && strings.TrimSpace(s) == s
+}
+
+// senderKind is what kind of address a remote sender has.
+type senderKind int
+
+const (
+	senderPhone senderKind = iota
+	senderShortCode
+	senderAlpha
+)
+
+// parseSender checks the From of an inbound text: an E.164 number
+// (long codes and toll-free numbers), a short code or an alphanumeric
+// sender ID. Each gets its own portal.
+func parseSender(s string) (string, senderKind, error) {
+	if e164, err := parseTwilioNumber(s); err == nil {
+		return e164, senderPhone, nil
+	}
+	switch {
+	case shortCodePattern.MatchString(s):
+		return s, senderShortCode, nil
+	case isAlphaSender(s):
+		return s, senderAlpha, nil
+	}
+	return "", 0, errNotANumber
+}
+
+// idFromAddr turns a sender's address into its remote ID: "+14155550100"
+// becomes "14155550100" (IDs drop the '+' so ghost localparts read
+// twilio_14155550100), "12345" "short-12345" and "GOOGLE" "alpha-GOOGLE".
+func idFromAddr(addr string) string {
+	switch {
+	case strings.HasPrefix(addr, "+"):
+		return addr[1:]
+	case isDigits(addr):
+		return shortCodeIDPrefix + addr
+	default:
+		return alphaIDPrefix + addr
+	}
+}
+
+// userIDFromAddr is idFromAddr typed as a remote user ID.
+func userIDFromAddr(addr string) networkid.UserID { return networkid.UserID(idFromAddr(addr)) }
+
+// addrFromID reverses idFromAddr for every kind of sender, refusing
+// anything that is not an ID this connector made.
+func addrFromID(id string) (string, senderKind, error) {
+	if s, ok := strings.CutPrefix(id, shortCodeIDPrefix); ok && shortCodePattern.MatchString(s) {
+		return s, senderShortCode, nil
+	}
+	if s, ok := strings.CutPrefix(id, alphaIDPrefix); ok && isAlphaSender(s) {
+		return s, senderAlpha, nil
+	}
+	e164, err := e164FromID(id)
+	return e164, senderPhone, err
+}
+
+// replyRefusal is why a text cannot be sent to a sender that is not a
+// phone number, or "" when it can. Twilio would refuse it (21211, 21265);
+// saying so at once spares the user a retry and an error code.
+func replyRefusal(addr string, kind senderKind) string {
+	switch kind {
+	case senderAlpha:
+		return addr + " is an alphanumeric sender ID: it can send texts but cannot receive them, so replies cannot be sent."
+	case senderShortCode:
+		return addr + " is a short code: Twilio numbers cannot send texts to short codes, so replies cannot be sent."
+	}
+	return ""
+}
+
+// e164FromID reverses idFromAddr, refusing anything that is not an ID this
 // connector made.
 func e164FromID(id string) (string, error) {
 	if !isDigits(id) {

@@ -247,7 +247,7 @@ func TestSendRateLimitNeverHoldsBackAnotherSender(t *testing.T) {
 		if _, err := e.sim.SendInbound(e.ctx(), twiliosim.InboundMessage{From: theirNumber, To: number, Body: "hi " + number}); err != nil {
 			t.Fatal(err)
 		}
-		key := networkid.PortalKey{ID: networkid.PortalID(idFromE164(theirNumber)), Receiver: ul.ID}
+		key := networkid.PortalKey{ID: networkid.PortalID(idFromAddr(theirNumber)), Receiver: ul.ID}
 		rooms[ul] = e.h.WaitForPortal(key, alice)
 		e.h.WaitForText(rooms[ul], e.ghost(theirNumber), "hi "+number)
 	}

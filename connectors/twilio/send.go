@@ -306,6 +306,9 @@ func (c *Client) sendPlan(ctx context.Context, out *bridgev2.Outgoing, plan *sen
 			return err
 		}
 	}
+	if err := c.checkOptOut(ctx, plan.remote); err != nil {
+		return err
+	}
 	overRCS := len(c.rcsSenders(ctx)) > 0
 	for i := out.Progress.Count(); i < len(plan.parts); i++ {
 		if c.limiter != nil {

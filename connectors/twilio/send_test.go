@@ -209,7 +209,7 @@ func TestFindSentReconcilesPartialSends(t *testing.T) {
 		t.Fatalf("plan %+v %v", plan, err)
 	}
 	// The first part went out before a crash, and the journal never heard.
-	if _, err := cl.rest.createMessage(e.ctx(), cl.createParams(contact{e164: theirNumber}, plan.parts[0], "tok1", false)); err != nil {
+	if _, err := cl.rest.createMessage(e.ctx(), cl.createParams(contact{addr: theirNumber}, plan.parts[0], "tok1", false)); err != nil {
 		t.Fatal(err)
 	}
 	if complete, err := cl.FindSent(e.ctx(), msg, since); err != nil || complete || msg.Progress.Count() != 1 {

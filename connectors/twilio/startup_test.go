@@ -29,7 +29,7 @@ func TestStartUpChecksAnAccountOnceForAllItsNumbers(t *testing.T) {
 	e.sim.ResetAPICalls()
 	e.h.Restart()
 	for _, num := range numbers {
-		ul := e.h.Bridge().GetLogin(networkid.UserLoginID(idFromE164(num)))
+		ul := e.h.Bridge().GetLogin(networkid.UserLoginID(idFromAddr(num)))
 		if ul == nil {
 			t.Fatalf("login %s not loaded after the restart", num)
 		}

@@ -85,7 +85,7 @@ func (cl *Client) serveStatus(w http.ResponseWriter, r *http.Request, form url.V
 	evt := &bridgev2.RemoteEvent{
 		Kind:      bridgev2.RemoteDeliveryStatus,
 		Portal:    cl.portalKey(to),
-		Sender:    bridgev2.EventSender{Sender: userIDFromE164(to.e164)},
+		Sender:    bridgev2.EventSender{Sender: to.userID()},
 		Target:    networkid.MessageID(sid),
 		Timestamp: cl.conn.now(),
 		Status:    ds,
@@ -119,9 +119,18 @@ func writeAck(w http.ResponseWriter) {
 func parseStatusRecipient(s string) (contact, error) {
 	if rest, ok := strings.CutPrefix(s, rcsPrefix); ok {
 		e164, err := parseTwilioNumber(rest)
-		return contact{e164: e164}, err
+		return contact{addr: e164}, err
 	}
 	return parseTwilioAddress(s)
+}
+
+// parseLoggedSender reads the From of a logged inbound text: what
+// parseStatusRecipient accepts, a short code or an alphanumeric sender ID.
+func parseLoggedSender(s string) (contact, error) {
+	if strings.HasPrefix(s, rcsPrefix) {
+		return parseStatusRecipient(s)
+	}
+	return parseSenderAddress(s)
 }
 
 // channelNote says which channel a delivered text took, for the sender's
@@ -146,7 +155,7 @@ func (cl *Client) ingestRead(ctx context.Context, to contact, sid string) error 
 		Kind:      bridgev2.RemoteReadReceipt,
 		ID:        networkid.MessageID("read-" + sid),
 		Portal:    cl.portalKey(to),
-		Sender:    bridgev2.EventSender{Sender: userIDFromE164(to.e164)},
+		Sender:    bridgev2.EventSender{Sender: to.userID()},
 		Target:    networkid.MessageID(sid),
 		Timestamp: cl.conn.now(),
 	})

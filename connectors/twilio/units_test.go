@@ -96,7 +96,7 @@ func TestNumberParsingAndNames(t *testing.T) {
 	if got := c.displayName("+14155550100"); got != "(415) 555-0100 (SMS)" {
 		t.Errorf("displayname %q", got)
 	}
-	if e, err := e164FromID("14155550100"); err != nil || e != "+14155550100" || idFromE164(e) != "14155550100" {
+	if e, err := e164FromID("14155550100"); err != nil || e != "+14155550100" || idFromAddr(e) != "14155550100" {
 		t.Errorf("ID round trip: %q %v", e, err)
 	}
 	if _, err := e164FromID("+14155550100"); err == nil {

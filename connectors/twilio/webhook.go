@@ -157,7 +157,7 @@ func (c *Connector) validSignature(cl *Client, route webhookRoute, r *http.Reque
 // inboundForm is a validated incoming-message webhook.
 type inboundForm struct {
 	SID   string
-	From  contact
+	From  contact // a number, WhatsApp address, short code or sender ID
 	To    contact
 	Body  string
 	Media []mediaItem
@@ -171,6 +171,8 @@ type inboundForm struct {
 	// Messaging Service whose RCS sender it was written to.
 	RCS        bool
 	ServiceSID string
+	// OptOut is Twilio's OptOutType (STOP, START, HELP) of an SMS, or "".
+	OptOut string
 }
 
 // mediaItem is one attachment of an inbound message.
@@ -188,12 +190,12 @@ func parseInboundForm(form url.Values) (*inboundForm, error) {
 	}
 	var err error
 	if from, ok := strings.CutPrefix(form.Get("From"), rcsPrefix); ok {
-		if in.From.e164, err = parseTwilioNumber(from); err != nil || !strings.HasPrefix(form.Get("To"), rcsPrefix) {
+		if in.From.addr, err = parseTwilioNumber(from); err != nil || !strings.HasPrefix(form.Get("To"), rcsPrefix) {
 			return nil, errors.New("an RCS message must come from rcs:+E164 and go to an rcs: sender")
 		}
 		in.RCS, in.ServiceSID = true, form.Get("MessagingServiceSid")
-	} else if in.From, err = parseTwilioAddress(form.Get("From")); err != nil {
-		return nil, errors.New("From is not an E.164 phone number or WhatsApp address")
+	} else if in.From, err = parseSenderAddress(form.Get("From")); err != nil {
+		return nil, errors.New("From is not a phone number, WhatsApp address, short code or alphanumeric sender ID")
 	}
 	// An RCS message's To is the agent, not a number; its Messaging
 	// Service says whose it is.
@@ -226,6 +228,11 @@ func parseInboundForm(form url.Values) (*inboundForm, error) {
 	in.Body = sanitizeBody(form.Get("Body"))
 	if in.From.whatsapp {
 		parseWhatsAppFields(in, form)
+	} else {
+		switch v := strings.ToUpper(form.Get("OptOutType")); v {
+		case optOutStop, optOutStart, optOutHelp:
+			in.OptOut = v
+		}
 	}
 	return in, nil
 }
@@ -332,13 +339,19 @@ func (cl *Client) serveIncoming(w http.ResponseWriter, r *http.Request, form url
 	}
 	cl.catchUpFirst(r.Context())
 	now := cl.conn.now()
+	if err := cl.recordOptOut(r.Context(), in.OptOut, in.From); err != nil {
+		log.Err(err).Msg("Could not store an opt-out; catch-up will recover the text")
+		cl.noteIngestFailed()
+		http.Error(w, "could not store the message", http.StatusInternalServerError)
+		return
+	}
 	evt := &bridgev2.RemoteEvent{
 		Kind:      bridgev2.RemoteMessage,
 		ID:        networkid.MessageID(in.SID),
 		Portal:    cl.portalKey(in.From),
-		Sender:    bridgev2.EventSender{Sender: userIDFromE164(in.From.e164)},
+		Sender:    bridgev2.EventSender{Sender: in.From.userID()},
 		Timestamp: now,
-		Parts:     in.parts(),
+		Parts:     withOptOutNotice(in.parts(), in.OptOut),
 		ReplyTo:   networkid.MessageID(in.ReplyTo),
 		ChatInfo:  cl.inboundChatInfo(in.From, now),
 	}

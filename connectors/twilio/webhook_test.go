@@ -249,3 +249,41 @@ func TestParseInboundFormParts(t *testing.T) {
 	}
 	_ = bridgev2.MessagePart{}
 }
+
+func TestAReadReportIsTheContactsReadReceipt(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	room := e.chat()
+	evtID := e.h.SendText(alice, room, "seen this?")
+	sent := e.outbound(1)[0]
+	e.eventually("delivered", func() bool {
+		m, err := e.h.Bridge().DB.Messages.GetByMXID(e.ctx(), evtID)
+		return err == nil && m.Delivery == database.DeliveryDelivered
+	})
+	// Twilio reports read for RCS and WhatsApp messages, naming the
+	// contact with the channel's prefix.
+	u, err := url.Parse(sent.StatusCallback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"MessageSid": {sent.SID}, "MessageStatus": {"read"}, "To": {"rcs:" + theirNumber},
+		"From": {ourNumber}, "AccountSid": {e.acct.SID()}}
+	if code, body := e.post(u.Path, form, e.signed(u.Path, form)); code != http.StatusOK {
+		t.Fatalf("read report answered %d: %s", code, body)
+	}
+	ghost := e.ghost(theirNumber)
+	_, err = e.h.Matrix.WaitForEvent(e.ctx(), room, "read receipt", func(evt *event.Event) bool {
+		c, ok := evt.Content.Parsed.(*event.ReceiptEventContent)
+		if evt.Type != event.EphemeralEventReceipt || evt.Sender != ghost || !ok {
+			return false
+		}
+		_, read := (*c)[evtID][event.ReceiptTypeRead][ghost]
+		return read
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("read", func() bool {
+		m, err := e.h.Bridge().DB.Messages.GetByMXID(e.ctx(), evtID)
+		return err == nil && m.Delivery == database.DeliveryRead
+	})
+}

@@ -54,7 +54,7 @@ func (e *env) inboundWA(body string, details *twiliosim.WhatsAppDetails, media .
 // waRoom waits for the WhatsApp portal with theirNumber and joins alice.
 func (e *env) waRoom() id.RoomID {
 	e.t.Helper()
-	key := networkid.PortalKey{ID: contact{e164: theirNumber, whatsapp: true}.portalID(), Receiver: ourLoginID}
+	key := networkid.PortalKey{ID: contact{addr: theirNumber, whatsapp: true}.portalID(), Receiver: ourLoginID}
 	room := e.h.WaitForPortal(key, alice)
 	e.eventually("portal recorded", func() bool {
 		p, err := e.h.Bridge().GetPortalByRoom(e.ctx(), room)
@@ -395,7 +395,7 @@ func TestAWhatsAppSenderWithoutAnSMSNumberLogsInForWhatsAppAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	ul := step.Complete.UserLogin
-	webhook := e.h.URL + "/_trestle/twilio/" + idFromE164(waOnly) + "/incoming"
+	webhook := e.h.URL + "/_trestle/twilio/" + idFromAddr(waOnly) + "/incoming"
 	if ul.RemoteName != "+1 415-555-0199 (WhatsApp)" || !strings.Contains(step.Instructions, webhook) {
 		t.Fatalf("login %q, instructions %q", ul.RemoteName, step.Instructions)
 	}
@@ -406,7 +406,7 @@ func TestAWhatsAppSenderWithoutAnSMSNumberLogsInForWhatsAppAlone(t *testing.T) {
 	if _, err := e.sim.SendInbound(ctx, twiliosim.InboundMessage{From: waTheirs, To: whatsappPrefix + waOnly, Body: "hello shop"}); err != nil {
 		t.Fatal(err)
 	}
-	key := networkid.PortalKey{ID: contact{e164: theirNumber, whatsapp: true}.portalID(), Receiver: ul.ID}
+	key := networkid.PortalKey{ID: contact{addr: theirNumber, whatsapp: true}.portalID(), Receiver: ul.ID}
 	room := e.h.WaitForPortal(key, alice)
 	e.h.WaitForText(room, e.ghost(theirNumber), "hello shop")
 	e.eventually("portal recorded", func() bool {
@@ -419,7 +419,7 @@ func TestAWhatsAppSenderWithoutAnSMSNumberLogsInForWhatsAppAlone(t *testing.T) {
 	}
 	// A plain number opens a WhatsApp chat: the login has no SMS.
 	resolved, err := ul.Client.(*Client).ResolveIdentifier(ctx, theirNumber2)
-	if err != nil || resolved.Chat.ID != (contact{e164: theirNumber2, whatsapp: true}).portalID() {
+	if err != nil || resolved.Chat.ID != (contact{addr: theirNumber2, whatsapp: true}).portalID() {
 		t.Fatalf("resolving a number: %+v %v", resolved, err)
 	}
 }

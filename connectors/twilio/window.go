@@ -39,7 +39,7 @@ const noWindowTopic = "WhatsApp. The contact has not written to this WhatsApp se
 // windowTopicNow is the WhatsApp portal topic as the stored messages say,
 // for a chat the user opens.
 func (c *Client) windowTopicNow(ctx context.Context, k contact) (string, error) {
-	last, err := c.conn.bridge.DB.Messages.GetLastFrom(ctx, c.portalKey(k), userIDFromE164(k.e164))
+	last, err := c.conn.bridge.DB.Messages.GetLastFrom(ctx, c.portalKey(k), k.userID())
 	if errors.Is(err, database.ErrNotFound) {
 		return noWindowTopic, nil
 	} else if err != nil {
@@ -53,9 +53,9 @@ func (c *Client) windowTopicNow(ctx context.Context, k contact) (string, error) 
 // window is known from the newest message of the contact in the portal,
 // which the core stores durably.
 func (c *Client) checkWindow(ctx context.Context, k contact) error {
-	last, err := c.conn.bridge.DB.Messages.GetLastFrom(ctx, c.portalKey(k), userIDFromE164(k.e164))
+	last, err := c.conn.bridge.DB.Messages.GetLastFrom(ctx, c.portalKey(k), k.userID())
 	if errors.Is(err, database.ErrNotFound) {
-		return bridgev2.NewError(formatNumber(k.e164)+" has not written to this WhatsApp sender within 24 hours, so WhatsApp accepts only an approved template. "+c.templateHint(), nil)
+		return bridgev2.NewError(formatNumber(k.addr)+" has not written to this WhatsApp sender within 24 hours, so WhatsApp accepts only an approved template. "+c.templateHint(), nil)
 	} else if err != nil {
 		return bridgev2.RetriableError("Could not read when the contact last wrote.", err)
 	}
@@ -63,7 +63,7 @@ func (c *Client) checkWindow(ctx context.Context, k contact) error {
 	if c.conn.now().Before(closes) {
 		return nil
 	}
-	return bridgev2.NewError("WhatsApp's 24-hour window with "+formatNumber(k.e164)+" closed on "+closes.UTC().Format("Mon 2 Jan 15:04 MST")+
+	return bridgev2.NewError("WhatsApp's 24-hour window with "+formatNumber(k.addr)+" closed on "+closes.UTC().Format("Mon 2 Jan 15:04 MST")+
 		", so WhatsApp accepts only an approved template until they write again. "+c.templateHint(), nil)
 }
 

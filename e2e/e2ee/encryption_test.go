@@ -79,7 +79,7 @@ func newPerson(t *testing.T) *person {
 	p.Mgmt = resp.RoomID
 	p.WaitForMembership(p.Mgmt, bot(), event.MembershipJoin)
 	p.WaitForMessage(p.Mgmt, bot(), "management room")
-	p.command("login", "Account SID")
+	p.command("login", "send your **Account SID**")
 	p.command(p.Account.SID(), "auth token")
 	p.command(p.Account.AuthToken(), "Logged in")
 	return p

@@ -201,7 +201,7 @@ func (p *person) command(text, want string) *event.Event {
 // login logs in through the bot as a person would, answering each question.
 func (p *person) login() {
 	p.w.t.Helper()
-	p.command("login", "Account SID")
+	p.command("login", "send your **Account SID**")
 	p.command(p.Account.SID(), "auth token")
 	p.command(p.Account.AuthToken(), "Logged in")
 	// The number's webhook now points at the bridge.

@@ -200,7 +200,14 @@ func (p *person) loginWith(opts loginOptions) {
 // for the person to have joined it.
 func (p *person) portalFor(remote string) id.RoomID {
 	p.t.Helper()
-	inv := p.WaitForInvite(func(inv *matrixtest.Invite) bool { return inv.Sender == ghost(remote) })
+	return p.portalWith(ghost(remote))
+}
+
+// portalWith waits for the invite to the portal a ghost opened and for the
+// person to have joined it.
+func (p *person) portalWith(ghostID id.UserID) id.RoomID {
+	p.t.Helper()
+	inv := p.WaitForInvite(func(inv *matrixtest.Invite) bool { return inv.Sender == ghostID })
 	p.WaitForMembership(inv.RoomID, p.ID, event.MembershipJoin)
 	return inv.RoomID
 }

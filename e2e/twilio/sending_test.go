@@ -2,6 +2,8 @@ package twilio_test
 
 import (
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"unicode/utf16"
@@ -156,4 +158,30 @@ func TestTextingARecipientWhoRepliedStopFailsSayingSo(t *testing.T) {
 	if n := len(outboundTo(dave)); n != 0 {
 		t.Errorf("Twilio created %d messages to an unsubscribed recipient", n)
 	}
+}
+
+func TestAReadReportFromTwilioIsAReadReceiptFromTheContact(t *testing.T) {
+	alice := newPerson(t)
+	alice.login("")
+	bob := uniqueNumber()
+	room := alice.chatWith(bob)
+	sent := alice.Send(room, "Did you read this?")
+	alice.waitStatus(room, sent, isDeliveredTo(ghost(bob)))
+	out := waitOutbound(t, func(m twiliosim.OutboundMessage) bool { return m.Body == "Did you read this?" && m.Done })
+	if len(out.Callbacks) == 0 {
+		t.Fatalf("Twilio posted no status callback for %s", out.SID)
+	}
+	// Twilio reports read for RCS and WhatsApp messages (the simulator
+	// only for those channels), naming the contact with the channel's
+	// prefix; this is that report, signed as Twilio signs it.
+	callbackURL := out.Callbacks[0].Request.URL
+	report := url.Values{}
+	for k, v := range map[string]string{"MessageSid": out.SID, "MessageStatus": "read", "AccountSid": alice.Account.SID(),
+		"From": alice.Number, "To": "rcs:" + bob, "ChannelPrefix": "rcs", "EventType": "READ", "ApiVersion": "2010-04-01"} {
+		report.Set(k, v)
+	}
+	if code := postWebhook(t, callbackURL, report, twiliosim.Signature(alice.Account.AuthToken(), callbackURL, report)); code != http.StatusOK {
+		t.Fatalf("the read report was answered %d", code)
+	}
+	alice.WaitForReceipt(room, ghost(bob), sent)
 }

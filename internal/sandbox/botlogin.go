@@ -52,7 +52,9 @@ func (m *matrixSide) managementRoom(ctx context.Context, known id.RoomID) (id.Ro
 // advanced"). It returns the bot's final "Logged in ..." reply.
 func (m *matrixSide) loginThroughBot(ctx context.Context, room id.RoomID, accountSID, authToken string) (string, error) {
 	steps := []struct{ say, want string }{
-		{"login", "Account SID"},
+		// The first reply names the flows, Account SID among them; wait
+		// for the question itself.
+		{"login", "send your **Account SID**"},
 		{accountSID, "auth token"},
 		{authToken, "Logged in"},
 	}

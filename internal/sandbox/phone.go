@@ -21,8 +21,11 @@ import (
 
 // SuggestedPhones are the remote phones the page offers before the user
 // types a number of their own: two North American numbers from the 555-01xx
-// range reserved for fiction and a UK one from Ofcom's drama range.
-var SuggestedPhones = []string{"+14155550101", "+14155550102", "+447700900123", whatsappPrefix + "+14155550103"}
+// range reserved for fiction, a UK one from Ofcom's drama range, a WhatsApp
+// contact, and two senders of verification codes that are not phone
+// numbers: a short code and an alphanumeric sender ID (replies to them
+// fail, as on Twilio).
+var SuggestedPhones = []string{"+14155550101", "+14155550102", "+447700900123", whatsappPrefix + "+14155550103", "89363", "GOOGLE"}
 
 // whatsappPrefix makes a phone of the page a WhatsApp contact: it writes to
 // the WhatsApp sender of the user's number instead of texting the number.
@@ -556,17 +559,28 @@ func serveMedia(w http.ResponseWriter, contentType string, data []byte) {
 }
 
 // e164 is what Twilio accepts as a phone number.
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+var (
+	e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+	// shortCode and senderID are the senders of verification codes that
+	// are not phone numbers: "89363", "GOOGLE".
+	shortCode = regexp.MustCompile(`^[0-9]{5,6}$`)
+	senderID  = regexp.MustCompile(`^[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*$`)
+)
 
 // normalizePhone accepts a phone number the way people type it ("+1 (415)
 // 555-0101", or ten digits for a US number, the bridge's default region)
-// and returns it in E.164. own is the user's Twilio number, which cannot
+// and returns it in E.164; a short code or alphanumeric sender ID is
+// returned as is. own is the user's Twilio number, which cannot
 // text itself.
 func normalizePhone(s, own string) (string, error) {
 	if rest, ok := strings.CutPrefix(strings.TrimSpace(s), whatsappPrefix); ok {
 		e164, err := normalizePhone(rest, own)
 		if err != nil {
 			return "", err
+		}
+		// WhatsApp has phone numbers only.
+		if !strings.HasPrefix(e164, "+") {
+			return "", fmt.Errorf("%q is not a phone number: WhatsApp contacts have one, like whatsapp:+1 415 555 0101", s)
 		}
 		return whatsappPrefix + e164, nil
 	}
@@ -577,6 +591,9 @@ func normalizePhone(s, own string) (string, error) {
 		}
 		return r
 	}, strings.TrimSpace(s))
+	if shortCode.MatchString(cleaned) || (senderID.MatchString(cleaned) && len(cleaned) <= 11) {
+		return cleaned, nil
+	}
 	if len(cleaned) == 10 && !strings.HasPrefix(cleaned, "+") {
 		cleaned = "+1" + cleaned
 	}

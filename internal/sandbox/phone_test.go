@@ -423,7 +423,7 @@ func TestPhoneRefusesBadInput(t *testing.T) {
 		from, body string
 		want       string
 	}{
-		{"12345", "hi", "not a phone number"},
+		{"1234", "hi", "not a phone number"},
 		{testNumber, "hi", "your own Twilio number"},
 		{testPhone, "  ", "type a text"},
 	} {
@@ -432,7 +432,7 @@ func TestPhoneRefusesBadInput(t *testing.T) {
 			t.Errorf("text from %q %q: HTTP %d %q, want 400 %q", tc.from, tc.body, code, msg, tc.want)
 		}
 	}
-	if code := r.get("/api/phone?number=nope", nil); code != http.StatusBadRequest {
+	if code := r.get("/api/phone?number=n%40pe", nil); code != http.StatusBadRequest {
 		t.Errorf("state of a non-number: HTTP %d", code)
 	}
 	if got := r.bridge.received(); len(got) != 0 {
@@ -453,6 +453,12 @@ func TestNormalizePhone(t *testing.T) {
 		"+1234567890123456":          "",
 		"whatsapp:+1 (415) 555-0103": "whatsapp:+14155550103",
 		"whatsapp:0101":              "",
+		"whatsapp:GOOGLE":            "",
+		"whatsapp:89363":             "",
+		"89363":                      "89363",
+		"GOOGLE":                     "GOOGLE",
+		"TWELVELETTER":               "",
+		"1234567":                    "",
 	} {
 		got, err := normalizePhone(in, testNumber)
 		if got != want || (err != nil) != (want == "") {
