@@ -27,7 +27,12 @@ func FuzzParseInboundForm(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !messageSIDPattern.MatchString(in.SID) || !e164Pattern.MatchString(in.From.addr) || (!in.RCS && !e164Pattern.MatchString(in.To.addr)) || in.From.whatsapp != in.To.whatsapp {
+		// A sender is a phone number, or (off WhatsApp) a short code or an
+		// alphanumeric sender ID.
+		fromOK := (in.From.kind == senderPhone && e164Pattern.MatchString(in.From.addr)) ||
+			(!in.From.whatsapp && in.From.kind == senderShortCode && shortCodePattern.MatchString(in.From.addr)) ||
+			(!in.From.whatsapp && in.From.kind == senderAlpha && isAlphaSender(in.From.addr))
+		if !messageSIDPattern.MatchString(in.SID) || !fromOK || (!in.RCS && !e164Pattern.MatchString(in.To.addr)) || in.From.whatsapp != in.To.whatsapp {
 			t.Fatalf("accepted malformed IDs: %+v", in)
 		}
 		if len(in.Media) > maxMedia || !utf8.ValidString(in.Body) {

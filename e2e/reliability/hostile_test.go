@@ -166,11 +166,11 @@ func TestHostileWebhooksAreRefusedAndStoreNothing(t *testing.T) {
 	}{
 		{"no MessageSid", func(f url.Values) { f.Del("MessageSid") }, "MessageSid"},
 		{"MessageSid with a path in it", func(f url.Values) { f.Set("MessageSid", "SM../../etc/passwd") }, "MessageSid"},
-		{"From in a national format", func(f url.Values) { f.Set("From", "(415) 555-0100") }, "From is not an E.164"},
-		{"From with a letter", func(f url.Values) { f.Set("From", "+1415555010O") }, "From is not an E.164"},
-		{"From with spaces", func(f url.Values) { f.Set("From", "+1 415 555 0100") }, "From is not an E.164"},
-		{"From with an international prefix", func(f url.Values) { f.Set("From", "0014155550100") }, "From is not an E.164"},
-		{"From empty", func(f url.Values) { f.Set("From", "") }, "From is not an E.164"},
+		{"From in a national format", func(f url.Values) { f.Set("From", "(415) 555-0100") }, "From is not a phone number"},
+		{"From with a letter", func(f url.Values) { f.Set("From", "+1415555010O") }, "From is not a phone number"},
+		{"From with spaces", func(f url.Values) { f.Set("From", "+1 415 555 0100") }, "From is not a phone number"},
+		{"From with an international prefix", func(f url.Values) { f.Set("From", "0014155550100") }, "From is not a phone number"},
+		{"From empty", func(f url.Values) { f.Set("From", "") }, "From is not a phone number"},
 		{"NumMedia out of range", func(f url.Values) { f.Set("NumMedia", "99") }, "NumMedia"},
 		{"NumMedia not a number", func(f url.Values) { f.Set("NumMedia", "1e3") }, "NumMedia"},
 		{"media URL with file scheme", func(f url.Values) {
