@@ -87,6 +87,10 @@ func TestAHomeserverOutageDelaysInboundTextsButLosesAndReordersNone(t *testing.T
 		t.Fatal(err)
 	}
 
+	// A send the restarting Dendrite accepted but never answered costs the
+	// bridge its one-minute wait for response headers before it retries:
+	// the journal keeps the texts meanwhile, so they come, only later.
+	alice.Timeout = 2 * time.Minute
 	for i, r := range remotes {
 		alice.WaitForMessage(rooms[i], ghost(r), want[i][len(want[i])-1])
 		tl, err := timeline(w.ctx(), alice.Matrix, rooms[i])
