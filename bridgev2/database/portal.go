@@ -75,27 +75,19 @@ func (q *PortalQuery) GetByMXID(ctx context.Context, roomID id.RoomID) (*Portal,
 
 // GetAllForReceiver returns every portal seen through one login.
 func (q *PortalQuery) GetAllForReceiver(ctx context.Context, receiver networkid.UserLoginID) ([]*Portal, error) {
-	rows, err := q.d.query(ctx, "SELECT "+portalColumns+" FROM portal WHERE receiver=$1", receiver)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Portal
-	for rows.Next() {
-		p, err := q.scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return q.list(ctx, "SELECT "+portalColumns+" FROM portal WHERE receiver=$1", receiver)
 }
 
 // GetOrphaned returns the portals seen through a login that no longer
 // exists: left behind by a login deleted outside the bridge, or by a crash
 // in the middle of a logout.
 func (q *PortalQuery) GetOrphaned(ctx context.Context) ([]*Portal, error) {
-	rows, err := q.d.query(ctx, "SELECT "+portalColumns+" FROM portal WHERE receiver<>'' AND receiver NOT IN (SELECT id FROM user_login)")
+	return q.list(ctx, "SELECT "+portalColumns+" FROM portal WHERE receiver<>'' AND receiver NOT IN (SELECT id FROM user_login)")
+}
+
+// list runs a query of portal rows and scans them all.
+func (q *PortalQuery) list(ctx context.Context, query string, args ...any) ([]*Portal, error) {
+	rows, err := q.d.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
