@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -117,16 +116,11 @@ func RunLogins(ctx context.Context, opts LoginsOptions) (*LoginsReport, error) {
 // fillLogins stores n more logins of the bench user on the bench account,
 // shaped like the Twilio connector's own rows.
 func fillLogins(ctx context.Context, dbType, uri string, n int) error {
-	driver, dsn := "sqlite", "file:"+uri+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)"
-	if dbType == "postgres" {
-		driver, dsn = "pgx", uri
-	}
-	db, err := sql.Open(driver, dsn)
+	db, err := openStore(dbType, uri)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
 	now := time.Now()
 	return insertRows(ctx, db, "user_login (id, user_mxid, remote_name, metadata, created_at)", 5, n, func(i int) []any {
 		number := fmt.Sprintf("+1415%07d", 1_000_000+i)

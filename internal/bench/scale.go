@@ -111,20 +111,30 @@ func waitQuiet(ctx context.Context, pid int) {
 	}
 }
 
-// fillStore bulk-inserts rows shaped like the bridge's own: portals with
-// rooms for the bench login, their ghosts, and message mappings spread over
-// the portals.
-func fillStore(ctx context.Context, dbType, uri string, opts ScaleOptions) error {
-	driver, dsn := "sqlite", "file:"+uri+"?_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)"
+// openStore opens the bridge's store directly, one connection, for the
+// bench to fill it while the bridge is stopped.
+func openStore(dbType, uri string) (*sql.DB, error) {
+	driver, dsn := "sqlite", "file:"+uri+"?_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=busy_timeout(5000)"
 	if dbType == "postgres" {
 		driver, dsn = "pgx", uri
 	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
+}
+
+// fillStore bulk-inserts rows shaped like the bridge's own: portals with
+// rooms for the bench login, their ghosts, and message mappings spread over
+// the portals.
+func fillStore(ctx context.Context, dbType, uri string, opts ScaleOptions) error {
+	db, err := openStore(dbType, uri)
+	if err != nil {
 		return err
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
 	now := time.Now().UnixMilli()
 	portal := func(i int) string { return strings.TrimPrefix(remoteNumber(i), "+") }
 	if err := insertRows(ctx, db, "portal (id, receiver, mxid, room_type, other_user_id, name, created_at)", 7, opts.Portals,
