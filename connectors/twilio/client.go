@@ -265,7 +265,7 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 			c.setState(ctx, bridgev2.BridgeState{StateEvent: bridgev2.StateConnected})
 		}
 		if needCatchUp {
-			if err := c.conn.bounded(ctx, func() error { return c.catchUp(ctx) }); err != nil {
+			if err := c.conn.bounded(ctx, func() error { return c.catchUp(ctx, false) }); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
@@ -303,7 +303,7 @@ func (c *Client) run(ctx context.Context, done chan struct{}) {
 // that the number still belongs to the account.
 func (c *Client) verify(ctx context.Context) error {
 	key := accountKey(c.tokenRest.creds.AccountSID, c.tokenRest.creds.User+":"+c.tokenRest.creds.Pass)
-	acct, err := c.conn.accounts.check(key, c.conn.now, func() (*openapi.ApiV2010Account, error) {
+	acct, _, err := c.conn.accounts.get(key, c.conn.now, sharedFetchTTL, func() (*openapi.ApiV2010Account, error) {
 		token := *c.tokenRest
 		token.onUnreachable = nil
 		return token.fetchAccount(ctx)
@@ -319,19 +319,48 @@ func (c *Client) verify(ctx context.Context) error {
 	if c.whatsappOnly {
 		return nil
 	}
-	num, err := c.bgRest.fetchNumber(ctx, c.numberSID)
-	if re := asRestError(err); re != nil && re.Status == http.StatusNotFound {
+	smsURL, err := c.numberWebhook(ctx)
+	if errors.Is(err, errNumberGone) {
 		msg := formatNumber(c.own) + " is no longer a number of this Twilio account; log in again."
 		c.setState(ctx, bridgev2.BridgeState{StateEvent: bridgev2.StateUnknownError, Error: "twilio-number-gone", Message: msg})
 		return bridgev2.NewError(msg, err)
 	} else if err != nil {
 		return err
 	}
-	if c.webhookURL != "" && deref(num.SmsUrl) != c.webhookURL {
-		c.log.Warn().Str("sms_url", deref(num.SmsUrl)).
+	if c.webhookURL != "" && smsURL != c.webhookURL {
+		c.log.Warn().Str("sms_url", smsURL).
 			Msg("The number's incoming webhook no longer points at this bridge; new texts arrive only through catch-up at the next connect")
 	}
 	return nil
+}
+
+// errNumberGone is numberWebhook's answer for a number the account no
+// longer has.
+var errNumberGone = errors.New("the number is no longer on the account")
+
+// numberWebhook reads the login's number's SMS webhook from the account's
+// list of numbers, which all its logins share for a minute: a bridge with
+// thousands of numbers of one account lists them in a few pages instead of
+// fetching each. A number missing from an incomplete list is fetched.
+func (c *Client) numberWebhook(ctx context.Context) (string, error) {
+	creds := c.bgRest.creds
+	nums, _, err := c.conn.numbers.get(accountKey(creds.AccountSID, creds.User+":"+creds.Pass), c.conn.now, sharedFetchTTL,
+		func() (accountNumbers, error) { return c.bgRest.listNumberWebhooks(ctx) })
+	if err != nil {
+		return "", err
+	}
+	if u, ok := nums.smsURL[c.numberSID]; ok {
+		return u, nil
+	} else if nums.complete {
+		return "", errNumberGone
+	}
+	num, err := c.bgRest.fetchNumber(ctx, c.numberSID)
+	if re := asRestError(err); re != nil && re.Status == http.StatusNotFound {
+		return "", fmt.Errorf("%w: %w", errNumberGone, err)
+	} else if err != nil {
+		return "", err
+	}
+	return deref(num.SmsUrl), nil
 }
 
 // LogoutRemote removes the incoming webhook, but only if it is still the

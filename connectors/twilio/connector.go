@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
+	conversations "github.com/twilio/twilio-go/rest/conversations/v1"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/database"
@@ -43,8 +45,12 @@ type Connector struct {
 
 	// startup holds the slots of the connection loops' Twilio calls.
 	startup chan struct{}
-	// accounts are recent account checks, shared by an account's logins.
-	accounts accountChecks
+	// accounts are recent account checks, numbers recent listings of the
+	// account's numbers and groups of its Conversations, each shared by an
+	// account's logins.
+	accounts recentFetches[*openapi.ApiV2010Account]
+	numbers  recentFetches[accountNumbers]
+	groups   recentFetches[[]conversations.ConversationsV1Conversation]
 }
 
 var (

@@ -19,11 +19,16 @@ import (
 // have started one while the bridge was away). Conversations traffic is
 // not in the message log the one-to-one catch-up reads. Each group costs
 // one listing of its newest texts, and one of its participants when one
-// of them is new to the journal. It returns how many texts were new.
-func (c *Client) catchUpGroups(ctx context.Context, floor time.Time) (int, error) {
+// of them is new to the journal. The account's list of Conversations may
+// be one another login read less than maxAge ago (see recentFetches). It
+// returns how many texts were new, and when the listing it read started:
+// a group created after that is not in it, so the watermark must not pass
+// it.
+func (c *Client) catchUpGroups(ctx context.Context, floor time.Time, maxAge time.Duration) (int, time.Time, error) {
+	listed := c.conn.now()
 	portals, err := c.conn.bridge.DB.Portals.GetAllForReceiver(ctx, c.loginID)
 	if err != nil {
-		return 0, err
+		return 0, listed, err
 	}
 	known := map[string]bool{}
 	for _, p := range portals {
@@ -31,9 +36,13 @@ func (c *Client) catchUpGroups(ctx context.Context, floor time.Time) (int, error
 			known[string(p.ID)] = true
 		}
 	}
-	convs, err := c.bgRest.listConversations(ctx)
+	creds := c.bgRest.creds
+	key := accountKey(creds.AccountSID, creds.User+":"+creds.Pass)
+	convs, listed, err := c.conn.groups.get(key, c.conn.now, maxAge, func() ([]conversations.ConversationsV1Conversation, error) {
+		return c.bgRest.listConversations(ctx)
+	})
 	if err != nil {
-		return 0, err
+		return 0, listed, err
 	}
 	journalled := 0
 	for i := range convs {
@@ -44,7 +53,7 @@ func (c *Client) catchUpGroups(ctx context.Context, floor time.Time) (int, error
 		}
 		msgs, err := c.bgRest.recentConvMessages(ctx, sid, recentGroupMessages)
 		if err != nil {
-			return journalled, err
+			return journalled, listed, err
 		}
 		slices.Reverse(msgs)
 		var fresh []conversations.ConversationsV1ConversationMessage
@@ -56,7 +65,7 @@ func (c *Client) catchUpGroups(ctx context.Context, floor time.Time) (int, error
 			// What came by webhook, or was caught up before, is skipped
 			// before the group's participants are read.
 			if seen, err := c.login.HasIngested(ctx, networkid.MessageID(deref(m.Sid))); err != nil {
-				return journalled, err
+				return journalled, listed, err
 			} else if !seen {
 				fresh = append(fresh, *m)
 			}
@@ -66,7 +75,7 @@ func (c *Client) catchUpGroups(ctx context.Context, floor time.Time) (int, error
 		}
 		parts, err := c.bgRest.listParticipants(ctx, sid)
 		if err != nil {
-			return journalled, err
+			return journalled, listed, err
 		}
 		if c.groupOwner(parts) != c {
 			continue
@@ -95,7 +104,7 @@ func (c *Client) catchUpGroups(ctx context.Context, floor time.Time) (int, error
 			}
 			res, err := c.login.Ingest(ctx, evt)
 			if err != nil {
-				return journalled, err
+				return journalled, listed, err
 			}
 			if res == bridgev2.Journalled {
 				journalled++
@@ -103,7 +112,7 @@ func (c *Client) catchUpGroups(ctx context.Context, floor time.Time) (int, error
 			}
 		}
 	}
-	return journalled, nil
+	return journalled, listed, nil
 }
 
 // groupCatchUpFatal reports whether a failed group catch-up must fail the

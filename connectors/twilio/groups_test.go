@@ -432,7 +432,7 @@ func TestGroupTextsSentWhileTheBridgeWasDownArriveAfterItStarts(t *testing.T) {
 	// With nothing new, a catch-up reads each group's newest texts only.
 	cl := twClient(e.h.Bridge().GetLogin(ourLoginID))
 	e.sim.ResetAPICalls()
-	if err := cl.catchUp(e.ctx()); err != nil {
+	if err := cl.catchUp(e.ctx(), true); err != nil {
 		t.Fatal(err)
 	}
 	calls := e.acct.APICalls()

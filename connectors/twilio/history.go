@@ -104,7 +104,12 @@ func (c *Client) saveWatermark(ctx context.Context, force bool) {
 // before it.
 // Group texts, which are not in that log, are caught up after them (see
 // catchUpGroups).
-func (c *Client) catchUp(ctx context.Context) error {
+//
+// A routine catch-up (start-up, the periodic reconcile) may use the list of
+// groups another login of the account read moments ago. One that follows a
+// failed or missing webhook (fresh, or a failure not yet caught up) lists
+// them itself: the texts it looks for may be in a group made since.
+func (c *Client) catchUp(ctx context.Context, fresh bool) error {
 	select {
 	case c.catchUpSem <- struct{}{}:
 		defer func() { <-c.catchUpSem }()
@@ -113,6 +118,10 @@ func (c *Client) catchUp(ctx context.Context) error {
 	}
 	c.wmMu.Lock()
 	since, gen := c.watermark, c.failGen
+	var groupsAge time.Duration
+	if !fresh && gen == c.resolvedGen {
+		groupsAge = min(sharedFetchTTL, c.conn.cfg.ReconcileInterval/2)
+	}
 	c.wmMu.Unlock()
 	started := c.conn.now()
 	if since.IsZero() {
@@ -170,18 +179,24 @@ func (c *Client) catchUp(ctx context.Context) error {
 			c.log.Info().Str("message_sid", string(evt.ID)).Str("remote_id", string(evt.Portal.ID)).Msg("Recovered a message from Twilio's log")
 		}
 	}
-	if n, err := c.catchUpGroups(ctx, floor); err != nil {
+	covered := started
+	if n, listed, err := c.catchUpGroups(ctx, floor, groupsAge); err != nil {
 		if groupCatchUpFatal(err) {
 			return err
 		}
 		c.log.Warn().Err(err).Msg("Could not catch up on group texts; one-to-one texts are caught up")
 	} else {
 		journalled += n
+		if listed.Before(started) {
+			// The account's shared listing of groups is older than this
+			// catch-up.
+			covered = listed
+		}
 	}
-	// Everything logged from since until the listing started is journalled
+	// Everything logged from since until the listings started is journalled
 	// now, give or take the other clock.
 	c.wmMu.Lock()
-	for _, wm := range []time.Time{since, started.Add(-logSkewMargin)} {
+	for _, wm := range []time.Time{since, covered.Add(-logSkewMargin)} {
 		if wm.After(c.watermark) {
 			c.watermark, c.wmDirty = wm, true
 		}
@@ -266,7 +281,7 @@ func (c *Client) catchUpFirst(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, catchUpFirstTimeout)
 	var err error
 	if c.behind() {
-		err = c.catchUp(ctx)
+		err = c.catchUp(ctx, true)
 	}
 	cancel()
 	c.firstMu.Lock()

@@ -380,6 +380,46 @@ func (r *restClient) listSMSNumbers(ctx context.Context) ([]numberInfo, error) {
 	return out, nil
 }
 
+// accountNumbers are the SMS webhooks (sms_url) of an account's numbers by
+// number SID; complete says the listing held them all.
+type accountNumbers struct {
+	smsURL   map[string]string
+	complete bool
+}
+
+// numbersPageSize is Twilio's largest page: an account's 10,000 numbers
+// are listed in 10 calls.
+const numbersPageSize = 1000
+
+// listNumberWebhooks lists every number of the account with its SMS
+// webhook, following paging up to maxListPages pages.
+func (r *restClient) listNumberWebhooks(ctx context.Context) (accountNumbers, error) {
+	out := accountNumbers{smsURL: map[string]string{}}
+	token, page := "", ""
+	for range maxListPages {
+		var resp *openapi.ListIncomingPhoneNumberResponse
+		err := r.do(ctx, "list phone numbers", idempotent, func(api *openapi.ApiService) error {
+			var err error
+			resp, err = api.PageIncomingPhoneNumber((&openapi.ListIncomingPhoneNumberParams{}).SetPageSize(numbersPageSize), token, page)
+			return err
+		})
+		if err != nil {
+			return accountNumbers{}, err
+		}
+		for _, n := range resp.IncomingPhoneNumbers {
+			if n.Sid != nil {
+				out.smsURL[*n.Sid] = deref(n.SmsUrl)
+			}
+		}
+		var ok bool
+		if token, page, ok = nextPage(resp.NextPageUri); !ok {
+			out.complete = true
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
 // fetchNumber reads one incoming phone number.
 func (r *restClient) fetchNumber(ctx context.Context, sid string) (*openapi.ApiV2010IncomingPhoneNumber, error) {
 	var n *openapi.ApiV2010IncomingPhoneNumber
@@ -400,6 +440,10 @@ func (r *restClient) setSMSURL(ctx context.Context, sid, u string) error {
 			params.SetSmsMethod(http.MethodPost)
 		}
 		_, err := api.UpdateIncomingPhoneNumber(sid, params)
+		if err == nil {
+			// The shared list of numbers has the old webhook.
+			r.conn.numbers.forget()
+		}
 		return err
 	})
 }

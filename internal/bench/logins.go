@@ -78,7 +78,7 @@ func RunLogins(ctx context.Context, opts LoginsOptions) (*LoginsReport, error) {
 	if err := fillLogins(ctx, r.dbType, r.dbURI, opts.Logins); err != nil {
 		return nil, err
 	}
-	r.twilio.Latency = opts.Latency
+	r.twilio.Latency, r.twilio.MoreNumbers = opts.Latency, opts.Logins
 	r.twilio.ResetCalls()
 	report := &LoginsReport{Logins: opts.Logins + 1, Latency: opts.Latency}
 	start := time.Now()
@@ -113,6 +113,11 @@ func RunLogins(ctx context.Context, opts LoginsOptions) (*LoginsReport, error) {
 	return report, nil
 }
 
+// loginNumber is the number SID and number of the i-th stored login.
+func loginNumber(i int) (sid, e164 string) {
+	return fmt.Sprintf("PN%032x", i+1), fmt.Sprintf("+1415%07d", 1_000_000+i)
+}
+
 // fillLogins stores n more logins of the bench user on the bench account,
 // shaped like the Twilio connector's own rows.
 func fillLogins(ctx context.Context, dbType, uri string, n int) error {
@@ -123,10 +128,10 @@ func fillLogins(ctx context.Context, dbType, uri string, n int) error {
 	defer db.Close()
 	now := time.Now()
 	return insertRows(ctx, db, "user_login (id, user_mxid, remote_name, metadata, created_at)", 5, n, func(i int) []any {
-		number := fmt.Sprintf("+1415%07d", 1_000_000+i)
+		sid, number := loginNumber(i)
 		meta, _ := json.Marshal(map[string]any{
 			"account_sid": benchAccount, "auth_token": benchToken,
-			"phone_number_sid": fmt.Sprintf("PN%032x", i+1), "phone_number": number,
+			"phone_number_sid": sid, "phone_number": number,
 			"catch_up_since": now,
 		})
 		return []any{strings.TrimPrefix(number, "+"), benchUser, number, string(meta), now.UnixMilli()}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,9 @@ type NullTwilio struct {
 	// Latency delays every answer, as Twilio's round trip over the
 	// Internet would.
 	Latency time.Duration
+	// MoreNumbers is how many numbers the account has besides Number: those
+	// of the logins fillLogins stores (see loginNumber).
+	MoreNumbers int
 
 	counter atomic.Int64
 
@@ -85,14 +89,7 @@ func (t *NullTwilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == base+".json":
 		_ = json.NewEncoder(w).Encode(map[string]any{"sid": t.AccountSID, "status": "active", "friendly_name": "bench"})
 	case path == base+"/IncomingPhoneNumbers.json":
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"incoming_phone_numbers": []map[string]any{{
-				"sid": "PN" + strings.Repeat("0", 32), "phone_number": t.Number, "friendly_name": t.Number,
-				"capabilities": map[string]any{"sms": true, "mms": true, "voice": false, "fax": false},
-				"sms_url":      "", "sms_method": "POST",
-			}},
-			"page": 0, "page_size": 50, "next_page_uri": nil, "uri": path,
-		})
+		t.listNumbers(w, r, path)
 	case strings.HasPrefix(path, base+"/IncomingPhoneNumbers/"):
 		_ = json.NewEncoder(w).Encode(map[string]any{"sid": "PN" + strings.Repeat("0", 32), "phone_number": t.Number})
 	case path == base+"/Messages.json" && r.Method == http.MethodPost:
@@ -109,8 +106,47 @@ func (t *NullTwilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 	case path == base+"/Messages.json":
 		_ = json.NewEncoder(w).Encode(map[string]any{"messages": []any{}, "page": 0, "page_size": 50, "next_page_uri": nil, "uri": path})
+	case path == "/v1/Conversations":
+		// An account with Conversations and no groups: the catch-up lists
+		// them as it does on a real account.
+		_ = json.NewEncoder(w).Encode(map[string]any{"conversations": []any{}, "meta": map[string]any{
+			"page": 0, "page_size": 100, "first_page_url": path, "previous_page_url": nil,
+			"url": path, "next_page_url": nil, "key": "conversations",
+		}})
 	default:
 		w.WriteHeader(http.StatusNotFound)
 		_ = json.NewEncoder(w).Encode(map[string]any{"code": 20404, "message": "not found", "status": 404})
 	}
+}
+
+// listNumbers serves the account's numbers a page at a time: Number first,
+// then the MoreNumbers of the stored logins.
+func (t *NullTwilio) listNumbers(w http.ResponseWriter, r *http.Request, path string) {
+	q := r.URL.Query()
+	size, _ := strconv.Atoi(q.Get("PageSize"))
+	if size <= 0 {
+		size = 50
+	}
+	page, _ := strconv.Atoi(q.Get("Page"))
+	total := 1 + t.MoreNumbers
+	first, last := min(page*size, total), min((page+1)*size, total)
+	numbers := make([]map[string]any, 0, last-first)
+	for i := first; i < last; i++ {
+		sid, number := "PN"+strings.Repeat("0", 32), t.Number
+		if i > 0 {
+			sid, number = loginNumber(i - 1)
+		}
+		numbers = append(numbers, map[string]any{
+			"sid": sid, "phone_number": number, "friendly_name": number,
+			"capabilities": map[string]any{"sms": true, "mms": true, "voice": false, "fax": false},
+			"sms_url":      "", "sms_method": "POST",
+		})
+	}
+	var next any
+	if last < total {
+		next = fmt.Sprintf("%s?PageSize=%d&Page=%d&PageToken=PA%d", path, size, page+1, last)
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"incoming_phone_numbers": numbers, "page": page, "page_size": size, "next_page_uri": next, "uri": path,
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 )
 
 // e164Pattern is what Twilio accepts as a phone number: '+', a non-zero
@@ -156,6 +157,23 @@ func (a *Account) AddNumber(e164 string, caps Capabilities) (string, error) {
 	a.s.numbers[e164] = n
 	a.s.notifyLocked()
 	return n.sid, nil
+}
+
+// RemoveNumber releases one of the account's numbers, as the console does:
+// it is gone from the account's IncomingPhoneNumbers and fetching it
+// answers 404.
+func (a *Account) RemoveNumber(e164 string) error {
+	a.s.mu.Lock()
+	defer a.s.mu.Unlock()
+	n, ok := a.s.numbers[e164]
+	if !ok || n.accountSID != a.sid {
+		return fmt.Errorf("twiliosim: %s is not a number of account %s", e164, a.sid)
+	}
+	acct := a.s.accounts[a.sid]
+	acct.numbers = slices.DeleteFunc(acct.numbers, func(m *phoneNumber) bool { return m == n })
+	delete(a.s.numbers, e164)
+	a.s.notifyLocked()
+	return nil
 }
 
 // SetSMSURL sets the number's incoming-message webhook (sms_url), as the
