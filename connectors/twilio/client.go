@@ -41,6 +41,9 @@ type Client struct {
 	// no SMS number.
 	whatsappOnly bool
 	webhookURL   string
+	// groupDeliveries says Twilio reports the delivery of this login's
+	// group texts (see checkGroupDeliveries).
+	groupDeliveries atomic.Bool
 
 	// rest authenticates with the login's REST credentials; tokenRest with
 	// the auth token (webhooks depend on it, so Connect verifies it too).
@@ -319,6 +322,7 @@ func (c *Client) verify(ctx context.Context) error {
 	if c.whatsappOnly {
 		return nil
 	}
+	c.checkGroupDeliveries(ctx)
 	smsURL, err := c.numberWebhook(ctx)
 	if errors.Is(err, errNumberGone) {
 		msg := formatNumber(c.own) + " is no longer a number of this Twilio account; log in again."

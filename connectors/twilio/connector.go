@@ -46,11 +46,12 @@ type Connector struct {
 	// startup holds the slots of the connection loops' Twilio calls.
 	startup chan struct{}
 	// accounts are recent account checks, numbers recent listings of the
-	// account's numbers and groups of its Conversations, each shared by an
-	// account's logins.
-	accounts recentFetches[*openapi.ApiV2010Account]
-	numbers  recentFetches[accountNumbers]
-	groups   recentFetches[[]conversations.ConversationsV1Conversation]
+	// account's numbers, groups of its Conversations and groupHooks of its
+	// Conversations webhook, each shared by an account's logins.
+	accounts   recentFetches[*openapi.ApiV2010Account]
+	numbers    recentFetches[accountNumbers]
+	groups     recentFetches[[]conversations.ConversationsV1Conversation]
+	groupHooks recentFetches[groupHook]
 }
 
 var (

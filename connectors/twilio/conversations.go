@@ -31,7 +31,7 @@ var (
 )
 
 // conversationEvents are the Conversations webhooks the bridge asks for.
-var conversationEvents = []string{"onMessageAdded", "onParticipantAdded", "onParticipantRemoved"}
+var conversationEvents = []string{"onMessageAdded", "onParticipantAdded", "onParticipantRemoved", eventDeliveryUpdated}
 
 // mcsBase is Twilio's Media Content Service, where Conversations media
 // lives; callTransport sends it to network.api_url like every Twilio host.
@@ -69,6 +69,9 @@ func (r *restClient) setConversationsWebhook(ctx context.Context, u string) erro
 	return r.conv(ctx, "update conversations webhook", idempotent, func(api *conversations.ApiService) error {
 		_, err := api.UpdateConfigurationWebhook((&conversations.UpdateConfigurationWebhookParams{}).
 			SetPostWebhookUrl(u).SetMethod(http.MethodPost).SetFilters(conversationEvents).SetTarget("webhook"))
+		if err == nil {
+			r.conn.groupHooks.forget()
+		}
 		return err
 	})
 }
@@ -97,9 +100,15 @@ func (r *restClient) listConversations(ctx context.Context) ([]conversations.Con
 	return out, nil
 }
 
-// conversationsWebhookURL reads where the account's Conversations webhook
-// posts events.
-func (r *restClient) conversationsWebhookURL(ctx context.Context) (string, error) {
+// groupHook is the account's Conversations webhook: where it posts, and
+// the events it posts.
+type groupHook struct {
+	url     string
+	filters []string
+}
+
+// conversationsWebhook reads the account's Conversations webhook.
+func (r *restClient) conversationsWebhook(ctx context.Context) (groupHook, error) {
 	var out *conversations.ConversationsV1ConfigurationWebhook
 	err := r.conv(ctx, "fetch conversations webhook", idempotent, func(api *conversations.ApiService) error {
 		var err error
@@ -107,9 +116,20 @@ func (r *restClient) conversationsWebhookURL(ctx context.Context) (string, error
 		return err
 	})
 	if err != nil {
-		return "", err
+		return groupHook{}, err
 	}
-	return deref(out.PostWebhookUrl), nil
+	hook := groupHook{url: deref(out.PostWebhookUrl)}
+	if out.Filters != nil {
+		hook.filters = *out.Filters
+	}
+	return hook, nil
+}
+
+// conversationsWebhookURL reads where the account's Conversations webhook
+// posts events.
+func (r *restClient) conversationsWebhookURL(ctx context.Context) (string, error) {
+	hook, err := r.conversationsWebhook(ctx)
+	return hook.url, err
 }
 
 // createConversation creates an empty Conversation.

@@ -25,7 +25,8 @@ type convMedia struct {
 }
 
 // serveConversationEvent handles a Conversations webhook: a phone's text
-// to a group, or a participant joining or leaving it. Texts are journalled
+// to a group, a participant joining or leaving it, or the delivery of the
+// bridge's text to one phone (serveGroupDelivery). Texts are journalled
 // before the 200, like SMS webhooks. Events of conversations that are not
 // a group of one of this account's logged-in numbers are acknowledged and
 // dropped.
@@ -36,6 +37,10 @@ func (cl *Client) serveConversationEvent(w http.ResponseWriter, r *http.Request,
 		return
 	}
 	event := form.Get("EventType")
+	if event == eventDeliveryUpdated {
+		cl.serveGroupDelivery(w, r, form, convSID)
+		return
+	}
 	if event != "onMessageAdded" && event != "onParticipantAdded" && event != "onParticipantRemoved" {
 		writeAck(w)
 		return

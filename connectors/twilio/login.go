@@ -246,7 +246,7 @@ func (p *loginProcess) finish(ctx context.Context, num numberInfo) (*bridgev2.Lo
 	} else {
 		instructions = fmt.Sprintf("In the Twilio console, set the messaging webhook of %s (\"A message comes in\") to %s with HTTP POST. Until then, texts arrive only when the bridge catches up at its next start.",
 			formatNumber(num.E164), webhook)
-		instructions += fmt.Sprintf(" For group texts, set the Conversations webhook (Conversations > Configure > Webhooks, post-event URL) to %s with the events onMessageAdded, onParticipantAdded and onParticipantRemoved.",
+		instructions += fmt.Sprintf(" For group texts, set the Conversations webhook (Conversations > Configure > Webhooks, post-event URL) to %s with the events onMessageAdded, onParticipantAdded, onParticipantRemoved and onDeliveryUpdated.",
 			b.NetworkPublicURL("/"+loginID+"/conversations"))
 	}
 	if meta.WhatsAppNumber != "" && !meta.WhatsAppOnly {

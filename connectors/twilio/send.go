@@ -274,7 +274,7 @@ func (c *Client) HandleMatrixMessage(ctx context.Context, msg *bridgev2.MatrixMe
 	}
 	// Group messages get no status callbacks: once Twilio took them, they
 	// are sent.
-	return &bridgev2.MatrixMessageResponse{DeliveryReported: plan.conversation == ""}, nil
+	return &bridgev2.MatrixMessageResponse{DeliveryReported: plan.conversation == "" || c.groupDeliveries.Load()}, nil
 }
 
 // sentMessage is what the core records of part i of a plan: the part ID
