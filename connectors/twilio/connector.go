@@ -45,6 +45,8 @@ type Connector struct {
 	startup chan struct{}
 	// accounts are recent account checks, shared by an account's logins.
 	accounts accountChecks
+	// lookups runs the background Twilio Lookups of every login.
+	lookups *lookupQueue
 }
 
 var (
@@ -73,6 +75,7 @@ func New() *Connector {
 		reconnectMax:  5 * time.Minute,
 		now:           time.Now,
 		startup:       make(chan struct{}, startupConcurrency),
+		lookups:       newLookupQueue(),
 	}
 }
 
