@@ -1,6 +1,7 @@
 package twilio
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -241,5 +242,27 @@ func TestStartChatWarnsAboutALandlineAndOpensTheChat(t *testing.T) {
 		if evt.Type == event.EventMessage && strings.Contains(evt.Content.AsMessage().Body, "0101 looks like a landline") {
 			t.Fatal("start-chat warned about a mobile number")
 		}
+	}
+}
+
+func TestBackgroundLookupsRunAtMostFourAtATime(t *testing.T) {
+	// Without backfill, new rooms make no REST calls of their own: the
+	// lookups are all the simulator serves.
+	e := newEnv(t, envOptions{network: lookupOn + "backfill_limit: 0\n"})
+	e.login()
+	e.sim.ResetAPICalls()
+	// Each lookup takes a second, so those the bridge runs at once overlap.
+	e.sim.InjectFault(twiliosim.Fault{Kind: twiliosim.FaultDelay, Delay: time.Second, Path: "/v2/PhoneNumbers/*"})
+	var phones []string
+	for i := range 8 {
+		phone := fmt.Sprintf("+1415555%04d", 110+i)
+		phones = append(phones, phone)
+		e.inbound(phone, "hello from "+phone)
+	}
+	e.eventually("every lookup", func() bool { return e.acct.APICalls()[lookupEndpoint] == len(phones) })
+	e.lookupsIdle()
+	// docs/names.md says 4.
+	if peak := e.sim.PeakConcurrentCalls(); peak > 4 || peak < 2 {
+		t.Fatalf("at most %d REST calls ran at once, want between 2 and 4", peak)
 	}
 }
