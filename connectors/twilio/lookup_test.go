@@ -202,17 +202,47 @@ func TestAFailedLookupNeverHoldsUpATextAndIsNotRepeatedAtOnce(t *testing.T) {
 	}
 }
 
-func TestLookupOutsideTheUSStoresTheLineTypeButNoName(t *testing.T) {
+func TestLookupAnswersWithoutANameAreStoredAsFailures(t *testing.T) {
 	const uk = "+442079460958"
 	e := newEnv(t, envOptions{network: lookupOn})
 	e.sim.SetLookup(uk, twiliosim.LookupInfo{CallerName: "Never Shown", LineType: twiliosim.LineTypeLandline})
+	e.sim.SetLookup(theirNumber2, twiliosim.LookupInfo{CallerName: "Never Shown", Invalid: true})
 	e.login()
 	mgmt := e.h.ManagementRoom(alice)
+	bot := e.h.Matrix.BotUserID()
 	e.h.SendText(alice, mgmt, "start-chat "+uk)
-	e.h.WaitForText(mgmt, e.h.Matrix.BotUserID(), "looks like a landline")
+	e.h.WaitForText(mgmt, bot, "looks like a landline")
 	res, err := e.conn().cachedLookup(e.ctx(), uk)
 	if err != nil || res == nil || !res.Failed || res.LineType != twiliosim.LineTypeLandline || res.CallerName != "" {
 		t.Fatalf("stored answer for a UK number = %+v, %v; want a failure (60600) with the line type", res, err)
+	}
+
+	e.h.SendText(alice, mgmt, "start-chat "+theirNumber2)
+	e.h.WaitForText(mgmt, bot, "Opened a chat with +1 415-555-0101")
+	res, err = e.conn().cachedLookup(e.ctx(), theirNumber2)
+	if err != nil || res == nil || !res.Failed || res.CallerName != "" {
+		t.Fatalf("stored answer for an invalid number = %+v, %v; want a failure", res, err)
+	}
+}
+
+func TestAStoredFailureIsDueAfterADayOrTheRefreshPeriod(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	ok, failed := &lookupResult{At: at}, &lookupResult{At: at, Failed: true}
+	for _, c := range []struct {
+		res     *lookupResult
+		refresh time.Duration
+		due     time.Time
+	}{
+		{ok, 720 * time.Hour, at.Add(720 * time.Hour)},
+		{failed, 720 * time.Hour, at.Add(24 * time.Hour)},
+		{failed, 2 * time.Hour, at.Add(2 * time.Hour)},
+	} {
+		if got := c.res.due(c.refresh); !got.Equal(c.due) {
+			t.Errorf("failed=%v refresh=%s: due %s, want %s", c.res.Failed, c.refresh, got, c.due)
+		}
+		if !c.res.fresh(c.due.Add(-time.Second), c.refresh) || c.res.fresh(c.due, c.refresh) {
+			t.Errorf("failed=%v refresh=%s: fresh does not end at %s", c.res.Failed, c.refresh, c.due)
+		}
 	}
 }
 
@@ -264,5 +294,18 @@ func TestBackgroundLookupsRunAtMostFourAtATime(t *testing.T) {
 	// docs/names.md says 4.
 	if peak := e.sim.PeakConcurrentCalls(); peak > 4 || peak < 2 {
 		t.Fatalf("at most %d REST calls ran at once, want between 2 and 4", peak)
+	}
+}
+
+func TestShortCodesAndSenderIDsAreNeverLookedUp(t *testing.T) {
+	e := newEnv(t, envOptions{network: lookupOn})
+	e.login()
+	for _, sender := range []string{"12345", "GOOGLE"} {
+		e.inbound(sender, "code 482913 from "+sender)
+		e.h.WaitForText(e.senderRoom(sender), e.h.Matrix.GhostUserID(userIDFromAddr(sender)), "from "+sender)
+	}
+	e.lookupsIdle()
+	if n := e.acct.APICalls()[lookupEndpoint]; n != 0 {
+		t.Fatalf("%d lookups of senders that are not phone numbers", n)
 	}
 }
