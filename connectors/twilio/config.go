@@ -133,8 +133,8 @@ const ExampleConfig = `network:
     reconcile_interval: 5m
     # Name contacts after their caller name from Twilio Lookup (US numbers only), and warn on
     # start-chat when a number is a landline. Twilio bills each lookup; a number is looked up
-    # at most once per lookup_refresh (a failed lookup is retried after a day at the soonest),
-    # in the background, never delaying a text. A name you give a contact always wins.
+    # at most once per lookup_refresh (after a failure, once a day), in the background, never
+    # delaying a text. A name you give a contact always wins.
     caller_name_lookup: false
     # How long a Lookup answer is kept (in the database, across restarts) before the number is
     # looked up again.
