@@ -135,8 +135,9 @@ func (p *Portal) resync(ctx context.Context, login *UserLogin) error {
 	}
 	// syncChatInfo only sends what differs from the stored row; a resync
 	// repairs rooms whose state was changed on Matrix, so it sends the
-	// name and topic whatever the row says.
-	if info.Name != nil {
+	// name and topic whatever the row says; the name of a DM whose
+	// contact the user named stays the user's.
+	if info.Name != nil && !p.userNamedDM(ctx) {
 		if _, err := b.Matrix.SendState(ctx, bot, room, event.StateRoomName, "", &event.RoomNameEventContent{Name: *info.Name}); err != nil {
 			return fmt.Errorf("set room name: %w", err)
 		}

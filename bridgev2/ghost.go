@@ -115,6 +115,13 @@ func (g *Ghost) SetUserName(ctx context.Context, name string) error {
 	return g.saveLocked(ctx)
 }
 
+// userName is the name a Matrix user gave the contact, or "".
+func (g *Ghost) userName() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.UserName
+}
+
 func (g *Ghost) updateInfoLocked(ctx context.Context, login *UserLogin, info *UserInfo) error {
 	changed := false
 	// A name the user gave wins over the network's.

@@ -567,6 +567,18 @@ func (p *Portal) applyChatInfo(ctx context.Context, login *UserLogin, row *datab
 	return p.finish(ctx, row, database.StateDone, "")
 }
 
+// userNamedDM reports whether the portal is a DM whose contact a Matrix
+// user named (set-name, or renaming the room, which also names the
+// contact): the room's name is then the user's to choose, and no name from
+// the network replaces it.
+func (p *Portal) userNamedDM(ctx context.Context) bool {
+	if p.RoomType != database.RoomTypeDM || p.OtherUserID == "" {
+		return false
+	}
+	ghost, err := p.Bridge.GetGhost(ctx, p.OtherUserID)
+	return err == nil && ghost.userName() != ""
+}
+
 // syncChatInfo brings the room's name, topic and avatar in line with info
 // where they differ from what the bridge last set, and a group's ghosts
 // with its members. Applying the same info twice changes nothing, so a
@@ -576,7 +588,7 @@ func (p *Portal) syncChatInfo(ctx context.Context, login *UserLogin, info *ChatI
 	b := p.Bridge
 	bot := b.Matrix.BotUserID()
 	changed := false
-	if info.Name != nil && *info.Name != p.Name {
+	if info.Name != nil && *info.Name != p.Name && !p.userNamedDM(ctx) {
 		if _, err := b.Matrix.SendState(ctx, bot, room, event.StateRoomName, "", &event.RoomNameEventContent{Name: *info.Name}); err != nil {
 			return err
 		}

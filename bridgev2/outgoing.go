@@ -259,6 +259,10 @@ type ResolvedIdentifier struct {
 	Chat networkid.PortalKey
 	// ChatInfo describes the chat, if known without another request.
 	ChatInfo *ChatInfo
+	// Notice is a sentence for the user about the contact, such as a
+	// warning that they probably cannot receive messages; start-chat
+	// shows it after opening the chat. Empty for none.
+	Notice string
 }
 
 // ChatInfo describes a remote chat. Nil fields are unknown and left alone.

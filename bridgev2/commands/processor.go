@@ -269,6 +269,9 @@ func startChat(ctx context.Context, e *Event) error {
 	}
 	e.Reply(ctx, "Opened a chat with %s via %s: [%s](https://matrix.to/#/%s). Accept the invite to start texting.",
 		name, login.RemoteName, portal.RoomID(), portal.RoomID())
+	if resolved.Notice != "" {
+		e.Reply(ctx, "%s", resolved.Notice)
+	}
 	return nil
 }
 

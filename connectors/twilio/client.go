@@ -85,10 +85,14 @@ type Client struct {
 	firstFailed time.Time
 
 	runMu     sync.Mutex
+	runCtx    context.Context
 	runCancel context.CancelFunc
 	runDone   chan struct{}
-	kick      chan struct{}
-	reconnect atomic.Bool
+	// background counts the goroutines that run on runCtx besides the
+	// connection loop (background lookups); Disconnect waits for them.
+	background sync.WaitGroup
+	kick       chan struct{}
+	reconnect  atomic.Bool
 
 	// rcsMu guards rcs, the RCS senders of the login's Messaging Service,
 	// once rcsListed.
@@ -200,20 +204,22 @@ func (c *Client) Connect(ctx context.Context) {
 		return
 	}
 	runCtx, cancel := context.WithCancel(c.log.WithContext(ctx))
-	c.runCancel, c.runDone = cancel, make(chan struct{})
+	c.runCtx, c.runCancel, c.runDone = runCtx, cancel, make(chan struct{})
 	go c.run(runCtx, c.runDone)
 }
 
-// Disconnect stops the connection loop and waits for it.
+// Disconnect stops the connection loop and the background lookups, and
+// waits for them.
 func (c *Client) Disconnect() {
 	c.runMu.Lock()
 	cancel, done := c.runCancel, c.runDone
-	c.runCancel, c.runDone = nil, nil
+	c.runCtx, c.runCancel, c.runDone = nil, nil, nil
 	c.runMu.Unlock()
 	if cancel != nil {
 		cancel()
 		<-done
 	}
+	c.background.Wait()
 }
 
 // run is the connection loop.
@@ -429,6 +435,19 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 		return nil, bridgev2.NewError("That is this login's own number; a number cannot text itself.", nil)
 	}
 	name := c.conn.cfg.displayName(e164)
+	var notice string
+	if c.conn.cfg.CallerNameLookup {
+		// The user waits for start-chat anyway, so a number not looked up
+		// yet is looked up now; a failure only costs the name and warning.
+		if res, err := c.currentLookup(ctx, e164); err != nil {
+			c.log.Warn().Err(err).Str("ghost", idFromAddr(e164)).Msg("Could not read or store the Lookup answer for start-chat")
+		} else {
+			name = c.conn.contactName(e164, res)
+			if !whatsapp {
+				notice = landlineWarning(e164, res)
+			}
+		}
+	}
 	uid := k.userID()
 	info := c.chatInfo(k)
 	if k.whatsapp {
@@ -443,6 +462,7 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 		UserInfo: &bridgev2.UserInfo{Name: &name, Identifiers: []string{"tel:" + e164}},
 		Chat:     c.portalKey(k),
 		ChatInfo: info,
+		Notice:   notice,
 	}, nil
 }
 
@@ -459,13 +479,24 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 	return c.chatInfo(k), nil
 }
 
-// GetUserInfo names a contact after network.displayname_template.
+// GetUserInfo names a contact after its stored Lookup caller name, if
+// network.caller_name_lookup is on and there is one, else after
+// network.displayname_template. A missing or due Lookup answer is fetched
+// in the background, which renames the ghost when it comes.
 func (c *Client) GetUserInfo(ctx context.Context, ghost *bridgev2.Ghost) (*bridgev2.UserInfo, error) {
 	addr, kind, err := addrFromID(string(ghost.ID))
 	if err != nil {
 		return nil, fmt.Errorf("ghost %s is not a sender", ghost.ID)
 	}
 	name := c.conn.cfg.displayName(addr)
+	if c.conn.cfg.CallerNameLookup && kind == senderPhone {
+		if res, err := c.conn.cachedLookup(ctx, addr); err != nil {
+			c.log.Warn().Err(err).Str("ghost", string(ghost.ID)).Msg("Could not read the stored Lookup answer; naming the contact after the number")
+		} else {
+			name = c.conn.contactName(addr, res)
+		}
+		c.refreshContact(contact{addr: addr, kind: kind})
+	}
 	info := &bridgev2.UserInfo{Name: &name}
 	if kind == senderPhone {
 		info.Identifiers = []string{"tel:" + addr}

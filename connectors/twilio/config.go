@@ -62,6 +62,13 @@ type Config struct {
 	// ReconcileInterval is how often each login lists Twilio's message log
 	// for texts whose webhook never reached the bridge.
 	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
+	// CallerNameLookup names contacts after Twilio Lookup's caller name
+	// (CNAM, US numbers) and lets start-chat warn before texting a
+	// landline. Each lookup is billed by Twilio, so it is off by default.
+	CallerNameLookup bool `yaml:"caller_name_lookup"`
+	// LookupRefresh is how long a Lookup answer is kept before the number
+	// is looked up again.
+	LookupRefresh time.Duration `yaml:"lookup_refresh"`
 
 	// displayname is DisplaynameTemplate, parsed by Validate.
 	displayname *template.Template
@@ -84,6 +91,7 @@ func DefaultConfig() Config {
 		RequestTimeout:      15 * time.Second,
 		MaxWebhookBody:      64 << 10,
 		ReconcileInterval:   5 * time.Minute,
+		LookupRefresh:       30 * 24 * time.Hour,
 	}
 }
 
@@ -123,6 +131,14 @@ const ExampleConfig = `network:
     # How often each login lists Twilio's message log for texts whose webhook never reached the
     # bridge (a proxy, DNS or TLS failure, a timeout); they arrive at the latest this much later.
     reconcile_interval: 5m
+    # Name contacts after their caller name from Twilio Lookup (US numbers only), and warn on
+    # start-chat when a number is a landline. Twilio bills each lookup; a number is looked up
+    # at most once per lookup_refresh (after a failure, once a day), in the background, never
+    # delaying a text. A name you give a contact always wins.
+    caller_name_lookup: false
+    # How long a Lookup answer is kept (in the database, across restarts) before the number is
+    # looked up again.
+    lookup_refresh: 720h
 `
 
 // Validate checks every key and prepares the parsed forms. Errors name the
@@ -179,6 +195,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReconcileInterval < 100*time.Millisecond || c.ReconcileInterval > 24*time.Hour {
 		return errors.New("network.reconcile_interval must be between 100ms and 24h")
+	}
+	if c.LookupRefresh < time.Hour || c.LookupRefresh > 366*24*time.Hour {
+		return errors.New("network.lookup_refresh must be between 1h and 8784h (366 days)")
 	}
 	if c.MaxWebhookBody < 4096 || c.MaxWebhookBody > 16<<20 {
 		return errors.New("network.max_webhook_body must be between 4096 and 16777216 bytes")

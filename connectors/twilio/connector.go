@@ -52,6 +52,8 @@ type Connector struct {
 	numbers    recentFetches[accountNumbers]
 	groups     recentFetches[[]conversations.ConversationsV1Conversation]
 	groupHooks recentFetches[groupHook]
+	// lookups runs the background Twilio Lookups of every login.
+	lookups *lookupQueue
 }
 
 var (
@@ -80,6 +82,7 @@ func New() *Connector {
 		reconnectMax:  5 * time.Minute,
 		now:           time.Now,
 		startup:       make(chan struct{}, startupConcurrency),
+		lookups:       newLookupQueue(),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -101,10 +102,18 @@ func (c *Client) groupNumbers(typed []string) ([]string, error) {
 // CreateGroup creates a group MMS Conversation: the bridge as the login's
 // number, then each phone. If Twilio refuses a participant, the
 // half-made Conversation is deleted and the user reads Twilio's reason.
+// If the login already has a group of exactly these phones, that group is
+// handed back instead, and the core invites the user to its room.
 func (c *Client) CreateGroup(ctx context.Context, params *bridgev2.GroupParams) (*bridgev2.CreatedGroup, error) {
 	phones, err := c.groupNumbers(params.Participants)
 	if err != nil {
 		return nil, err
+	}
+	if sid, err := c.existingGroup(ctx, phones); err != nil {
+		return nil, err
+	} else if sid != "" {
+		c.log.Info().Str("conversation_sid", sid).Msg("Reusing the group of the same phones")
+		return &bridgev2.CreatedGroup{Chat: c.groupKey(sid), ChatInfo: c.groupInfo(params.Name, phones)}, nil
 	}
 	conv, err := c.rest.createConversation(ctx, params.Name)
 	if err != nil {
@@ -190,4 +199,34 @@ func (c *Client) groupChatInfo(ctx context.Context, sid string) (*bridgev2.ChatI
 		return nil, errors.New("the login's number is not the projected address of this conversation")
 	}
 	return c.groupInfo("", phones), nil
+}
+
+// existingGroup is the Conversation SID of this login's group portal
+// whose phones are exactly phones (in any order), or "". A second
+// Conversation of the same people would split their texts over two rooms,
+// and the phones would see two threads. Only portals with a room count;
+// each costs one participant listing, and only start-chat pays it.
+func (c *Client) existingGroup(ctx context.Context, phones []string) (string, error) {
+	portals, err := c.conn.bridge.DB.Portals.GetAllForReceiver(ctx, c.loginID)
+	if err != nil {
+		return "", bridgev2.RetriableError("Could not read this login's chats.", err)
+	}
+	want := slices.Sorted(slices.Values(phones))
+	for _, p := range portals {
+		if !isGroupPortal(p.ID) || p.MXID == "" {
+			continue
+		}
+		parts, err := c.rest.listParticipants(ctx, string(p.ID))
+		if re := asRestError(err); re != nil && re.Status == http.StatusNotFound {
+			continue // deleted on Twilio's side
+		} else if err != nil {
+			return "", err
+		}
+		got, ours := c.groupPhones(parts)
+		slices.Sort(got)
+		if ours && slices.Equal(got, want) {
+			return string(p.ID), nil
+		}
+	}
+	return "", nil
 }

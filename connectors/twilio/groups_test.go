@@ -472,3 +472,29 @@ func TestGroupTextsWhoseWebhooksNeverArrivedComeInByReconcile(t *testing.T) {
 		t.Fatalf("the group shows %q, want %q", got, want)
 	}
 }
+
+func TestStartChatWithTheSamePhonesReusesTheGroup(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.login()
+	group, room := e.startGroup(theirNumber, theirNumber2)
+	mgmt := e.h.ManagementRoom(alice)
+	bot := e.h.Matrix.BotUserID()
+
+	// The same phones in another order, one typed nationally: the same
+	// group and room, and no second Conversation.
+	e.h.SendText(alice, mgmt, "start-chat (415) 555-0101, "+theirNumber)
+	reply := e.h.WaitForText(mgmt, bot, "Opened a group chat with (415) 555-0101")
+	if body := reply.Content.AsMessage().Body; !strings.Contains(body, string(room)) {
+		t.Fatalf("the second start-chat answered %q, not the first group's room %s", body, room)
+	}
+	if convs := e.acct.Conversations(); len(convs) != 1 || convs[0].SID != group.SID {
+		t.Fatalf("Twilio has %d conversations after the second start-chat, want the first only: %+v", len(convs), convs)
+	}
+
+	// Another set of phones is another group.
+	e.h.SendText(alice, mgmt, "start-chat "+theirNumber+", "+theirNumber2+", "+theirNumber3)
+	e.h.WaitForText(mgmt, bot, "Opened a group chat with "+theirNumber+", "+theirNumber2+", "+theirNumber3)
+	if convs := e.acct.Conversations(); len(convs) != 2 {
+		t.Fatalf("Twilio has %d conversations after a start-chat with a third phone, want 2", len(convs))
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -52,6 +53,7 @@ func TestConfigValidationNamesTheKey(t *testing.T) {
 		"network.displayname_template": func(c *Config) { c.DisplaynameTemplate = "{{.Nope}}" },
 		"network.request_timeout":      func(c *Config) { c.RequestTimeout = 0 },
 		"network.max_webhook_body":     func(c *Config) { c.MaxWebhookBody = 10 },
+		"network.lookup_refresh":       func(c *Config) { c.LookupRefresh = time.Minute },
 	} {
 		c := DefaultConfig()
 		mutate(&c)

@@ -363,6 +363,8 @@ func (cl *Client) serveIncoming(w http.ResponseWriter, r *http.Request, form url
 		return
 	}
 	cl.noteHeard()
+	// After the text is journalled, never before: a lookup must not delay it.
+	cl.refreshContact(in.From)
 	log.Debug().Bool("duplicate", res == bridgev2.Duplicate).Int("media", len(in.Media)).Msg("Inbound message journalled")
 	writeAck(w)
 }

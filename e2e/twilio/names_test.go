@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix/event"
+
+	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
 )
 
 func TestAContactCanBeNamedWithSetNameOrByRenamingTheRoom(t *testing.T) {
@@ -46,5 +48,33 @@ func TestAContactCanBeNamedWithSetNameOrByRenamingTheRoom(t *testing.T) {
 	alice.WaitForMessage(room, ghost(bob), "it's Bob")
 	if got := displayName(); got != "Bob from work" {
 		t.Errorf("after a text Bob's ghost is called %q", got)
+	}
+}
+
+func TestAContactIsNamedAfterTheirCallerNameWithoutHoldingUpTheirText(t *testing.T) {
+	alice := newPerson(t)
+	alice.login("")
+	bob := uniqueNumber()
+	env.Sim.SetLookup(bob, twiliosim.LookupInfo{CallerName: "Robert Tables"})
+	room := alice.chatWith(bob)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		profile, err := alice.Matrix.GetDisplayName(ctx(t), ghost(bob))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if profile.DisplayName == "Robert Tables" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Bob's ghost is called %q, want his caller name", profile.DisplayName)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Another text costs no second lookup.
+	alice.textFrom(bob, "Bob again")
+	alice.WaitForMessage(room, ghost(bob), "Bob again")
+	if n := env.Sim.LookupCount(bob); n != 1 {
+		t.Errorf("Bob's number was looked up %d times, want once", n)
 	}
 }
