@@ -132,8 +132,15 @@ func (c *Client) checkGroupDeliveries(ctx context.Context) {
 	creds := c.bgRest.creds
 	hook, _, err := c.conn.groupHooks.get(accountKey(creds.AccountSID, creds.User+":"+creds.Pass), c.conn.now, sharedFetchTTL, func() (groupHook, error) {
 		hook, err := c.bgRest.conversationsWebhook(ctx)
-		if err != nil || slices.Contains(hook.filters, eventDeliveryUpdated) || !c.conn.isGroupHook(hook.url) {
+		if err != nil && groupCatchUpFatal(err) {
 			return hook, err
+		} else if err != nil {
+			// Refused (an account or key without Conversations): no group
+			// texts come, which its other logins need not ask again.
+			return groupHook{}, nil
+		}
+		if slices.Contains(hook.filters, eventDeliveryUpdated) || !c.conn.isGroupHook(hook.url) {
+			return hook, nil
 		}
 		if err := c.bgRest.setConversationsWebhook(ctx, hook.url); err != nil {
 			return groupHook{}, err

@@ -106,6 +106,11 @@ func (t *NullTwilio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 	case path == base+"/Messages.json":
 		_ = json.NewEncoder(w).Encode(map[string]any{"messages": []any{}, "page": 0, "page_size": 50, "next_page_uri": nil, "uri": path})
+	case path == "/v1/Configuration/Webhooks":
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"account_sid": t.AccountSID, "method": "POST", "filters": []string{}, "target": "webhook",
+			"pre_webhook_url": nil, "post_webhook_url": nil, "url": path,
+		})
 	case path == "/v1/Conversations":
 		// An account with Conversations and no groups: the catch-up lists
 		// them as it does on a real account.
