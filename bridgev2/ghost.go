@@ -115,6 +115,18 @@ func (g *Ghost) SetUserName(ctx context.Context, name string) error {
 	return g.saveLocked(ctx)
 }
 
+// DisplayName is the name the ghost shows in Matrix: the user's, the
+// network's, or "" before any was set. Connectors name a contact's DM room
+// after it, so that the room follows the contact's name.
+func (g *Ghost) DisplayName() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.NameSet {
+		return ""
+	}
+	return g.Name
+}
+
 // userName is the name a Matrix user gave the contact, or "".
 func (g *Ghost) userName() string {
 	g.mu.Lock()

@@ -70,7 +70,10 @@ func (l *UserLogin) Ingest(ctx context.Context, evt *RemoteEvent) (IngestResult,
 	}
 	row := &database.InboundEvent{LoginID: l.ID, Portal: evt.Portal, DedupKey: key, Payload: payload}
 	var inserted bool
+	// The closure keeps its own err: a write whose ctx ends returns while
+	// the writer may still run it.
 	err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		var err error
 		if inserted, err = b.DB.Inbound.Insert(ctx, tx, row); err != nil || !inserted {
 			return err
 		}

@@ -274,7 +274,9 @@ func (p *Portal) recordSent(ctx context.Context, row *database.OutboundEvent, ev
 
 func (p *Portal) writeSent(ctx context.Context, row *database.OutboundEvent, evt *event.Event, login *UserLogin, sent []SentMessage, report *database.Report) (queued bool, err error) {
 	b := p.Bridge
-	return queued, b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+	// queued is read only after the write returned: in "return queued,
+	// Write(...)" Go may read it before the call sets it.
+	err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
 		for _, s := range sent {
 			// The Matrix event's time, to the millisecond: reports order
 			// the messages of a portal by it (networks like Twilio give
@@ -298,6 +300,7 @@ func (p *Portal) writeSent(ctx context.Context, row *database.OutboundEvent, evt
 		queued, err = p.closeSent(ctx, tx, row, report)
 		return err
 	})
+	return queued, err
 }
 
 // closeSent, inside the write that records what was sent, closes the

@@ -110,8 +110,19 @@ func (c *Client) ownAddress(k contact) string {
 // chatName is the room name of the chat with k: the contact's name, marked
 // "(WhatsApp)" for the WhatsApp chat so the user can tell it from the SMS
 // chat with the same person.
-func (c *Client) chatName(k contact) string {
+func (c *Client) chatName(ctx context.Context, k contact) string {
 	name := c.conn.cfg.displayName(k.addr)
+	// The core keeps the ghosts of active chats in memory, so this is a
+	// database read only for a contact it has not met since it started
+	// (and that read warms the ghost the text needs anyway).
+	if g, err := c.conn.bridge.GetGhost(ctx, k.userID()); err == nil && g.DisplayName() != "" {
+		name = g.DisplayName()
+	}
+	return channelName(name, k)
+}
+
+// channelName is a chat name for the contact's name on k's channel.
+func channelName(name string, k contact) string {
 	if k.whatsapp {
 		name += " (WhatsApp)"
 	}

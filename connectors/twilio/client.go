@@ -449,7 +449,13 @@ func (c *Client) ResolveIdentifier(ctx context.Context, identifier string) (*bri
 		}
 	}
 	uid := k.userID()
-	info := c.chatInfo(k)
+	info := c.chatInfo(ctx, k)
+	if *info.Name == channelName(c.conn.cfg.displayName(e164), k) {
+		// The ghost has no better name yet than the caller name just
+		// looked up.
+		chatName := channelName(name, k)
+		info.Name = &chatName
+	}
 	if k.whatsapp {
 		topic, err := c.windowTopicNow(ctx, k)
 		if err != nil {
@@ -476,7 +482,7 @@ func (c *Client) GetChatInfo(ctx context.Context, portal *bridgev2.Portal) (*bri
 	if err != nil {
 		return nil, fmt.Errorf("portal %s is not a sender's chat", portal.ID)
 	}
-	return c.chatInfo(k), nil
+	return c.chatInfo(ctx, k), nil
 }
 
 // GetUserInfo names a contact after its stored Lookup caller name, if
@@ -511,8 +517,8 @@ func (c *Client) portalKey(k contact) networkid.PortalKey {
 
 // chatInfo describes the DM with a contact. The person is one ghost on both
 // channels; only the rooms differ.
-func (c *Client) chatInfo(k contact) *bridgev2.ChatInfo {
-	name := c.chatName(k)
+func (c *Client) chatInfo(ctx context.Context, k contact) *bridgev2.ChatInfo {
+	name := c.chatName(ctx, k)
 	info := &bridgev2.ChatInfo{IsDM: true, OtherUser: k.userID(), Name: &name}
 	// The room says once, in its topic, why replies fail here.
 	if why := replyRefusal(k.addr, k.kind); why != "" {

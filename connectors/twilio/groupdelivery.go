@@ -2,6 +2,7 @@ package twilio
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -41,19 +42,20 @@ func (cl *Client) serveGroupDelivery(w http.ResponseWriter, r *http.Request, for
 	if ds.Code == "0" {
 		ds.Code = ""
 	}
-	if state != database.DeliveryFailed {
+	// The message carries the core's send token: a report that overtakes
+	// the send's own response waits for it instead of being dropped.
+	m, err := cl.rest.fetchConvMessage(r.Context(), convSID, msgSID)
+	if err != nil {
+		log.Err(err).Msg("Could not read a group text's deliveries; Twilio will see a failed webhook")
+		http.Error(w, "could not read the message", http.StatusInternalServerError)
+		return
+	}
+	ds.SendToken = groupSendToken(deref(m.Attributes))
+	if state != database.DeliveryFailed && !deliveredToAll(m, state) {
 		// Delivered (or read) by this phone: the text is delivered once the
 		// message's summary says every phone has it.
-		m, err := cl.rest.fetchConvMessage(r.Context(), convSID, msgSID)
-		if err != nil {
-			log.Err(err).Msg("Could not read a group text's deliveries; Twilio will see a failed webhook")
-			http.Error(w, "could not read the message", http.StatusInternalServerError)
-			return
-		}
-		if !deliveredToAll(m, state) {
-			writeAck(w)
-			return
-		}
+		writeAck(w)
+		return
 	}
 	parts, err := cl.rest.listParticipants(r.Context(), convSID)
 	if err != nil {
@@ -82,6 +84,28 @@ func (cl *Client) serveGroupDelivery(w http.ResponseWriter, r *http.Request, for
 		return
 	}
 	writeAck(w)
+}
+
+// groupAttributes are the attributes of a group message the bridge sends:
+// its send token, which Twilio hands back with the message.
+func groupAttributes(sendToken string) string {
+	b, _ := json.Marshal(map[string]string{sendTokenAttribute: sendToken})
+	return string(b)
+}
+
+// sendTokenAttribute is the key of the send token in a group message's
+// attributes.
+const sendTokenAttribute = "trestle_send_token"
+
+// groupSendToken reads the send token from a group message's attributes,
+// "" for a message without one.
+func groupSendToken(attributes string) string {
+	var attrs map[string]any
+	if json.Unmarshal([]byte(attributes), &attrs) != nil {
+		return ""
+	}
+	token, _ := attrs[sendTokenAttribute].(string)
+	return token
 }
 
 // deliveredToAll reports whether the message's delivery summary says every

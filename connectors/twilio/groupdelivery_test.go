@@ -1,8 +1,10 @@
 package twilio
 
 import (
+	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	conversations "github.com/twilio/twilio-go/rest/conversations/v1"
@@ -80,5 +82,51 @@ func TestAnOlderConversationsWebhookGetsTheDeliveryReports(t *testing.T) {
 	}
 	_, room := e.startGroup(theirNumber, theirNumber2)
 	evtID := e.h.SendText(alice, room, "hello all")
+	e.waitReceipt(room, e.h.Matrix.BotUserID(), evtID)
+}
+
+// heldSends holds the answer to each group message the bridge creates
+// until Twilio has reported its delivery to every phone, as a slow network
+// would: the reports then reach the bridge before it learns the send went
+// through.
+type heldSends struct {
+	base http.RoundTripper
+	acct atomic.Pointer[twiliosim.Account]
+}
+
+func (h *heldSends) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := h.base.RoundTrip(req)
+	if acct := h.acct.Load(); acct != nil && err == nil && req.Method == http.MethodPost &&
+		strings.HasPrefix(req.URL.Path, "/v1/Conversations/") && strings.HasSuffix(req.URL.Path, "/Messages") {
+		_, _ = acct.WaitConversations(req.Context(), func(cs []twiliosim.Conversation) bool {
+			for _, c := range cs {
+				for _, m := range c.Messages {
+					if m.Author == ourNumber && !m.Done {
+						return false
+					}
+				}
+			}
+			return true
+		})
+	}
+	return resp, err
+}
+
+// A delivery report that overtakes the send's own answer is kept until
+// the send is recorded, not dropped as a report on a message the bridge
+// never sent.
+func TestAGroupDeliveryReportThatOvertakesItsSendIsKept(t *testing.T) {
+	held := &heldSends{}
+	e := newEnv(t, envOptions{
+		configure: func(c *bridgeconfig.Config) { c.Bridge.DeliveryReceipts = true },
+		tweak: func(c *Connector) {
+			held.base = c.transport
+			c.transport = held
+		},
+	})
+	held.acct.Store(e.acct)
+	e.login()
+	_, room := e.startGroup(theirNumber, theirNumber2)
+	evtID := e.h.SendText(alice, room, "slow network")
 	e.waitReceipt(room, e.h.Matrix.BotUserID(), evtID)
 }

@@ -26,6 +26,9 @@ func (c *Client) sendGroupPlan(ctx context.Context, out *bridgev2.Outgoing, plan
 	for i := out.Progress.Count(); i < len(plan.parts); i++ {
 		part := plan.parts[i]
 		params := (&conversations.CreateConversationMessageParams{}).SetAuthor(c.own)
+		if out.SendToken != "" {
+			params.SetAttributes(groupAttributes(out.SendToken))
+		}
 		if part.Body != "" {
 			params.SetBody(part.Body)
 		}

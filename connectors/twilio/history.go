@@ -325,7 +325,7 @@ func (c *Client) eventFromLog(ctx context.Context, m *openapi.ApiV2010Message) (
 		Sender:    bridgev2.EventSender{Sender: from.userID()},
 		Timestamp: messageTime(m),
 		Parts:     withOptOutNotice(chatParts(from, body, media), optOut),
-		ChatInfo:  c.inboundChatInfo(from, messageTime(m)),
+		ChatInfo:  c.inboundChatInfo(ctx, from, messageTime(m)),
 	}, nil
 }
 

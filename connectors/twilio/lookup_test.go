@@ -56,16 +56,22 @@ func TestLookupNamesTheContactOnceAcrossTextsAndRestarts(t *testing.T) {
 	e.login()
 	ghost := e.ghost(theirNumber)
 
-	e.text("first")
+	room := e.text("first")
 	e.eventually("the caller name", func() bool { return e.displayName(ghost) == "Ada Lovelace" })
 	if n := e.sim.LookupCount(theirNumber); n != 1 {
 		t.Fatalf("the first text made %d lookups, want 1", n)
 	}
+	// The room opened before the answer came, named after the number; it
+	// follows the contact's new name.
+	e.eventually("the room named after the caller name", func() bool { return e.roomName(room) == "Ada Lovelace" })
 
 	e.text("second")
 	e.lookupsIdle()
 	if n := e.sim.LookupCount(theirNumber); n != 1 {
 		t.Fatalf("after a second text %d lookups were made, want still 1", n)
+	}
+	if got := e.roomName(room); got != "Ada Lovelace" {
+		t.Fatalf("after a second text the room is called %q", got)
 	}
 
 	// The answer is stored, not only remembered: a restarted bridge names
@@ -79,6 +85,9 @@ func TestLookupNamesTheContactOnceAcrossTextsAndRestarts(t *testing.T) {
 	}
 	if got := e.displayName(ghost); got != "Ada Lovelace" {
 		t.Fatalf("after a restart the contact is called %q", got)
+	}
+	if got := e.roomName(room); got != "Ada Lovelace" {
+		t.Fatalf("after a restart the room is called %q", got)
 	}
 }
 

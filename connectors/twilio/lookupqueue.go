@@ -2,10 +2,13 @@ package twilio
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/trestle-bridge/trestle/bridgev2"
+	"github.com/trestle-bridge/trestle/bridgev2/database"
+	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
 // lookupConcurrency bounds the Lookup requests in flight across all
@@ -90,7 +93,7 @@ func (c *Client) refreshContact(k contact) {
 		case <-ctx.Done():
 			return
 		}
-		res, err := c.syncContactName(ctx, k.addr)
+		res, err := c.syncContactName(ctx, k)
 		if err != nil {
 			if ctx.Err() == nil {
 				c.log.Warn().Err(err).Str("ghost", idFromAddr(k.addr)).Msg("Could not update the contact's name from Twilio Lookup")
@@ -102,21 +105,50 @@ func (c *Client) refreshContact(k contact) {
 }
 
 // syncContactName looks the number up if its stored answer is missing or
-// due, and names its ghost accordingly.
-func (c *Client) syncContactName(ctx context.Context, e164 string) (*lookupResult, error) {
-	res, err := c.currentLookup(ctx, e164)
+// due, and names its ghost accordingly. A new name also renames this
+// login's room with the contact, which is named after the contact; the
+// rename goes through the journal like any chat info (and leaves a room
+// the user named alone).
+func (c *Client) syncContactName(ctx context.Context, k contact) (*lookupResult, error) {
+	res, err := c.currentLookup(ctx, k.addr)
 	if err != nil {
 		return nil, err
 	}
-	ghost, err := c.conn.bridge.GetGhost(ctx, userIDFromAddr(e164))
+	ghost, err := c.conn.bridge.GetGhost(ctx, k.userID())
 	if err != nil {
 		return nil, err
 	}
-	name := c.conn.contactName(e164, res)
+	before := ghost.DisplayName()
+	name := c.conn.contactName(k.addr, res)
 	if err := ghost.UpdateInfo(ctx, c.login, &bridgev2.UserInfo{Name: &name}); err != nil {
 		return nil, err
 	}
+	if after := ghost.DisplayName(); after != before {
+		if err := c.renameChat(ctx, k, after); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
+}
+
+// renameChat names this login's room with k after the contact's new name,
+// if the room exists.
+func (c *Client) renameChat(ctx context.Context, k contact, name string) error {
+	key := c.portalKey(k)
+	if p, err := c.conn.bridge.DB.Portals.Get(ctx, key); errors.Is(err, database.ErrNotFound) || (err == nil && p.MXID == "") {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	chatName := channelName(name, k)
+	_, err := c.login.Ingest(ctx, &bridgev2.RemoteEvent{
+		Kind:      bridgev2.RemoteChatInfo,
+		ID:        networkid.MessageID("contact-name:" + k.addr + ":" + chatName),
+		Portal:    key,
+		Timestamp: c.conn.now(),
+		ChatInfo:  &bridgev2.ChatInfo{Name: &chatName},
+	})
+	return err
 }
 
 // startBackground counts a goroutine into c.background and returns the

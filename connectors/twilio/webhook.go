@@ -353,7 +353,7 @@ func (cl *Client) serveIncoming(w http.ResponseWriter, r *http.Request, form url
 		Timestamp: now,
 		Parts:     withOptOutNotice(in.parts(), in.OptOut),
 		ReplyTo:   networkid.MessageID(in.ReplyTo),
-		ChatInfo:  cl.inboundChatInfo(in.From, now),
+		ChatInfo:  cl.inboundChatInfo(r.Context(), in.From, now),
 	}
 	res, err := cl.login.Ingest(r.Context(), evt)
 	if err != nil {

@@ -17,8 +17,8 @@ const whatsappWindow = 24 * time.Hour
 // inboundChatInfo is the chat info carried by a message from k at a time.
 // For WhatsApp, the topic says until when free-form replies are possible, so
 // the user knows before typing; a later message moves it.
-func (c *Client) inboundChatInfo(k contact, at time.Time) *bridgev2.ChatInfo {
-	info := c.chatInfo(k)
+func (c *Client) inboundChatInfo(ctx context.Context, k contact, at time.Time) *bridgev2.ChatInfo {
+	info := c.chatInfo(ctx, k)
 	if k.whatsapp {
 		topic := windowTopic(at.Add(whatsappWindow))
 		info.Topic = &topic
