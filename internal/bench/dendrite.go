@@ -509,9 +509,6 @@ func (r *dendriteRun) outbound(ctx context.Context, ceiling bool) (Summary, erro
 			}
 			rooms = append(rooms, resp.RoomID)
 		}
-		if err := r.awaitEncrypted(ctx, rooms); err != nil {
-			return Summary{}, err
-		}
 	}
 	if len(rooms) == 0 {
 		return Summary{}, errors.New("no portal rooms")

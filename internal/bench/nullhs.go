@@ -127,7 +127,7 @@ func (h *NullHomeserver) send(w http.ResponseWriter, r *http.Request) {
 		h.txns[key] = eventID
 	}
 	h.mu.Unlock()
-	if !seen {
+	if !seen && r.Method == http.MethodPut {
 		h.events.Add(1)
 	}
 	plain := strings.Contains(r.URL.Path, "/send/m.room.message/")
