@@ -209,6 +209,12 @@ func (e *E2EE) setup(ctx context.Context) error {
 	mach.ShareKeysMinTrust = id.ParseTrustState(e.enc.VerificationLevels.Share)
 	mach.PlaintextMentions = true
 	mach.DisableDeviceChangeKeyRotation = e.enc.Rotation.DisableDeviceChangeKeyRotation
+	// The ratchet safety data is only read to ratchet inbound sessions
+	// forward or delete them once used up on decryption, which the bridge
+	// does not do. Tracking it would re-pickle and commit the whole inbound
+	// session after every message received; replays are still refused by
+	// the message index, which ValidateMessageIndex commits.
+	mach.DisableRatchetTracking = true
 	mach.SetBackgroundCtx(ctx)
 	if err := mach.Load(ctx); err != nil {
 		return fmt.Errorf("load the bot's olm account: %w", err)

@@ -5,6 +5,7 @@
 //
 //	go run ./cmd/trestle-bench -mode null -messages 20000 -numbers 1000 -concurrency 64
 //	go run ./cmd/trestle-bench -mode null -rate 1000 -messages 20000      # latency at 1,000 msg/s
+//	go run ./cmd/trestle-bench -mode null -encryption -messages 20000     # encrypted portals
 //	go run ./cmd/trestle-bench -mode dendrite -messages 2000 -numbers 50
 //	go run ./cmd/trestle-bench -mode scale     # 1M portals, 1M ghosts, 10M mappings: start-up and memory
 //	go run ./cmd/trestle-bench -mode logins -logins 10000 # start-up with 10,000 logged-in numbers
@@ -41,6 +42,7 @@ func main() {
 	latency := flag.Duration("twilio-latency", 100*time.Millisecond, "how long the null Twilio takes to answer (-mode logins)")
 	active := flag.Int("active", 1000, "stored portals made active after start-up (-mode scale)")
 	statuses := flag.Bool("status-events", false, "turn on message status events (each is one more homeserver event per message; off in the shipped config)")
+	encryption := flag.Bool("encryption", false, "encrypted portals: the bridge encrypts and decrypts, and so does the bench user's own device (-mode null and dendrite)")
 	noReceipts := flag.Bool("no-delivery-receipts", false, "turn off the bridge bot's delivery receipts (on in the shipped config)")
 	flag.Parse()
 
@@ -59,6 +61,7 @@ func main() {
 	opts := bench.Options{
 		Dir: dir, Numbers: *numbers, Messages: *messages, Concurrency: *concurrency, Rate: *rateFlag, Batch: *batch,
 		Inbound: *direction != "out", Outbound: *direction != "in", Progress: os.Stderr, StatusEvents: *statuses, NoDeliveryReceipts: *noReceipts,
+		Encryption: *encryption,
 	}
 	if *dbType == "postgres" {
 		opts.DatabaseType, opts.DatabaseURI = "postgres", *dbURI

@@ -16,6 +16,7 @@ import (
 
 	"github.com/trestle-bridge/trestle/connectors/twilio/twiliosim"
 	"github.com/trestle-bridge/trestle/internal/dendrite"
+	"github.com/trestle-bridge/trestle/internal/matrixtest"
 	"github.com/trestle-bridge/trestle/internal/rig"
 )
 
@@ -43,11 +44,16 @@ type DendriteReport struct {
 	ReceiptedRooms   int
 	OutboundRooms    int
 	PeakRSS          int64
+	// Encrypted says the portals (and the ceilings' rooms) were encrypted.
+	Encrypted bool
 }
 
 // Text formats the report.
 func (r *DendriteReport) Text() string {
 	var sb strings.Builder
+	if r.Encrypted {
+		sb.WriteString("encrypted portals (end-to-bridge encryption); the user's client encrypts and decrypts\n")
+	}
 	fmt.Fprintf(&sb, "portal creation (first text from each new number): %s\n", r.PortalCreation)
 	fmt.Fprintf(&sb, "room creation ceiling (a plain appservice client creates the same rooms and sends the text): %s\n", r.CreationCeiling)
 	if r.Inbound.Count > 0 {
@@ -93,6 +99,11 @@ type dendriteRun struct {
 	botPaused atomic.Bool
 	botSyncs  atomic.Int64
 	rooms     sync.Map // remote number -> room ID
+	// crypt is the user's encrypting client in encrypted runs (nil
+	// otherwise); sealed holds the encrypted texts the bot's sync saw
+	// before the user's device had their keys, to be decrypted later.
+	crypt  *matrixtest.Client
+	sealed []sealedArrival
 }
 
 // RunDendrite measures against the real Dendrite and the Twilio simulator.
@@ -113,6 +124,9 @@ func RunDendrite(ctx context.Context, opts Options) (*DendriteReport, error) {
 			"homeserver.sync_redactions": false, "bridge.message_status_events": opts.StatusEvents,
 			"bridge.delivery_receipts": !opts.NoDeliveryReceipts,
 			"metrics.enabled":          true, "metrics.listen": fmt.Sprintf("127.0.0.1:%d", metricsPort),
+			// The rig generates the pickle key; to-device events come through
+			// the bot's /sync, as Dendrite offers no MSC2409.
+			"encryption.allow": opts.Encryption, "encryption.default": opts.Encryption,
 		},
 		DendriteOptions: rigDendriteQuiet(),
 	})
@@ -137,9 +151,11 @@ func RunDendrite(ctx context.Context, opts Options) (*DendriteReport, error) {
 	}
 	botCli.SetAppServiceUserID = true
 	go r.syncLoop(ctx, botCli, true)
-	go r.syncLoop(ctx, r.user, false)
+	if r.crypt == nil {
+		go r.syncLoop(ctx, r.user, false)
+	}
 
-	report := &DendriteReport{}
+	report := &DendriteReport{Encrypted: opts.Encryption}
 	opts.progress("first texts from %d new numbers (portal creation)", opts.Numbers)
 	if report.PortalCreation, err = r.inbound(ctx, opts.Numbers, "first"); err != nil {
 		return nil, err
@@ -202,6 +218,13 @@ func (r *dendriteRun) setup(ctx context.Context) error {
 	if r.user, err = r.env.NewUser(ctx, "benchuser", "benchuser-password"); err != nil {
 		return err
 	}
+	if r.opts.Encryption {
+		// The user's own device, as Element's: it joins the portals, gets
+		// the bridge's keys through its /sync, and encrypts what it sends.
+		if r.crypt, err = matrixtest.Start(ctx, r.user, matrixtest.Options{AutoJoin: true, Crypto: true}); err != nil {
+			return err
+		}
+	}
 	if r.account, err = r.env.Sim.AddAccount("", ""); err != nil {
 		return err
 	}
@@ -229,7 +252,7 @@ func (r *dendriteRun) setup(ctx context.Context) error {
 		}
 	}
 	for _, answer := range []string{"login", r.account.SID(), r.account.AuthToken()} {
-		if _, err := r.user.SendText(ctx, resp.RoomID, answer); err != nil {
+		if _, err := r.sendText(ctx, resp.RoomID, answer); err != nil {
 			return err
 		}
 	}
@@ -264,7 +287,7 @@ func (r *dendriteRun) syncLoop(ctx context.Context, cli *mautrix.Client, timing 
 	filter := ""
 	if timing {
 		filter = `{"presence":{"types":[]},"account_data":{"types":[]},"room":{"state":{"types":[]},"ephemeral":{"types":["m.receipt"]},` +
-			`"account_data":{"types":[]},"timeline":{"types":["m.room.message","com.beeper.message_send_status"],"limit":5000}}}`
+			`"account_data":{"types":[]},"timeline":{"types":["m.room.message","m.room.encrypted","com.beeper.message_send_status"],"limit":5000}}}`
 	}
 	for ctx.Err() == nil {
 		if timing && r.botPaused.Load() {
@@ -301,29 +324,41 @@ func (r *dendriteRun) syncLoop(ctx context.Context, cli *mautrix.Client, timing 
 				}
 			}
 			for _, evt := range room.Timeline.Events {
-				if evt.Type == event.BeeperMessageStatus {
+				if evt.Type == event.BeeperMessageStatus || (evt.Type == event.EventEncrypted && evt.Sender == bot) {
+					// In encrypted portals statuses and notices are encrypted.
 					r.statuses.Add(1)
+				}
+				if evt.Type == event.EventEncrypted && evt.Sender != bot {
+					evt.RoomID = roomID
+					r.sealed = append(r.sealed, sealedArrival{evt: evt, at: now, lat: r.arrived.Load()})
+					continue
 				}
 				if evt.Type != event.EventMessage {
 					continue
 				}
 				_ = evt.Content.ParseRaw(evt.Type)
-				body := evt.Content.AsMessage().Body
 				if evt.Sender == bot {
 					r.statuses.Add(1) // a notice
 					continue
 				}
-				// The creation ceiling's rooms (texts tagged "ceil-") look
-				// like portals but are not bridged: outbound must not use them.
-				if remote, ok := strings.CutPrefix(string(evt.Sender), "@twilio_"); ok && !strings.HasPrefix(body, "ceil-") {
-					r.rooms.LoadOrStore("+"+strings.SplitN(remote, ":", 2)[0], roomID)
-				}
-				if l := r.arrived.Load(); l != nil {
-					l.Arrived(body, now)
-				}
+				r.textArrived(r.arrived.Load(), evt.Sender, roomID, evt.Content.AsMessage().Body, now)
 			}
 		}
+		r.openSealed(ctx)
 		r.botSyncs.Add(1)
+	}
+}
+
+// textArrived records a text the bot's sync saw in a room at a time, in
+// the latencies of the phase it was seen in.
+func (r *dendriteRun) textArrived(lat *Latencies, sender id.UserID, roomID id.RoomID, body string, at time.Time) {
+	// The creation ceiling's rooms (texts tagged "ceil-") look like
+	// portals but are not bridged: outbound must not use them.
+	if remote, ok := strings.CutPrefix(string(sender), "@twilio_"); ok && !strings.HasPrefix(body, "ceil-") {
+		r.rooms.LoadOrStore("+"+strings.SplitN(remote, ":", 2)[0], roomID)
+	}
+	if lat != nil {
+		lat.Arrived(body, at)
 	}
 }
 
@@ -432,10 +467,10 @@ func (r *dendriteRun) creationCeiling(ctx context.Context) (Summary, error) {
 		resp, err := ghost.CreateRoom(ctx, &mautrix.ReqCreateRoom{
 			Visibility: "private", Preset: "private_chat", Name: "+1 555-777", IsDirect: true,
 			Invite: []id.UserID{r.user.UserID, bot},
-			InitialState: []*event.Event{
+			InitialState: append([]*event.Event{
 				{Type: event.StateBridge, StateKey: &localpart, Content: event.Content{Raw: info}},
 				{Type: event.StateHalfShotBridge, StateKey: &localpart, Content: event.Content{Raw: info}},
-			},
+			}, r.encryptionState()...),
 			PowerLevelOverride: &event.PowerLevelsEventContent{Users: map[id.UserID]int{ghost.UserID: 100, bot: 100}},
 		})
 		if err != nil {
@@ -468,7 +503,7 @@ func (r *dendriteRun) outbound(ctx context.Context, ceiling bool) (Summary, erro
 		n := len(rooms)
 		rooms = rooms[:0]
 		for range n {
-			resp, err := r.user.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+			resp, err := r.user.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", InitialState: r.encryptionState()})
 			if err != nil {
 				return Summary{}, err
 			}
@@ -477,6 +512,9 @@ func (r *dendriteRun) outbound(ctx context.Context, ceiling bool) (Summary, erro
 	}
 	if len(rooms) == 0 {
 		return Summary{}, errors.New("no portal rooms")
+	}
+	if err := r.awaitEncrypted(ctx, rooms); err != nil {
+		return Summary{}, err
 	}
 	count := r.opts.Messages
 	lat := NewLatencies(count)
@@ -494,12 +532,12 @@ func (r *dendriteRun) outbound(ctx context.Context, ceiling bool) (Summary, erro
 		token := fmt.Sprintf("%s-%d bench text", tag, i)
 		lat.Sent(token, time.Now())
 		room := rooms[i%len(rooms)]
-		resp, err := r.user.SendText(ctx, room, token)
+		eventID, err := r.sendText(ctx, room, token)
 		if ceiling && err == nil {
 			lat.Arrived(token, time.Now())
 		}
 		if !ceiling && err == nil {
-			r.noteSent(room, resp.EventID, i)
+			r.noteSent(room, eventID, i)
 		}
 		return err
 	})

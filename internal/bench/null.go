@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/trestle-bridge/trestle/internal/rig"
 )
@@ -53,6 +54,10 @@ type Options struct {
 	NoDeliveryReceipts bool
 	// ConfigEdits are further config keys (dotted paths) for the bridge.
 	ConfigEdits map[string]any
+	// Encryption runs with end-to-bridge encryption: portals are created
+	// encrypted, and the bench user's own device encrypts what it sends and
+	// decrypts what the bridge sends.
+	Encryption bool
 }
 
 // Report is what a run measured.
@@ -62,6 +67,13 @@ type Report struct {
 	OutboundCPUPer1000 time.Duration
 	PeakRSS            int64
 	PortalCreation     Summary
+	// InboundEvents and OutboundEvents are the room events the homeserver
+	// accepted during each phase; ToDevice the to-device messages sent in
+	// the whole run (key sharing, in encrypted runs).
+	InboundEvents, OutboundEvents int64
+	ToDevice                      int64
+	// Encrypted says the run was encrypted.
+	Encrypted bool
 }
 
 const (
@@ -91,6 +103,8 @@ type nullRun struct {
 	loginOnce sync.Once
 	in, out   atomic.Pointer[Latencies]
 	txnSeq    atomic.Int64
+	// user is the bench user's device in encrypted runs (nil otherwise).
+	user *userDevice
 }
 
 func (o *Options) progress(format string, args ...any) {
@@ -109,7 +123,7 @@ func RunNull(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	defer cleanup()
-	report := &Report{}
+	report := &Report{Encrypted: opts.Encryption}
 	opts.progress("creating %d portals (first text from each number)", opts.Numbers)
 	if report.PortalCreation, err = r.inbound(ctx, bridgeURL, opts.Numbers, "first"); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
@@ -117,21 +131,38 @@ func RunNull(ctx context.Context, opts Options) (*Report, error) {
 	opts.progress("portal creation: %s", report.PortalCreation)
 	if opts.Inbound {
 		before, _ := ReadProcStats(r.bridge.PID())
+		events := r.hs.Events()
 		if report.Inbound, err = r.inbound(ctx, bridgeURL, opts.Messages, "in"); err != nil {
 			return nil, err
 		}
 		after, _ := ReadProcStats(r.bridge.PID())
+		report.InboundEvents = r.hs.Events() - events
 		report.InboundCPUPer1000 = (after.CPU - before.CPU) * 1000 / time.Duration(max(report.Inbound.Count, 1))
 		opts.progress("inbound: %s; CPU %s per 1,000", report.Inbound, report.InboundCPUPer1000)
 	}
 	if opts.Outbound {
+		if r.user != nil {
+			// Each portal gets the user's Megolm session before timing, as
+			// a client shares one before its first message in a room; a
+			// session then lasts 100 messages.
+			start := time.Now()
+			if err := r.shareUserKeys(ctx, bridgeURL); err != nil {
+				return nil, err
+			}
+			opts.progress("the user's keys shared in %d portals in %s", len(r.portals()), time.Since(start).Round(time.Millisecond))
+		}
 		before, _ := ReadProcStats(r.bridge.PID())
+		events := r.hs.Events()
 		if report.Outbound, err = r.outbound(ctx, bridgeURL); err != nil {
 			return nil, err
 		}
 		after, _ := ReadProcStats(r.bridge.PID())
+		report.OutboundEvents = r.hs.Events() - events
 		report.OutboundCPUPer1000 = (after.CPU - before.CPU) * 1000 / time.Duration(max(report.Outbound.Count, 1))
 		opts.progress("outbound: %s; CPU %s per 1,000", report.Outbound, report.OutboundCPUPer1000)
+	}
+	if r.hs.keys != nil {
+		report.ToDevice = r.hs.keys.toDevice.Load()
 	}
 	st, _ := ReadProcStats(r.bridge.PID())
 	report.PeakRSS = st.PeakRSS
@@ -209,6 +240,11 @@ func startNull(ctx context.Context, opts Options) (r *nullRun, bridgeURL string,
 		"bridge.message_status_events": opts.StatusEvents,
 		"bridge.delivery_receipts":     !opts.NoDeliveryReceipts,
 	}
+	if opts.Encryption {
+		if err := r.startEncryption(ctx, hsServer.URL, edits); err != nil {
+			return nil, "", cleanup, err
+		}
+	}
 	maps.Copy(edits, opts.ConfigEdits)
 	files, err := rig.WriteBridgeConfig(opts.Dir, edits)
 	if err != nil {
@@ -228,6 +264,11 @@ func startNull(ctx context.Context, opts Options) (r *nullRun, bridgeURL string,
 	cleanups = append(cleanups, func() { _ = r.bridge.Stop() })
 	if err := r.login(ctx, bridgeURL); err != nil {
 		return nil, "", cleanup, err
+	}
+	if r.user != nil {
+		if err := r.openOlmSession(ctx, bridgeURL); err != nil {
+			return nil, "", cleanup, err
+		}
 	}
 	return r, bridgeURL, cleanup, nil
 }
@@ -269,8 +310,17 @@ func (r *nullRun) login(ctx context.Context, bridgeURL string) error {
 	}
 }
 
+// transaction pushes events to the bridge as the homeserver does, with
+// the to-device messages for the bridge's device queued since the last one
+// (MSC2409, encryption.appservice), which the bridge handles first.
 func (r *nullRun) transaction(ctx context.Context, bridgeURL string, events []map[string]any) error {
-	body, err := json.Marshal(map[string]any{"events": events})
+	payload := map[string]any{"events": events}
+	if r.hs.keys != nil {
+		if toDevice := r.hs.keys.takeForBot(); len(toDevice) > 0 {
+			payload["de.sorunome.msc2409.to_device"] = toDevice
+		}
+	}
+	body, err := json.Marshal(payload)
 	if err != nil {
 		return err
 	}
@@ -360,12 +410,7 @@ func tagHex(tag string) string {
 // as the homeserver would: transactions of up to Batch events, one in
 // flight at a time, and waits until each reached Twilio.
 func (r *nullRun) outbound(ctx context.Context, bridgeURL string) (Summary, error) {
-	r.mu.Lock()
-	rooms := make([]string, 0, len(r.rooms))
-	for _, room := range r.rooms {
-		rooms = append(rooms, room)
-	}
-	r.mu.Unlock()
+	rooms := r.portals()
 	if len(rooms) == 0 {
 		return Summary{}, errors.New("no portal rooms")
 	}
@@ -390,10 +435,15 @@ func (r *nullRun) outbound(ctx context.Context, bridgeURL string) (Summary, erro
 		for j := 0; j < n; j++ {
 			token := fmt.Sprintf("out-%d bench text", i+j)
 			lat.Sent(token, now)
+			room := rooms[(i+j)%len(rooms)]
+			evtType, content, err := r.userContent(ctx, room, token)
+			if err != nil {
+				return Summary{}, err
+			}
 			events = append(events, map[string]any{
-				"type": "m.room.message", "room_id": rooms[(i+j)%len(rooms)], "sender": benchUser,
+				"type": evtType, "room_id": room, "sender": benchUser,
 				"event_id": fmt.Sprintf("$out%d", i+j), "origin_server_ts": now.UnixMilli(),
-				"content": map[string]any{"msgtype": "m.text", "body": token},
+				"content": content,
 			})
 		}
 		if err := r.transaction(ctx, bridgeURL, events); err != nil {
@@ -409,4 +459,28 @@ func (r *nullRun) outbound(ctx context.Context, bridgeURL string) (Summary, erro
 		return Summary{}, ctx.Err()
 	}
 	return lat.Summarize(start), nil
+}
+
+// portals lists the portal rooms created so far.
+func (r *nullRun) portals() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rooms := make([]string, 0, len(r.rooms))
+	for _, room := range r.rooms {
+		rooms = append(rooms, room)
+	}
+	return rooms
+}
+
+// userContent is the event the bench user sends for a text: encrypted by
+// the user's device in encrypted runs.
+func (r *nullRun) userContent(ctx context.Context, room, body string) (string, any, error) {
+	if r.user == nil {
+		return "m.room.message", map[string]any{"msgtype": "m.text", "body": body}, nil
+	}
+	sealed, err := r.user.seal(ctx, id.RoomID(room), body)
+	if err != nil {
+		return "", nil, err
+	}
+	return "m.room.encrypted", sealed, nil
 }

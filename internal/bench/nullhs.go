@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"maunium.net/go/mautrix/id"
 )
 
 // NullHomeserver accepts every client-server call an appservice bridge
@@ -27,7 +30,15 @@ type NullHomeserver struct {
 	// OnRoom is called when a room is created, with its m.bridge channel
 	// ID (the remote number).
 	OnRoom func(room, channel string)
+	// Decrypt, in encrypted runs, turns the content of an m.room.encrypted
+	// event into the text's body, as the bench user's device reads it; the
+	// body then goes to OnMessage.
+	Decrypt func(room, sender, eventID string, content []byte) (string, error)
 
+	// keys, in encrypted runs, serves what Olm machines need.
+	keys *nullKeys
+	// events counts the room events accepted (messages, state, redactions).
+	events  atomic.Int64
 	counter atomic.Int64
 	mu      sync.Mutex
 	txns    map[string]string
@@ -50,6 +61,9 @@ func writeJSON(w http.ResponseWriter, v any) {
 // ServeHTTP implements http.Handler.
 func (h *NullHomeserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
+	if h.keys != nil && h.keys.serve(w, r) {
+		return
+	}
 	switch {
 	case strings.HasSuffix(path, "/versions"):
 		writeJSON(w, map[string]any{"versions": []string{"v1.2", "v1.11"}})
@@ -59,6 +73,7 @@ func (h *NullHomeserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{})
 	case strings.HasSuffix(path, "/createRoom"):
 		var req struct {
+			Invite       []id.UserID `json:"invite"`
 			InitialState []struct {
 				Type    string `json:"type"`
 				Content struct {
@@ -71,6 +86,9 @@ func (h *NullHomeserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		_ = json.Unmarshal(body, &req)
 		room := "!" + h.id("room") + ":localhost"
+		if h.keys != nil {
+			h.keys.noteRoom(room, id.UserID(r.URL.Query().Get("user_id")), req.Invite)
+		}
 		for _, st := range req.InitialState {
 			if st.Type == "m.bridge" && h.OnRoom != nil {
 				h.OnRoom(room, st.Content.Channel.ID)
@@ -109,18 +127,37 @@ func (h *NullHomeserver) send(w http.ResponseWriter, r *http.Request) {
 		h.txns[key] = eventID
 	}
 	h.mu.Unlock()
-	if !seen && h.OnMessage != nil && strings.Contains(r.URL.Path, "/send/m.room.message/") {
-		var content struct {
-			Body string `json:"body"`
-		}
-		_ = json.Unmarshal(body, &content)
+	if !seen && r.Method == http.MethodPut {
+		h.events.Add(1)
+	}
+	plain := strings.Contains(r.URL.Path, "/send/m.room.message/")
+	sealed := h.Decrypt != nil && strings.Contains(r.URL.Path, "/send/m.room.encrypted/")
+	if !seen && h.OnMessage != nil && (plain || sealed) {
+		at := time.Now()
 		room := ""
 		for i, p := range parts {
 			if p == "rooms" && i+1 < len(parts) {
 				room = parts[i+1]
 			}
 		}
-		h.OnMessage(content.Body, r.URL.Query().Get("user_id"), room, time.Now())
+		sender := r.URL.Query().Get("user_id")
+		var content struct {
+			Body string `json:"body"`
+		}
+		if sealed {
+			var err error
+			if content.Body, err = h.Decrypt(room, sender, eventID, body); err != nil {
+				// Reported as a text that never arrives: the run fails on
+				// its timeout, with this in the bench's output.
+				fmt.Fprintf(os.Stderr, "null homeserver: cannot decrypt %s in %s: %v\n", eventID, room, err)
+			}
+		} else {
+			_ = json.Unmarshal(body, &content)
+		}
+		h.OnMessage(content.Body, sender, room, at)
 	}
 	writeJSON(w, map[string]any{"event_id": eventID})
 }
+
+// Events is how many room events the null homeserver has accepted so far.
+func (h *NullHomeserver) Events() int64 { return h.events.Load() }

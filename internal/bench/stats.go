@@ -146,12 +146,20 @@ func ReadProcStats(pid int) (ProcStats, error) {
 // Text formats the report for humans and BENCHMARKS.md.
 func (r *Report) Text() string {
 	var sb strings.Builder
+	if r.Encrypted {
+		sb.WriteString("encrypted portals (end-to-bridge encryption)\n")
+	}
 	fmt.Fprintf(&sb, "portal creation (first text from each number): %s\n", r.PortalCreation)
 	if r.Inbound.Count > 0 {
-		fmt.Fprintf(&sb, "inbound (webhook -> homeserver): %s; bridge CPU %s per 1,000\n", r.Inbound, r.InboundCPUPer1000)
+		fmt.Fprintf(&sb, "inbound (webhook -> homeserver): %s; bridge CPU %s per 1,000; %.2f homeserver events per text\n",
+			r.Inbound, r.InboundCPUPer1000, float64(r.InboundEvents)/float64(r.Inbound.Count))
 	}
 	if r.Outbound.Count > 0 {
-		fmt.Fprintf(&sb, "outbound (transaction -> Twilio): %s; bridge CPU %s per 1,000\n", r.Outbound, r.OutboundCPUPer1000)
+		fmt.Fprintf(&sb, "outbound (transaction -> Twilio): %s; bridge CPU %s per 1,000; %.2f homeserver events per text\n",
+			r.Outbound, r.OutboundCPUPer1000, float64(r.OutboundEvents)/float64(r.Outbound.Count))
+	}
+	if r.Encrypted {
+		fmt.Fprintf(&sb, "to-device messages (key sharing, both sides, whole run): %d\n", r.ToDevice)
 	}
 	fmt.Fprintf(&sb, "bridge peak RSS: %.1f MB", float64(r.PeakRSS)/(1<<20))
 	return sb.String()
