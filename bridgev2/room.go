@@ -131,19 +131,11 @@ func (p *Portal) createRoom(ctx context.Context, login *UserLogin, info *ChatInf
 	if b.Crypto != nil && b.Config.Encryption.Default {
 		req.InitialState = append(req.InitialState, encryptionInitialState())
 	}
+	req.PowerLevelOverride.Events = portalEventLevels(info.IsDM)
 	if !info.IsDM {
 		// In a group, the user adds and removes people by inviting and
 		// kicking their ghosts, which takes a moderator.
 		req.PowerLevelOverride.Users[login.UserMXID] = 50
-	} else {
-		// In a DM, renaming the room names the contact (see
-		// outboundRoomName), so the user may; the rest are the usual
-		// defaults, which an events map replaces as a whole.
-		req.PowerLevelOverride.Events = map[string]int{
-			event.StateRoomName.Type: 0, event.StatePowerLevels.Type: 100, event.StateHistoryVisibility.Type: 100,
-			event.StateCanonicalAlias.Type: 50, event.StateRoomAvatar.Type: 50, event.StateTombstone.Type: 100,
-			event.StateServerACL.Type: 100, event.StateEncryption.Type: 100,
-		}
 	}
 	room, err := b.Matrix.CreateRoom(ctx, creator, req)
 	if err != nil {
@@ -344,4 +336,22 @@ func (b *Bridge) Reply(ctx context.Context, room id.RoomID, markdown string) err
 func (b *Bridge) RedactAsBot(ctx context.Context, room id.RoomID, eventID id.EventID, reason string) error {
 	_, err := b.Matrix.Redact(ctx, b.Matrix.BotUserID(), room, eventID, reason, txnID("redact-secret", string(eventID)))
 	return err
+}
+
+// portalEventLevels are the power levels a portal's state events need: the
+// usual defaults, with two lowered to the user's level (0 in a DM, 50 in a
+// group). The user may rename the room, which in a DM names the contact
+// (see outboundRoomName), and may turn encryption on, as Element offers in
+// a room's settings; the bridge then encrypts from the next message. An
+// events map replaces the defaults as a whole, so it lists them all.
+func portalEventLevels(dm bool) map[string]int {
+	user := 50
+	if dm {
+		user = 0
+	}
+	return map[string]int{
+		event.StateRoomName.Type: user, event.StateEncryption.Type: user,
+		event.StatePowerLevels.Type: 100, event.StateHistoryVisibility.Type: 100, event.StateCanonicalAlias.Type: 50,
+		event.StateRoomAvatar.Type: 50, event.StateTombstone.Type: 100, event.StateServerACL.Type: 100,
+	}
 }

@@ -498,3 +498,21 @@ func TestStartChatWithTheSamePhonesReusesTheGroup(t *testing.T) {
 		t.Fatalf("Twilio has %d conversations after a start-chat with a third phone, want 2", len(convs))
 	}
 }
+
+// In a group room the user is a moderator: enough to add and remove
+// phones, rename the room and turn encryption on.
+func TestTheUserMayRunAGroupRoom(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.login()
+	_, room := e.startGroup(theirNumber, theirNumber2)
+	pl := e.fakeRoom(room).Request.PowerLevelOverride
+	user := pl.Users[alice]
+	for _, evt := range []event.Type{event.StateEncryption, event.StateRoomName} {
+		if need := pl.Events[evt.Type]; need > user {
+			t.Errorf("%s needs power level %d; the user has %d", evt.Type, need, user)
+		}
+	}
+	if pl.Kick() > user || pl.Invite() > user {
+		t.Errorf("inviting and kicking need %d and %d; the user has %d", pl.Invite(), pl.Kick(), user)
+	}
+}
