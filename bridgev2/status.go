@@ -217,9 +217,13 @@ func (p *Portal) flushReports() {
 }
 
 // receiptInterval is the least time between two of the bot's receipts in
-// one portal: unnoticeable to a sender, and under load it folds many
-// receipts into one.
-const receiptInterval = time.Second
+// one portal. A receipt costs a homeserver about what a message does (it
+// wakes every member's sync), and a chat where texts come more than a few
+// seconds apart still gets one per text. At one second, 1,000 texts over 50
+// busy portals cost 998 receipts on Dendrite; at five, 274, and the
+// outbound rate rose (BENCHMARKS.md). A sender waits at most that long for
+// "delivered" on a text that follows another.
+const receiptInterval = 5 * time.Second
 
 // deferReports puts reports back in the queue to be shown after wait,
 // unless a newer report replaced them meanwhile.
