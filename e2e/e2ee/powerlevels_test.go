@@ -15,8 +15,11 @@ func TestThePortalsUserMayTurnEncryptionOnAndRenameIt(t *testing.T) {
 	alice := newPerson(t)
 	bob := uniqueNumber()
 	room := alice.portalWith(bob)
+	// The portal is encrypted already (encryption.default), and Dendrite
+	// takes an unchanged state event without checking; the rotation
+	// period (Megolm's usual 100 messages) makes it a change.
 	if _, err := alice.Matrix.SendStateEvent(ctx(t), room, event.StateEncryption, "",
-		&event.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}); err != nil {
+		&event.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1, RotationPeriodMessages: 100}); err != nil {
 		t.Fatalf("Dendrite refused the user's m.room.encryption in their portal: %v", err)
 	}
 	if _, err := alice.Matrix.SendStateEvent(ctx(t), room, event.StateRoomName, "",
