@@ -57,15 +57,8 @@ func (cl *Client) serveGroupDelivery(w http.ResponseWriter, r *http.Request, for
 		writeAck(w)
 		return
 	}
-	parts, err := cl.rest.listParticipants(r.Context(), convSID)
-	if err != nil {
-		log.Err(err).Msg("Could not list a group's participants; Twilio will see a failed webhook")
-		http.Error(w, "could not read the group", http.StatusInternalServerError)
-		return
-	}
-	owner := cl.groupOwner(parts)
-	if owner == nil {
-		writeAck(w)
+	owner, parts, ok := cl.webhookGroupOwner(w, r, log, convSID)
+	if !ok {
 		return
 	}
 	if state == database.DeliveryFailed {

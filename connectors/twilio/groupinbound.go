@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/rs/zerolog"
+
 	"github.com/trestle-bridge/trestle/bridgev2"
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
@@ -46,20 +48,13 @@ func (cl *Client) serveConversationEvent(w http.ResponseWriter, r *http.Request,
 		return
 	}
 	log := cl.log.With().Str("conversation_sid", convSID).Str("event_type", event).Logger()
-	parts, err := cl.rest.listParticipants(r.Context(), convSID)
-	if err != nil {
-		log.Err(err).Msg("Could not list a group's participants; Twilio will see a failed webhook")
-		http.Error(w, "could not read the group", http.StatusInternalServerError)
-		return
-	}
-	owner := cl.groupOwner(parts)
-	if owner == nil {
-		log.Debug().Msg("Ignored a Conversations event of a conversation no logged-in number is the projected address of")
-		writeAck(w)
+	owner, parts, ok := cl.webhookGroupOwner(w, r, log, convSID)
+	if !ok {
 		return
 	}
 	phones, _ := owner.groupPhones(parts)
 	var evt *bridgev2.RemoteEvent
+	var err error
 	if event == "onMessageAdded" {
 		// Texts whose webhooks failed come first, as for one-to-one texts.
 		owner.catchUpFirst(r.Context())
@@ -96,6 +91,26 @@ func (cl *Client) serveConversationEvent(w http.ResponseWriter, r *http.Request,
 	}
 	log.Debug().Str("login_id", string(owner.loginID)).Msg("Group event journalled")
 	writeAck(w)
+}
+
+// webhookGroupOwner reads a webhook's group and finds the login it
+// belongs to (see groupOwner). If it answered the webhook itself, it
+// returns false: 500 when Twilio could not be asked (Twilio retries), 200
+// for a group of no logged-in number.
+func (cl *Client) webhookGroupOwner(w http.ResponseWriter, r *http.Request, log zerolog.Logger, convSID string) (*Client, []groupParticipant, bool) {
+	parts, err := cl.rest.listParticipants(r.Context(), convSID)
+	if err != nil {
+		log.Err(err).Msg("Could not list a group's participants; Twilio will see a failed webhook")
+		http.Error(w, "could not read the group", http.StatusInternalServerError)
+		return nil, nil, false
+	}
+	owner := cl.groupOwner(parts)
+	if owner == nil {
+		log.Debug().Msg("Ignored a Conversations event of a conversation no logged-in number is the projected address of")
+		writeAck(w)
+		return nil, nil, false
+	}
+	return owner, parts, true
 }
 
 // groupOwner is the client of the login whose number the group texts
