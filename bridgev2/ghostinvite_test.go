@@ -177,6 +177,12 @@ func TestPortalRoomsTellClientsWhatTheNetworkSupports(t *testing.T) {
 		// A room the user made gets them too.
 		made := inviteGhosts(h, "carol")
 		waitPortalOf(t, h, made)
+		// They come after the room became a portal, as a state event.
+		if _, err := h.Matrix.WaitForEvent(h.Ctx(), made, "room features", func(evt *event.Event) bool {
+			return evt.Type == event.StateBeeperRoomFeatures
+		}); err != nil {
+			t.Fatal(err)
+		}
 		if f := roomFeatures(t, h, made); f.Edit != event.CapLevelFullySupported {
 			t.Errorf("features of a room alice made: %+v", f)
 		}

@@ -77,6 +77,7 @@ type Client struct {
 	lastSeen time.Time
 
 	mach        *crypto.OlmMachine // nil without Options.Crypto
+	sealMu      sync.Mutex         // one Seal at a time (see Seal)
 	undecrypted []*event.Event     // encrypted events still without keys
 }
 

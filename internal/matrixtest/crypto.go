@@ -148,6 +148,10 @@ func (c *Client) Seal(ctx context.Context, roomID id.RoomID, evtType event.Type,
 	if c.mach == nil || evtType == event.EventReaction || c.State(roomID, event.StateEncryption, "") == nil {
 		return evtType, content, nil
 	}
+	// The Olm machine's in-memory store is not safe for concurrent key
+	// sharing (tests send from several goroutines at once).
+	c.sealMu.Lock()
+	defer c.sealMu.Unlock()
 	sealed, err := c.mach.EncryptMegolmEvent(ctx, roomID, evtType, content)
 	if errors.Is(err, crypto.ErrNoGroupSession) || errors.Is(err, crypto.ErrSessionExpired) || errors.Is(err, crypto.ErrSessionNotShared) {
 		var members []id.UserID
