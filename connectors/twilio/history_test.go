@@ -310,8 +310,12 @@ func TestReconcileAPICalls(t *testing.T) {
 	// A reconcile may start between the two counters being read.
 	idle, n := measure(10, func(<-chan struct{}) {})
 	oneEach := func(calls int) bool { return calls >= int(n) && calls <= int(n)+1 }
-	if !oneEach(idle["list messages"]) || !oneEach(idle["list conversations"]) || idle["list media"] != 0 || idle["other"] != 0 {
-		t.Fatalf("idle: %v for %d reconciles, want one listing of messages and one of conversations each", idle, n)
+	// A reconcile that follows another within half the interval (the
+	// first timer after the start-up catch-up can) shares its list of
+	// groups, so there is at most one of those per reconcile.
+	atMostOneEach := func(calls int) bool { return calls >= 1 && calls <= int(n)+1 }
+	if !oneEach(idle["list messages"]) || !atMostOneEach(idle["list conversations"]) || idle["list media"] != 0 || idle["other"] != 0 {
+		t.Fatalf("idle: %v for %d reconciles, want one listing of messages each and at most one of conversations", idle, n)
 	}
 	t.Logf("API CALLS idle: %d reconciles, %v", n, idle)
 
@@ -339,7 +343,7 @@ func TestReconcileAPICalls(t *testing.T) {
 	// (one media listing); such catch-ups count among the reconciles. A
 	// reconcile may also list an MMS whose webhook is still on its way (a
 	// couple more, on a slow machine); one listing per MMS would be 13.
-	if !oneEach(busy["list messages"]) || !oneEach(busy["list conversations"]) || busy["list media"] > 3 || busy["other"] != 0 {
+	if !oneEach(busy["list messages"]) || !atMostOneEach(busy["list conversations"]) || busy["list media"] > 3 || busy["other"] != 0 {
 		t.Fatalf("busy: %v for %d reconciles and %d texts", busy, n, texts)
 	}
 	t.Logf("API CALLS busy: %d reconciles, %d texts, %v", n, texts, busy)
