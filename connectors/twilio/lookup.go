@@ -49,11 +49,7 @@ type lookupResult struct {
 // fresh reports whether the result is young enough to be used without a
 // new lookup.
 func (r *lookupResult) fresh(now time.Time, refresh time.Duration) bool {
-	ttl := refresh
-	if r.Failed {
-		ttl = min(refresh, lookupFailureRetry)
-	}
-	return now.Sub(r.At) < ttl
+	return now.Before(r.due(refresh))
 }
 
 // due is when the number should be looked up again.
