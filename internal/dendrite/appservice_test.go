@@ -384,7 +384,9 @@ func TestAppServiceAgainstDendrite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		evt, err := alice.GetEvent(ctx, created.RoomID, plain.EventID)
+		// Read it back from the appservice's transactions: Dendrite's
+		// GET /event can answer 404 for an event it has just accepted.
+		evt, err := as.waitFor(ctx, "alice's message with ?ts=", func(e *event.Event) bool { return e.ID == plain.EventID })
 		if err != nil {
 			t.Fatal(err)
 		}
