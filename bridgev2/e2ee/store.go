@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix/crypto/goolm/libolmpickle"
+	"maunium.net/go/mautrix/crypto/goolm/session"
 	"maunium.net/go/mautrix/crypto/olm"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -59,6 +60,10 @@ type Store struct {
 	// different objects still share group commits.
 	stripes [64]sync.Mutex
 
+	// resumeAt says, per room, where the stored outbound session resumes.
+	resumeMu sync.Mutex
+	resumeAt map[id.RoomID]storedOutbound
+
 	sigMu sync.Mutex
 	// signers maps a signer (user|key) to the signature rows it made, so
 	// DropSignaturesByKey can delete them.
@@ -66,6 +71,18 @@ type Store struct {
 }
 
 var _ crypto.Store = (*Store)(nil)
+
+// outboundSkip is how many Megolm messages an outbound session may encrypt
+// between two commits of its row: one commit per 32 texts instead of one
+// per text, in the busiest path of an encrypted portal.
+const outboundSkip = 32
+
+// storedOutbound is where the committed row of a room's outbound session
+// resumes.
+type storedOutbound struct {
+	session id.SessionID
+	index   uint
+}
 
 // NewStore loads the crypto state from db. pickleKey encrypts the key
 // material at rest.
@@ -75,6 +92,7 @@ func NewStore(ctx context.Context, db *database.Database, pickleKey string) (*St
 		db:          db,
 		pickleKey:   []byte(pickleKey),
 		signers:     make(map[string][]string),
+		resumeAt:    make(map[id.RoomID]storedOutbound),
 	}
 	if err := s.load(ctx); err != nil {
 		return nil, fmt.Errorf("load the bridge's encryption keys: %w", err)
@@ -428,32 +446,63 @@ func (s *Store) PutWithheldGroupSession(ctx context.Context, content event.RoomK
 	return s.MemoryStore.PutWithheldGroupSession(ctx, content)
 }
 
-func (s *Store) putOutbound(ctx context.Context, ogs *crypto.OutboundGroupSession) error {
-	pickled, err := ogs.Internal.Pickle(s.pickleKey)
+// putOutbound commits a room's outbound session skip messages ahead of
+// where it is: the stored pickle resumes at index MessageIndex()+skip, so
+// the next skip encryptions need no commit, and a bridge restarted from the
+// row still never reuses an index. Receivers holding the key from an earlier
+// index decrypt later ones, so the skipped indices cost nothing. The count
+// towards rotation is stored ahead too, so a restart rotates early, never
+// late.
+func (s *Store) putOutbound(ctx context.Context, ogs *crypto.OutboundGroupSession, skip uint32) error {
+	internal := ogs.Internal
+	if skip > 0 {
+		megolm, ok := ogs.Internal.(*session.MegolmOutboundSession)
+		if !ok {
+			return fmt.Errorf("megolm session of unexpected type %T", ogs.Internal)
+		}
+		ahead := *megolm
+		ahead.Ratchet.AdvanceTo(ahead.Ratchet.Counter + skip)
+		internal = &ahead
+	}
+	pickled, err := internal.Pickle(s.pickleKey)
 	if err != nil {
 		return fmt.Errorf("pickle megolm session: %w", err)
 	}
-	return s.put(ctx, kindOutbound, string(ogs.RoomID), outboundRow{
-		Pickle: pickled, Times: ogs.ExpirationMixin, MaxMessages: ogs.MaxMessages, MessageCount: ogs.MessageCount,
+	if err := s.put(ctx, kindOutbound, string(ogs.RoomID), outboundRow{
+		Pickle: pickled, Times: ogs.ExpirationMixin, MaxMessages: ogs.MaxMessages, MessageCount: ogs.MessageCount + int(skip),
 		SharedHistory: ogs.SharedHistory, Shared: ogs.Shared,
-	})
+	}); err != nil {
+		return err
+	}
+	s.resumeMu.Lock()
+	s.resumeAt[ogs.RoomID] = storedOutbound{session: ogs.ID(), index: internal.MessageIndex()}
+	s.resumeMu.Unlock()
+	return nil
 }
 
-// AddOutboundGroupSession stores a room's new outbound Megolm session.
+// AddOutboundGroupSession stores a room's new outbound Megolm session, or
+// one whose sharing state changed.
 func (s *Store) AddOutboundGroupSession(ctx context.Context, ogs *crypto.OutboundGroupSession) error {
 	defer s.lock(kindOutbound, string(ogs.RoomID))()
-	if err := s.putOutbound(ctx, ogs); err != nil {
+	if err := s.putOutbound(ctx, ogs, 0); err != nil {
 		return err
 	}
 	return s.MemoryStore.AddOutboundGroupSession(ctx, ogs)
 }
 
-// UpdateOutboundGroupSession stores an outbound Megolm session after it
-// encrypted a message. The machine calls it before handing the ciphertext
-// back, so the ratchet position is committed before the event is sent.
+// UpdateOutboundGroupSession is called after the session encrypted a
+// message and before the ciphertext is handed back. The index just used
+// must be below the one the stored row resumes at; when it is not, the row
+// is committed outboundSkip indices further on.
 func (s *Store) UpdateOutboundGroupSession(ctx context.Context, ogs *crypto.OutboundGroupSession) error {
 	defer s.lock(kindOutbound, string(ogs.RoomID))()
-	return s.putOutbound(ctx, ogs)
+	s.resumeMu.Lock()
+	stored, ok := s.resumeAt[ogs.RoomID]
+	s.resumeMu.Unlock()
+	if ok && stored.session == ogs.ID() && ogs.Internal.MessageIndex() <= stored.index {
+		return nil
+	}
+	return s.putOutbound(ctx, ogs, outboundSkip)
 }
 
 // RemoveOutboundGroupSession drops a room's outbound Megolm session.
@@ -462,6 +511,9 @@ func (s *Store) RemoveOutboundGroupSession(ctx context.Context, roomID id.RoomID
 	if err := s.db.Crypto.Delete(ctx, kindOutbound, string(roomID)); err != nil {
 		return err
 	}
+	s.resumeMu.Lock()
+	delete(s.resumeAt, roomID)
+	s.resumeMu.Unlock()
 	return s.MemoryStore.RemoveOutboundGroupSession(ctx, roomID)
 }
 

@@ -57,8 +57,10 @@ func TestSessionStateSurvivesACrashWithoutReusingAMessageIndex(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The store commits an outbound session once per 32
+			// messages, so 67 puts the crash between two commits.
 			sent := make(map[uint]bool)
-			for i := 0; i < 3; i++ {
+			for i := 0; i < 67; i++ {
 				ciphertext, err := ogs.Encrypt([]byte("hello"))
 				if err != nil {
 					t.Fatal(err)
