@@ -49,7 +49,9 @@ const (
 // committed to the crypto_state table before the call returns, so the
 // machine never sends a message under state the database does not have:
 // after a kill -9 the bridge neither reuses a Megolm message index nor loses
-// a session that messages went out under.
+// a session that messages went out under. The one change not committed
+// each time is an outbound session's advance by one message: its row is
+// stored ahead of it (see putOutbound), which keeps the same promise.
 type Store struct {
 	*crypto.MemoryStore
 	db        *database.Database
