@@ -6,6 +6,8 @@ import (
 
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/trestle-bridge/trestle/bridgev2/database"
 )
 
 // Crypto is end-to-bridge encryption as the core uses it; package
@@ -14,11 +16,12 @@ import (
 // notice. Encrypting what the bridge sends is the Matrix side's business
 // (e2ee wraps the Matrix interface), so only the receiving half is here.
 type Crypto interface {
-	// Decrypt returns the decrypted form of an m.room.encrypted event. When
-	// its keys have not arrived it waits a bounded time, asks the sender's
-	// devices for them, and then gives up with an error whose message says
-	// what happened.
-	Decrypt(ctx context.Context, evt *event.Event) (*event.Event, error)
+	// Decrypt returns the decrypted form of an m.room.encrypted event and
+	// the seal that must commit before the event has any effect outside the
+	// bridge. When its keys have not arrived it waits a bounded time, asks
+	// the sender's devices for them, and then gives up with an error whose
+	// message says what happened.
+	Decrypt(ctx context.Context, evt *event.Event) (*event.Event, Seal, error)
 	// IsEncrypted reports whether a room has encryption turned on.
 	IsEncrypted(ctx context.Context, roomID id.RoomID) (bool, error)
 	// HandleRoomEvent shows the crypto side a state event of a room
@@ -28,6 +31,15 @@ type Crypto interface {
 	// the file was sent encrypted; ok is false for plain files.
 	DecryptMedia(ctx context.Context, uri id.ContentURIString, body io.ReadCloser) (out io.ReadCloser, ok bool, err error)
 }
+
+// A Seal writes the crypto state a decryption left uncommitted: the replay
+// guard's record of the event's Megolm message index and the key of a file
+// it carries. The core runs it in the transaction of the event's next
+// journal change (see writeOutbound), which always comes before the event
+// reaches the remote network, so the record is durable before anything a
+// replay could repeat, without a commit of its own. A nil Seal writes
+// nothing.
+type Seal func(ctx context.Context, tx database.Execer) error
 
 // isCryptoState reports whether the crypto side wants to see an event.
 func isCryptoState(t event.Type) bool {

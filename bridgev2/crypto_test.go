@@ -15,6 +15,7 @@ import (
 	"github.com/trestle-bridge/trestle/bridgev2/bridgeconfig"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgetest"
 	"github.com/trestle-bridge/trestle/bridgev2/bridgetest/testnet"
+	"github.com/trestle-bridge/trestle/bridgev2/database"
 	"github.com/trestle-bridge/trestle/bridgev2/networkid"
 )
 
@@ -23,16 +24,22 @@ import (
 type fakeCrypto struct {
 	mu        sync.Mutex
 	encrypted map[id.RoomID]bool
+	db        *database.Database
 }
 
-func (f *fakeCrypto) Decrypt(_ context.Context, evt *event.Event) (*event.Event, error) {
+// Its seal stores a crypto row named after the event, as the real one
+// stores the message index.
+func (f *fakeCrypto) Decrypt(_ context.Context, evt *event.Event) (*event.Event, bridgev2.Seal, error) {
 	var content event.MessageEventContent
 	ciphertext, _ := evt.Content.Raw["ciphertext"].(string)
 	if err := json.Unmarshal([]byte(ciphertext), &content); err != nil {
-		return nil, &bridgev2.Error{Message: "The bridge could not decrypt this message.", Err: err, Reason: event.MessageStatusUndecryptable}
+		return nil, nil, &bridgev2.Error{Message: "The bridge could not decrypt this message.", Err: err, Reason: event.MessageStatusUndecryptable}
+	}
+	seal := func(ctx context.Context, tx database.Execer) error {
+		return f.db.Crypto.PutIn(ctx, tx, database.CryptoRow{Kind: "test_seal", Key: string(evt.ID), Value: "sealed"})
 	}
 	return &event.Event{ID: evt.ID, RoomID: evt.RoomID, Sender: evt.Sender, Type: event.EventMessage,
-		Timestamp: evt.Timestamp, Content: event.Content{Parsed: &content}}, nil
+		Timestamp: evt.Timestamp, Content: event.Content{Parsed: &content}}, seal, nil
 }
 
 func (f *fakeCrypto) IsEncrypted(_ context.Context, roomID id.RoomID) (bool, error) {
@@ -60,11 +67,41 @@ func setupCrypto(t *testing.T, require bool) (*bridgetest.Harness, *testnet.Remo
 	h := bridgetest.New(t, remote.Connector, bridgetest.Options{Crypto: crypto, Configure: func(c *bridgeconfig.Config) {
 		c.Encryption.Allow, c.Encryption.Require, c.Encryption.PickleKey = true, require, "pickle-key-for-tests-0123456789"
 	}})
+	crypto.db = h.Bridge().DB
 	login := h.Login(alice, map[string]string{"username": "alice1", "token": "secret"})
 	receive(t, h, remote, remoteText(login, "bob", "m0", "hi"))
 	room := h.WaitForPortal(networkid.PortalKey{ID: "bob", Receiver: login.ID}, alice)
 	h.WaitForText(room, "", "hi")
 	return h, remote, crypto, room
+}
+
+func TestADecryptedMessagesSealIsStoredBeforeItReachesTheNetwork(t *testing.T) {
+	h, remote, crypto, room := setupCrypto(t, false)
+	sealed := make(chan []string, 1)
+	remote.DuringSend(func(testnet.Call) {
+		rows, err := crypto.db.Crypto.All(h.Ctx(), "test_seal")
+		keys := []string{}
+		for _, r := range rows {
+			keys = append(keys, r.Key)
+		}
+		if err != nil {
+			keys = append(keys, err.Error())
+		}
+		sealed <- keys
+	})
+	plain, _ := json.Marshal(&event.MessageEventContent{MsgType: event.MsgText, Body: "sealed hello"})
+	evtID := h.SendMatrix(alice, room, event.EventEncrypted, map[string]any{
+		"algorithm": id.AlgorithmMegolmV1, "ciphertext": string(plain), "session_id": "s",
+	})
+	select {
+	case keys := <-sealed:
+		if len(keys) != 1 || keys[0] != string(evtID) {
+			t.Errorf("while the network was sending, the stored seals were %q; want the message's (%s) committed first", keys, evtID)
+		}
+	case <-h.Ctx().Done():
+		t.Fatal("the message never reached the network")
+	}
+	h.WaitForStatus(room, evtID, event.MessageStatusSuccess)
 }
 
 func TestAnEncryptedMessageIsDecryptedAndReachesTheNetwork(t *testing.T) {

@@ -95,7 +95,7 @@ func (p *Portal) fail(ctx context.Context, row *database.OutboundEvent, evt *eve
 	zerolog.Ctx(ctx).Warn().Err(err).Msg("Matrix event was not bridged")
 	report := p.failureReport(evt, err)
 	var queued bool
-	werr := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+	werr := b.writeOutbound(ctx, row, func(ctx context.Context, tx database.Execer) error {
 		if err := b.DB.Outbound.SetState(ctx, tx, row.Seq, database.StateFailed, err.Error()); err != nil {
 			return err
 		}
@@ -141,7 +141,7 @@ func (p *Portal) send(ctx context.Context, row *database.OutboundEvent, out Outg
 	unsure := row.State == database.StateSending
 	if !unsure {
 		lease := b.currentLease()
-		err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		err := b.writeOutbound(ctx, row, func(ctx context.Context, tx database.Execer) error {
 			return b.DB.Outbound.MarkSending(ctx, tx, row.Seq, lease)
 		})
 		if errors.Is(err, database.ErrFenced) {
@@ -276,7 +276,7 @@ func (p *Portal) writeSent(ctx context.Context, row *database.OutboundEvent, evt
 	b := p.Bridge
 	// queued is read only after the write returned: in "return queued,
 	// Write(...)" Go may read it before the call sets it.
-	err = b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+	err = b.writeOutbound(ctx, row, func(ctx context.Context, tx database.Execer) error {
 		for _, s := range sent {
 			// The Matrix event's time, to the millisecond: reports order
 			// the messages of a portal by it (networks like Twilio give
@@ -326,7 +326,7 @@ func (p *Portal) finishSent(ctx context.Context, row *database.OutboundEvent, ev
 	b := p.Bridge
 	report := p.newReport(evt, database.DeliverySent)
 	var queued bool
-	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+	err := b.writeOutbound(ctx, row, func(ctx context.Context, tx database.Execer) error {
 		if err := write(ctx, tx); err != nil {
 			return err
 		}

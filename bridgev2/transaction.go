@@ -226,7 +226,7 @@ func (b *Bridge) dispatchEncrypted(row *database.OutboundEvent, evt *event.Event
 	if portal == nil {
 		user.commands.push(func() {
 			ctx := user.Log.With().Stringer("event_id", evt.ID).Logger().WithContext(b.ctx)
-			decrypted, err := b.Crypto.Decrypt(ctx, evt)
+			decrypted, err := b.decrypt(ctx, row, evt)
 			if err != nil {
 				zerolog.Ctx(ctx).Warn().Err(err).Msg("Could not decrypt a message to the bridge bot")
 				if _, serr := b.Matrix.SendMessage(ctx, b.Matrix.BotUserID(), evt.RoomID, event.EventMessage,
@@ -244,7 +244,7 @@ func (b *Bridge) dispatchEncrypted(row *database.OutboundEvent, evt *event.Event
 	portal.outbound.push(func() {
 		b.metrics.QueueDepth("outbound", -1)
 		ctx := portal.Log.With().Stringer("event_id", evt.ID).Logger().WithContext(b.ctx)
-		decrypted, err := b.Crypto.Decrypt(ctx, evt)
+		decrypted, err := b.decrypt(ctx, row, evt)
 		if err != nil {
 			portal.fail(ctx, row, evt, err)
 			return
@@ -255,6 +255,17 @@ func (b *Bridge) dispatchEncrypted(row *database.OutboundEvent, evt *event.Event
 		}
 		portal.deliverOutbound(row, decrypted, user)
 	})
+}
+
+// decrypt decrypts a journalled event and leaves its seal on the row, for
+// the row's next write to commit.
+func (b *Bridge) decrypt(ctx context.Context, row *database.OutboundEvent, evt *event.Event) (*event.Event, error) {
+	decrypted, seal, err := b.Crypto.Decrypt(ctx, evt)
+	if err != nil {
+		return nil, err
+	}
+	row.Seal = seal
+	return decrypted, nil
 }
 
 // asCommand decides whether a message is for the bot: anything in the
@@ -306,6 +317,14 @@ func (b *Bridge) handleBotRoomEvent(row *database.OutboundEvent, user *User, evt
 
 func (b *Bridge) runCommand(row *database.OutboundEvent, cmd *CommandEvent) {
 	ctx := cmd.User.Log.With().Stringer("event_id", cmd.EventID).Logger().WithContext(b.ctx)
+	if row.Seal != nil {
+		// A command acts before its row closes, so a decrypted one's seal
+		// commits first.
+		if err := b.writeOutbound(ctx, row, func(context.Context, database.Execer) error { return nil }); err != nil {
+			zerolog.Ctx(ctx).Err(err).Msg("Could not store the crypto state of a decrypted command; it will be retried at the next start")
+			return
+		}
+	}
 	b.Commands.Handle(ctx, cmd)
 	b.finishOutbound(ctx, row, database.StateDone, "")
 }
@@ -409,10 +428,31 @@ func (b *Bridge) replayOutbound(ctx context.Context) error {
 
 // finishOutbound moves an outbound journal row to a final state.
 func (b *Bridge) finishOutbound(ctx context.Context, row *database.OutboundEvent, state database.JournalState, note string) {
-	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+	err := b.writeOutbound(ctx, row, func(ctx context.Context, tx database.Execer) error {
 		return b.DB.Outbound.SetState(ctx, tx, row.Seq, state, note)
 	})
 	if err != nil {
 		b.Log.Err(err).Int64("journal_seq", row.Seq).Msg("Could not finish outbound journal entry")
 	}
+}
+
+// writeOutbound runs fn, a change of an outbound journal row, in one
+// transaction with the row's seal (the crypto state its decryption left to
+// write), and forgets the seal once that has committed. Every path from a
+// decrypted event to the remote network passes through one of these writes
+// first (MarkSending in send), so the seal needs no commit of its own.
+func (b *Bridge) writeOutbound(ctx context.Context, row *database.OutboundEvent, fn func(ctx context.Context, tx database.Execer) error) error {
+	seal := row.Seal
+	err := b.DB.Write(ctx, func(ctx context.Context, tx database.Execer) error {
+		if seal != nil {
+			if err := seal(ctx, tx); err != nil {
+				return fmt.Errorf("store the decrypted event's crypto state: %w", err)
+			}
+		}
+		return fn(ctx, tx)
+	})
+	if err == nil {
+		row.Seal = nil
+	}
+	return err
 }

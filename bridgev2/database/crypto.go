@@ -22,15 +22,20 @@ type CryptoQuery struct{ d *Database }
 // once they are committed.
 func (q *CryptoQuery) Put(ctx context.Context, rows ...CryptoRow) error {
 	return q.d.Write(ctx, func(ctx context.Context, tx Execer) error {
-		for _, r := range rows {
-			if _, err := tx.ExecContext(ctx,
-				"INSERT INTO crypto_state (kind, key, value) VALUES ($1, $2, $3) ON CONFLICT (kind, key) DO UPDATE SET value=excluded.value",
-				r.Kind, r.Key, r.Value); err != nil {
-				return fmt.Errorf("store crypto %s: %w", r.Kind, err)
-			}
-		}
-		return nil
+		return q.PutIn(ctx, tx, rows...)
 	})
+}
+
+// PutIn is Put inside a write of the caller's.
+func (q *CryptoQuery) PutIn(ctx context.Context, tx Execer, rows ...CryptoRow) error {
+	for _, r := range rows {
+		if _, err := tx.ExecContext(ctx,
+			"INSERT INTO crypto_state (kind, key, value) VALUES ($1, $2, $3) ON CONFLICT (kind, key) DO UPDATE SET value=excluded.value",
+			r.Kind, r.Key, r.Value); err != nil {
+			return fmt.Errorf("store crypto %s: %w", r.Kind, err)
+		}
+	}
+	return nil
 }
 
 // Delete removes the rows of kind with the given keys.

@@ -26,6 +26,10 @@ type OutboundEvent struct {
 	LastError  string
 	ReceivedAt time.Time
 	UpdatedAt  time.Time
+	// Seal is not stored in the row: it is the crypto state a decryption
+	// of the event left to be written in the same transaction as the row's
+	// next change of state (bridgev2.Seal), nil once that has committed.
+	Seal func(ctx context.Context, tx Execer) error
 }
 
 // OutboundQuery reads and writes the outbound_event table.

@@ -59,7 +59,7 @@ func (f *fakeDeviceAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // startDevice brings up a bot device against the fake API.
-func startDevice(t testing.TB, fake *fakeDeviceAPI) (*e2ee.E2EE, *bridgetest.FakeMatrix) {
+func startDevice(t testing.TB, fake *fakeDeviceAPI) (*e2ee.E2EE, *bridgetest.FakeMatrix, *database.Database) {
 	t.Helper()
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
@@ -76,11 +76,11 @@ func startDevice(t testing.TB, fake *fakeDeviceAPI) (*e2ee.E2EE, *bridgetest.Fak
 	done := make(chan struct{})
 	go func() { defer close(done); e.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return e, bridgetest.NewFakeMatrix(cfg)
+	return e, bridgetest.NewFakeMatrix(cfg), db
 }
 
 func TestAfterTheUserTurnsEncryptionOnTheBridgeSendsEncrypted(t *testing.T) {
-	e, fake := startDevice(t, &fakeDeviceAPI{})
+	e, fake, _ := startDevice(t, &fakeDeviceAPI{})
 	ctx := context.Background()
 	bot := fake.BotUserID()
 	if err := fake.EnsureRegistered(ctx, bot); err != nil {

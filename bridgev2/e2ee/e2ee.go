@@ -213,7 +213,7 @@ func (e *E2EE) setup(ctx context.Context) error {
 	// forward or delete them once used up on decryption, which the bridge
 	// does not do. Tracking it would re-pickle and commit the whole inbound
 	// session after every message received; replays are still refused by
-	// the message index, which ValidateMessageIndex commits.
+	// the message index, which the event's seal commits.
 	mach.DisableRatchetTracking = true
 	mach.SetBackgroundCtx(ctx)
 	if err := mach.Load(ctx); err != nil {
@@ -334,15 +334,17 @@ func undecryptable(cause error) error {
 	}
 }
 
-// Decrypt implements bridgev2.Crypto.
-func (e *E2EE) Decrypt(ctx context.Context, evt *event.Event) (*event.Event, error) {
+// Decrypt implements bridgev2.Crypto. The seal holds the message index row
+// and, for a file, its key: both must be stored before the remote network
+// sees the event, and the core's next write for it comes first.
+func (e *E2EE) Decrypt(ctx context.Context, evt *event.Event) (*event.Event, bridgev2.Seal, error) {
 	mach, err := e.awaitReady(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if evt.Content.Parsed == nil {
 		if err := evt.Content.ParseRaw(evt.Type); err != nil {
-			return nil, undecryptable(err)
+			return nil, nil, undecryptable(err)
 		}
 	}
 	content := evt.Content.AsEncrypted()
@@ -360,36 +362,46 @@ func (e *E2EE) Decrypt(ctx context.Context, evt *event.Event) (*event.Event, err
 		}
 		decrypted, err = mach.DecryptMegolmEvent(ctx, evt)
 	}
+	// Taken whatever the outcome, so a failed event leaves nothing behind;
+	// an event that is not bridged needs no replay record.
+	rows := e.store.takeSeal(evt.ID)
 	if err != nil {
-		return nil, undecryptable(err)
+		return nil, nil, undecryptable(err)
 	}
 	if min := id.ParseTrustState(e.enc.VerificationLevels.Receive); decrypted.Mautrix.TrustState < min {
-		return nil, bridgev2.UnsupportedError(fmt.Sprintf("The bridge does not bridge messages from devices below %s trust (encryption.verification_levels.receive); verify the device you sent this from.", e.enc.VerificationLevels.Receive))
+		return nil, nil, bridgev2.UnsupportedError(fmt.Sprintf("The bridge does not bridge messages from devices below %s trust (encryption.verification_levels.receive); verify the device you sent this from.", e.enc.VerificationLevels.Receive))
 	}
 	if msg, ok := decrypted.Content.Parsed.(*event.MessageEventContent); ok && msg.File != nil && msg.URL == "" {
-		if err := e.rememberMediaKey(ctx, msg.File); err != nil {
-			return nil, bridgev2.RetriableError("The bridge could not store the key of your file; retrying.", err)
+		row, err := e.mediaKeyRow(msg.File)
+		if err != nil {
+			return nil, nil, bridgev2.RetriableError("The bridge could not store the key of your file; retrying.", err)
 		}
+		rows = append(rows, row)
 		// Connectors hand out public URLs for content.URL, and the media
 		// handler decrypts what is behind it: to them the file is plain.
 		msg.URL = msg.File.URL
 		msg.File = nil
 	}
-	return decrypted, nil
+	if len(rows) == 0 {
+		return decrypted, nil, nil
+	}
+	return decrypted, func(ctx context.Context, tx database.Execer) error {
+		return e.db.Crypto.PutIn(ctx, tx, rows...)
+	}, nil
 }
 
-// rememberMediaKey stores the key of a file the user sent encrypted, pickled,
-// before the remote network is given a URL for it.
-func (e *E2EE) rememberMediaKey(ctx context.Context, file *event.EncryptedFileInfo) error {
+// mediaKeyRow is the row of a file's key, pickled, for the file the user
+// sent encrypted.
+func (e *E2EE) mediaKeyRow(file *event.EncryptedFileInfo) (database.CryptoRow, error) {
 	data, err := json.Marshal(file)
 	if err != nil {
-		return err
+		return database.CryptoRow{}, err
 	}
 	pickled, err := libolmpickle.Pickle([]byte(e.enc.PickleKey), data)
 	if err != nil {
-		return err
+		return database.CryptoRow{}, err
 	}
-	return e.db.Crypto.Put(ctx, database.CryptoRow{Kind: kindMediaKey, Key: string(file.URL), Value: string(pickled)})
+	return database.CryptoRow{Kind: kindMediaKey, Key: string(file.URL), Value: string(pickled)}, nil
 }
 
 // DecryptMedia implements bridgev2.Crypto.

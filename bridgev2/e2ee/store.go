@@ -49,9 +49,11 @@ const (
 // committed to the crypto_state table before the call returns, so the
 // machine never sends a message under state the database does not have:
 // after a kill -9 the bridge neither reuses a Megolm message index nor loses
-// a session that messages went out under. The one change not committed
-// each time is an outbound session's advance by one message: its row is
-// stored ahead of it (see putOutbound), which keeps the same promise.
+// a session that messages went out under. Two changes are not committed
+// each time: an outbound session's advance by one message, whose row is
+// stored ahead of it (see putOutbound), which keeps the same promise; and a
+// received message's index, which commits with the core's write for the
+// same event (ValidateMessageIndex).
 type Store struct {
 	*crypto.MemoryStore
 	db        *database.Database
@@ -65,6 +67,11 @@ type Store struct {
 	// resumeAt says, per room, where the stored outbound session resumes.
 	resumeMu sync.Mutex
 	resumeAt map[id.RoomID]storedOutbound
+
+	// unsealed holds, per event, the message index rows its decryption
+	// left for the core to commit (see ValidateMessageIndex).
+	sealMu   sync.Mutex
+	unsealed map[id.EventID][]database.CryptoRow
 
 	sigMu sync.Mutex
 	// signers maps a signer (user|key) to the signature rows it made, so
@@ -95,6 +102,7 @@ func NewStore(ctx context.Context, db *database.Database, pickleKey string) (*St
 		pickleKey:   []byte(pickleKey),
 		signers:     make(map[string][]string),
 		resumeAt:    make(map[id.RoomID]storedOutbound),
+		unsealed:    make(map[id.EventID][]database.CryptoRow),
 	}
 	if err := s.load(ctx); err != nil {
 		return nil, fmt.Errorf("load the bridge's encryption keys: %w", err)
@@ -527,8 +535,10 @@ func (s *Store) MarkOutboundGroupSessionShared(ctx context.Context, userID id.Us
 	return s.MemoryStore.MarkOutboundGroupSessionShared(ctx, userID, identityKey, sessionID)
 }
 
-// ValidateMessageIndex guards against replayed Megolm messages; the first
-// sighting of an index is committed before the message is accepted.
+// ValidateMessageIndex guards against replayed Megolm messages. The first
+// sighting of an index is refused to any other event at once, in memory;
+// its row waits for the event's seal (takeSeal), which the core commits
+// with the event's next journal write, before the event leaves the bridge.
 func (s *Store) ValidateMessageIndex(ctx context.Context, sessionID id.SessionID, eventID id.EventID, index uint, timestamp int64) (bool, error) {
 	key := string(sessionID) + keySep + strconv.FormatUint(uint64(index), 10)
 	defer s.lock(kindIndex, key)()
@@ -536,7 +546,24 @@ func (s *Store) ValidateMessageIndex(ctx context.Context, sessionID id.SessionID
 	if err != nil || !ok || (eventID == "" && timestamp == 0) {
 		return ok, err
 	}
-	return true, s.put(ctx, kindIndex, key, indexRow{EventID: eventID, Timestamp: timestamp})
+	data, err := json.Marshal(indexRow{EventID: eventID, Timestamp: timestamp})
+	if err != nil {
+		return false, fmt.Errorf("encode crypto %s: %w", kindIndex, err)
+	}
+	s.sealMu.Lock()
+	s.unsealed[eventID] = append(s.unsealed[eventID], database.CryptoRow{Kind: kindIndex, Key: key, Value: string(data)})
+	s.sealMu.Unlock()
+	return true, nil
+}
+
+// takeSeal returns the rows an event's decryption left to commit, and
+// forgets them.
+func (s *Store) takeSeal(eventID id.EventID) []database.CryptoRow {
+	s.sealMu.Lock()
+	defer s.sealMu.Unlock()
+	rows := s.unsealed[eventID]
+	delete(s.unsealed, eventID)
+	return rows
 }
 
 func (s *Store) putDeviceList(ctx context.Context, userID id.UserID) error {

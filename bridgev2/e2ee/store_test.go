@@ -144,6 +144,19 @@ func TestInboundSessionsAndReplayGuardSurviveARestart(t *testing.T) {
 			if ok, err := store.ValidateMessageIndex(ctx, igs.ID(), "$first", 0, 1000); !ok || err != nil {
 				t.Fatalf("first sighting refused: %v", err)
 			}
+			if ok, _ := store.ValidateMessageIndex(ctx, igs.ID(), "$other", 0, 1500); ok {
+				t.Error("a replayed message index was accepted before the first one's seal was committed")
+			}
+			// Until the core commits the event's seal, nothing of it is
+			// stored: the event has not reached the remote network yet.
+			if unsealed, err := reopen(t, dialect, uri, pickleKey); err != nil {
+				t.Fatal(err)
+			} else if ok, _ := unsealed.ValidateMessageIndex(ctx, igs.ID(), "$first", 0, 1000); !ok {
+				t.Error("the message index was stored before its seal was committed")
+			}
+			if err := e2ee.CommitSeal(ctx, store, "$first"); err != nil {
+				t.Fatal(err)
+			}
 			ciphertext, err := userOut.Encrypt([]byte("reply"))
 			if err != nil {
 				t.Fatal(err)
