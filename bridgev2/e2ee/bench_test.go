@@ -59,7 +59,8 @@ func BenchmarkEncryptedRoom(b *testing.B) {
 				b.Fatal(err)
 			}
 			if seal != nil {
-				// Alone, as the core's write for the event would be.
+				// In a write of its own, the worst case: the core folds it
+				// into the write that marks the text sending.
 				if err := db.Write(ctx, seal); err != nil {
 					b.Fatal(err)
 				}

@@ -374,7 +374,9 @@ func (e *E2EE) Decrypt(ctx context.Context, evt *event.Event) (*event.Event, bri
 	if msg, ok := decrypted.Content.Parsed.(*event.MessageEventContent); ok && msg.File != nil && msg.URL == "" {
 		row, err := e.mediaKeyRow(msg.File)
 		if err != nil {
-			return nil, nil, bridgev2.RetriableError("The bridge could not store the key of your file; retrying.", err)
+			// Encoding the key fails only on a broken pickle key, which a
+			// retry would not mend; storing it is the seal's part.
+			return nil, nil, bridgev2.NewError("The bridge could not encrypt the key of your file for storage, so it was not sent.", err)
 		}
 		rows = append(rows, row)
 		// Connectors hand out public URLs for content.URL, and the media
